@@ -1,0 +1,46 @@
+#pragma once
+// W8A8 linear layer: per-output-channel INT8 weights, per-token dynamic INT8 activations,
+// INT32 accumulation (AMX tdpbssd, AVX-512 VNNI vpdpbusd, AVX2 vpmaddwd or scalar), and the
+// dequantization and bias fused into the store.
+#include <cstdint>
+#include <vector>
+
+#include "quant.h"
+
+namespace ff::cpu {
+
+struct Int8Linear {
+  int64_t out = 0, in = 0;  // the weight is [out, in]; y = x W^T + b
+  int64_t inPadded = 0;     // in rounded up to 64: the activation row stride
+  Int8Path path = Int8Path::Scalar;
+  // Scalar: [out, inPadded] row-major. Otherwise: packInt8Panels layout (16-column panels).
+  std::vector<int8_t> weights;
+  std::vector<float> scale;     // [out] weight scale per output channel
+  std::vector<int32_t> colSum;  // [out] sum over in of the int8 weights (the u8 offset trick)
+  std::vector<float> bias;      // [out], zeros when the layer has none
+};
+
+// Quantizes w: [out, in] per output channel (absmax / 127) and packs it for path.
+Int8Linear quantizeLinear(const float* w, const float* bias, int64_t out, int64_t in,
+                          Int8Path path);
+// Takes weights stored pre-quantized: q: [out, in] int8, scale: [out].
+Int8Linear int8LinearFromQuantized(const int8_t* q, const float* scale, const float* bias,
+                                   int64_t out, int64_t in, Int8Path path);
+
+// x: [rows, in] (row stride in) -> y: [rows, out] (row stride out); y = x W^T + b computed as
+// dequant(quant_per_token(x) . Wq^T) + b, on the layer's path, across all worker threads.
+void linearW8A8(const Int8Linear& layer, const float* x, int64_t rows, float* y);
+
+// Scalar INT8 reference, the oracle of the fast paths: the same quantization, plain loops.
+void linearW8A8Reference(const Int8Linear& layer, const float* x, int64_t rows, float* y);
+
+// The row-block kernels behind linearW8A8. xq: [rows, inPadded] int8 with per-row scale xs.
+// rows is a multiple of 16 for the AMX kernel (padded rows are zero and their y is scratch).
+void gemmInt8RowsAvx2(const Int8Linear& layer, const int8_t* xq, const float* xs, int64_t rows,
+                      float* y, int64_t ldy);
+void gemmInt8RowsVnni(const Int8Linear& layer, const int8_t* xq, const float* xs, int64_t rows,
+                      float* y, int64_t ldy);
+void gemmInt8RowsAmx(const Int8Linear& layer, const int8_t* xq, const float* xs, int64_t rows,
+                     float* y, int64_t ldy);
+
+}  // namespace ff::cpu

@@ -1,0 +1,45 @@
+#pragma once
+// INT8 building blocks shared by the W8A8 linear layer and the Sage/SLA attention kernels:
+// the run-time choice of INT8 code path, symmetric per-row quantization and the tile layout
+// that both AMX and AVX-512 VNNI read.
+#include <cstdint>
+#include <functional>
+
+namespace ff::cpu {
+
+// INT8 code paths, lowest to highest score. A path the CPU or the OS cannot run is never chosen.
+enum class Int8Path { Scalar = 0, Avx2 = 1, Avx512Vnni = 2, Amx = 3 };
+
+const char* int8PathName(Int8Path path);
+bool int8PathAvailable(Int8Path path);
+// The highest-scoring available path; FRAMEFLEET_INT8_PATH=scalar|avx2|vnni|amx caps it.
+Int8Path bestInt8Path();
+
+// Runs fn(begin, end) over [0, n) split into contiguous chunks across the worker threads.
+void parallelChunks(int64_t n, const std::function<void(int64_t begin, int64_t end)>& fn);
+
+// Symmetric per-row quantization, round to nearest even:
+// x: [rows, cols] (row stride ldx) -> q: [rows, ldq] int8 in [-127, 127], columns past cols
+// zero-filled; scale: [rows] with x ~= q * scale. An all-zero row gets scale 0.
+void quantizeRows(const float* x, int64_t rows, int64_t cols, int64_t ldx, int8_t* q, int64_t ldq,
+                  float* scale);
+void quantizeRowsScalar(const float* x, int64_t rows, int64_t cols, int64_t ldx, int8_t* q,
+                        int64_t ldq, float* scale);
+
+// One row's quantization given its absolute maximum; shared by the scalar and vector paths so
+// that both round identically.
+inline float int8ScaleForAbsMax(float absMax) { return absMax / 127.0f; }
+inline float int8InverseScaleForAbsMax(float absMax) { return absMax > 0 ? 127.0f / absMax : 0.0f; }
+
+// Tile layout of an int8 matrix B used as the right operand of A[M, K] . B[K, N] (B given as
+// rows of N vectors of length K, i.e. a linear weight [out, in] or keys [tokens, hd]):
+// panels of 16 columns by 64 K-values, each 16 rows of (16 columns x 4 consecutive K values):
+//   packed[((nb * kBlocks + kb) * 16 + k4) * 64 + n * 4 + kk] = b[nb*16 + n][kb*64 + k4*4 + kk]
+// This is AMX's B-tile format and what vpdpbusd wants for 16 int32 accumulators.
+constexpr int64_t kInt8PanelCols = 16;
+constexpr int64_t kInt8PanelDepth = 64;
+inline int64_t roundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+// rows: [n, ldb] int8 (only the first k columns are read) -> packed: [roundUp(n,16) * roundUp(k,64)]
+void packInt8Panels(const int8_t* rows, int64_t n, int64_t k, int64_t ldb, int8_t* packed);
+
+}  // namespace ff::cpu

@@ -1,0 +1,41 @@
+// AVX-512 per-row quantization; rounds exactly as quantizeRowsScalar (nearest even).
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "quant.h"
+
+namespace ff::cpu {
+
+void quantizeRowsAvx512(const float* x, int64_t rows, int64_t cols, int64_t ldx, int8_t* q,
+                        int64_t ldq, float* scale) {
+  const __m512 signMask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * ldx;
+    int8_t* qr = q + r * ldq;
+    __m512 vmax = _mm512_setzero_ps();
+    int64_t c = 0;
+    for (; c + 16 <= cols; c += 16) {
+      vmax = _mm512_max_ps(vmax, _mm512_and_ps(_mm512_loadu_ps(xr + c), signMask));
+    }
+    if (c < cols) {
+      const __mmask16 m = static_cast<__mmask16>((1u << (cols - c)) - 1);
+      vmax = _mm512_max_ps(vmax, _mm512_and_ps(_mm512_maskz_loadu_ps(m, xr + c), signMask));
+    }
+    const float absMax = _mm512_reduce_max_ps(vmax);
+    const __m512 inv = _mm512_set1_ps(int8InverseScaleForAbsMax(absMax));
+    for (c = 0; c + 16 <= cols; c += 16) {
+      const __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xr + c), inv));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(qr + c), _mm512_cvtsepi32_epi8(v));
+    }
+    if (c < cols) {
+      const __mmask16 m = static_cast<__mmask16>((1u << (cols - c)) - 1);
+      const __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, xr + c), inv));
+      _mm_mask_storeu_epi8(qr + c, m, _mm512_cvtsepi32_epi8(v));
+    }
+    std::memset(qr + cols, 0, static_cast<size_t>(ldq - cols));
+    scale[r] = int8ScaleForAbsMax(absMax);
+  }
+}
+
+}  // namespace ff::cpu
