@@ -255,14 +255,20 @@ export const JobStatusSchema = described(
     ).optional(),
     timings: described(
       z.strictObject({
-        queue: z.number().min(0).optional(),
-        load: z.number().min(0).optional(),
-        textEncode: z.number().min(0).optional(),
-        denoise: z.number().min(0).optional(),
-        decode: z.number().min(0).optional(),
-        encode: z.number().min(0).optional(),
-        total: z.number().min(0).optional(),
-        gpuSeconds: z.number().min(0).optional(),
+        queue: described(z.number().min(0), "Seconds from creation (or requeue) to dispatch.").optional(),
+        load: described(
+          z.number().min(0),
+          "Seconds the worker spent loading the model for this job (0 when already loaded).",
+        ).optional(),
+        textEncode: described(z.number().min(0), "Seconds encoding the prompt.").optional(),
+        denoise: described(z.number().min(0), "Seconds in the denoising loop.").optional(),
+        decode: described(z.number().min(0), "Seconds decoding latents to frames.").optional(),
+        encode: described(z.number().min(0), "Seconds writing the video file.").optional(),
+        total: described(z.number().min(0), "Seconds from dispatch to the recorded output.").optional(),
+        gpuSeconds: described(
+          z.number().min(0),
+          "Device-seconds used: total times devices held (0 on CPU classes).",
+        ).optional(),
       }),
       "Seconds spent per stage of the successful attempt, and device-seconds used.",
     ).optional(),

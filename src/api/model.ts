@@ -97,8 +97,11 @@ export const WorkersSchema = described(
     ).optional(),
     resources: described(
       z.strictObject({
-        requests: z.record(z.string(), QuantitySchema).optional(),
-        limits: z.record(z.string(), QuantitySchema).optional(),
+        requests: described(
+          z.record(z.string(), QuantitySchema),
+          "Minimum resources by name, e.g. cpu: 2, memory: 8Gi.",
+        ).optional(),
+        limits: described(z.record(z.string(), QuantitySchema), "Maximum resources by name.").optional(),
       }),
       "CPU and memory requests and limits of the worker container; the device resource is added by the operator.",
     ).optional(),

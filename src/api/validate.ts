@@ -43,6 +43,10 @@ function typeName(value: unknown): string {
   return `a ${typeof value}`;
 }
 
+function article(noun: string): string {
+  return `${/^[aeiou]/.test(noun) ? "an" : "a"} ${noun}`;
+}
+
 function at(doc: unknown, path: readonly PropertyKey[]): unknown {
   let cur: unknown = doc;
   for (const key of path) {
@@ -62,7 +66,7 @@ function describeIssue(issue: z.core.$ZodIssue, doc: unknown): Problem[] {
       return [
         {
           path,
-          message: `must be ${issue.expected === "int" ? "an integer" : `a ${issue.expected}`} (got ${typeName(got)})`,
+          message: `must be ${article(issue.expected === "int" ? "integer" : issue.expected)} (got ${typeName(got)})`,
         },
       ];
     case "too_small": {
@@ -105,6 +109,8 @@ function describeIssue(issue: z.core.$ZodIssue, doc: unknown): Problem[] {
       return [
         { path, message: `${issue.message.replace(/^Invalid (string|input): /i, "")} (got ${show(got)})` },
       ];
+    case "custom":
+      return [{ path, message: issue.message }];
     case "invalid_union":
       return [{ path, message: `does not match any allowed form (got ${show(got)})` }];
     default:
