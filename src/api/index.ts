@@ -5,4 +5,5 @@ export * from "./gpuclass.ts";
 export * from "./job.ts";
 export * from "./knobs.ts";
 export * from "./model.ts";
+export * from "./operatorconfig.ts";
 export * from "./validate.ts";
