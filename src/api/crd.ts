@@ -94,6 +94,8 @@ interface CrdInput {
   status: z.ZodType;
   description: string;
   columns: PrinterColumn[];
+  /** The scale subresource, for kinds an external autoscaler may scale. */
+  scale?: { specReplicasPath: string; statusReplicasPath: string; labelSelectorPath: string };
 }
 
 function renderCrd(input: CrdInput): JsonSchema {
@@ -120,7 +122,7 @@ function renderCrd(input: CrdInput): JsonSchema {
           name: VERSION,
           served: true,
           storage: true,
-          subresources: { status: {} },
+          subresources: input.scale ? { status: {}, scale: input.scale } : { status: {} },
           additionalPrinterColumns: [
             ...input.columns,
             {
@@ -161,6 +163,11 @@ export const CRD_INPUTS: CrdInput[] = [
     shortNames: ["am"],
     spec: AcceleratedModelSpecSchema,
     status: AcceleratedModelStatusSchema,
+    scale: {
+      specReplicasPath: ".spec.replicas",
+      statusReplicasPath: ".status.replicas",
+      labelSelectorPath: ".status.selector",
+    },
     description:
       "AcceleratedModel is a video-generation model, its acceleration profiles, and the worker pools that serve it.",
     columns: [

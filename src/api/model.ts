@@ -203,6 +203,10 @@ export const AcceleratedModelSpecSchema = described(
       scaleDownDelaySeconds: 60,
     }),
     output: ModelOutputSchema.default({ emptyDir: {} }),
+    replicas: described(
+      z.number().int().min(0).max(1000),
+      "Desired workers, written by an external autoscaler (KEDA, HPA) through the scale subresource; used only while the operator's built-in autoscaler is off, and still bounded by minWorkers and maxWorkers.",
+    ).optional(),
   }),
   "Desired state of an AcceleratedModel.",
 );
@@ -252,6 +256,14 @@ export const AcceleratedModelStatusSchema = described(
     ).optional(),
     pools: described(z.array(PoolStatusSchema), "Worker pools by GPU class.").optional(),
     readyWorkers: described(z.number().int().min(0), "Ready workers across all pools.").optional(),
+    replicas: described(
+      z.number().int().min(0),
+      "Worker pods across all pools (the scale subresource's status).",
+    ).optional(),
+    selector: described(
+      z.string(),
+      "Label selector of this model's worker pods, for the scale subresource (KEDA, HPA).",
+    ).optional(),
     queueDepth: described(z.number().int().min(0), "Queued plus running jobs for this model.").optional(),
   }),
   "Observed state of an AcceleratedModel.",
