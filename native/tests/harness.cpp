@@ -66,3 +66,17 @@ int main(int argc, char** argv) {
   std::printf("%d cases, %d failed\n", run, failed_cases);
   return failed_cases == 0 && run > 0 ? 0 : 1;
 }
+
+namespace fftest {
+std::vector<float> random_vector(size_t n, uint64_t seed, float scale) {
+  std::vector<float> v(n);
+  uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (auto& x : v) {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    x = scale * (float((s >> 40) & 0xFFFFFF) / float(1 << 23) - 1.0f);
+  }
+  return v;
+}
+}  // namespace fftest

@@ -1,6 +1,7 @@
 // Minimal test harness: TEST(name) registers a case; CHECK records a failure and continues.
 #pragma once
 #include <cmath>
+#include <cstdint>
 #include <functional>
 #include <sstream>
 #include <string>
@@ -60,3 +61,8 @@ double cosine(const float* a, const float* b, size_t n);
     }                                                                                          \
     CHECK_MSG(thrown_, "expected an error containing '" << (needle) << "'");                  \
   } while (0)
+
+namespace fftest {
+// Uniform values in [-scale, scale), deterministic per seed (fresh inputs per test, never zeros).
+std::vector<float> random_vector(size_t n, uint64_t seed, float scale = 1.0f);
+}  // namespace fftest

@@ -1,6 +1,7 @@
 #pragma once
 // AMX tile configuration shared by the INT8 GEMM and Sage attention kernels. Include only from
-// *_amx.cpp files (compiled with -mamx-tile); the OS permission is requested by bestInt8Path().
+// *_amx.cpp files (compiled with -mamx-tile); the OS permission is requested by
+// core/cpu_features at detection.
 #include <immintrin.h>
 
 #include <cstdint>

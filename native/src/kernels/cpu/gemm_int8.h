@@ -12,7 +12,7 @@ namespace ff::cpu {
 struct Int8Linear {
   int64_t out = 0, in = 0;  // the weight is [out, in]; y = x W^T + b
   int64_t inPadded = 0;     // in rounded up to 64: the activation row stride
-  Int8Path path = Int8Path::Scalar;
+  Variant path = Variant::Scalar;
   // Scalar: [out, inPadded] row-major. Otherwise: packInt8Panels layout (16-column panels).
   std::vector<int8_t> weights;
   std::vector<float> scale;     // [out] weight scale per output channel
@@ -22,10 +22,10 @@ struct Int8Linear {
 
 // Quantizes w: [out, in] per output channel (absmax / 127) and packs it for path.
 Int8Linear quantizeLinear(const float* w, const float* bias, int64_t out, int64_t in,
-                          Int8Path path);
+                          Variant path);
 // Takes weights stored pre-quantized: q: [out, in] int8, scale: [out].
 Int8Linear int8LinearFromQuantized(const int8_t* q, const float* scale, const float* bias,
-                                   int64_t out, int64_t in, Int8Path path);
+                                   int64_t out, int64_t in, Variant path);
 
 // x: [rows, in] (row stride in) -> y: [rows, out] (row stride out); y = x W^T + b computed as
 // dequant(quant_per_token(x) . Wq^T) + b, on the layer's path, across all worker threads.

@@ -5,17 +5,19 @@
 #include <cstdint>
 #include <functional>
 
+#include "core/cpu_features.h"
+
 namespace ff::cpu {
 
-// INT8 code paths, lowest to highest score. A path the CPU or the OS cannot run is never chosen.
-enum class Int8Path { Scalar = 0, Avx2 = 1, Avx512Vnni = 2, Amx = 3 };
+// The INT8 kernels come in Variant::Scalar, Avx2, Vnni (AVX-512 VNNI) and Amx builds; a CPU with
+// AVX-512 but no VNNI runs the Avx2 build. FRAMEFLEET_CPU_MAX_VARIANT caps the choice.
+Variant bestInt8Variant();
+bool int8VariantRuns(Variant v);
+// Throws Error(Internal) naming `what` unless v runs here; also makes sure detection (and with it
+// the AMX permission request) happened before any tile instruction.
+void requireInt8Variant(Variant v, const char* what);
 
-const char* int8PathName(Int8Path path);
-bool int8PathAvailable(Int8Path path);
-// The highest-scoring available path; FRAMEFLEET_INT8_PATH=scalar|avx2|vnni|amx caps it.
-Int8Path bestInt8Path();
-
-// Runs fn(begin, end) over [0, n) split into contiguous chunks across the worker threads.
+// Runs fn(begin, end) over [0, n) split into contiguous chunks across the global thread pool.
 void parallelChunks(int64_t n, const std::function<void(int64_t begin, int64_t end)>& fn);
 
 // Symmetric per-row quantization, round to nearest even:

@@ -1,0 +1,18 @@
+// 3D convolution, stride 1, for the causal VAE decoder: the time axis is padded with kt - 1 zero
+// frames in front only, space with kh/2, kw/2 zeros on each side, so the output has the input's
+// T x H x W. x: [Ci, T, H, W], w: [Co, Ci, kt, kh, kw], bias: [Co] or null -> y: [Co, T, H, W].
+#pragma once
+#include <cstdint>
+
+namespace ff {
+
+struct Conv3dShape {
+  int64_t in_channels, out_channels, frames, height, width, kt, kh, kw;
+};
+
+// im2col of one output frame into [H*W, Ci*kt*kh*kw] then one GEMM per frame.
+void conv3d(const Conv3dShape& s, const float* x, const float* w, const float* bias, float* y);
+// Direct loops in double: the oracle.
+void conv3d_ref(const Conv3dShape& s, const float* x, const float* w, const float* bias, float* y);
+
+}  // namespace ff

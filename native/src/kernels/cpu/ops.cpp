@@ -1,0 +1,195 @@
+#include "kernels/cpu/ops.h"
+
+#include <cmath>
+#include <vector>
+
+#include "core/threadpool.h"
+#include "kernels/cpu/vmath.h"
+
+namespace ff {
+
+namespace {
+void rows_parallel(int64_t rows, int64_t dim, const std::function<void(int64_t, int64_t)>& fn) {
+  ThreadPool::global().parallel_for(rows, fn, std::max<int64_t>(1, 16384 / std::max<int64_t>(dim, 1)));
+}
+}  // namespace
+
+void layer_norm(const float* x, float* y, int64_t rows, int64_t dim, const float* w, const float* b, float eps) {
+  rows_parallel(rows, dim, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = x + r * dim;
+      float* yr = y + r * dim;
+      float sum = 0.f;
+      for (int64_t i = 0; i < dim; ++i) sum += xr[i];
+      float mean = sum / dim;
+      float var = 0.f;
+      for (int64_t i = 0; i < dim; ++i) var += (xr[i] - mean) * (xr[i] - mean);
+      float inv = 1.0f / std::sqrt(var / dim + eps);
+      for (int64_t i = 0; i < dim; ++i) {
+        float v = (xr[i] - mean) * inv;
+        if (w) v *= w[i];
+        if (b) v += b[i];
+        yr[i] = v;
+      }
+    }
+  });
+}
+
+void layer_norm_ref(const float* x, float* y, int64_t rows, int64_t dim, const float* w, const float* b, float eps) {
+  for (int64_t r = 0; r < rows; ++r) {
+    double mean = 0, var = 0;
+    for (int64_t i = 0; i < dim; ++i) mean += x[r * dim + i];
+    mean /= dim;
+    for (int64_t i = 0; i < dim; ++i) var += (x[r * dim + i] - mean) * (x[r * dim + i] - mean);
+    double inv = 1.0 / std::sqrt(var / dim + eps);
+    for (int64_t i = 0; i < dim; ++i)
+      y[r * dim + i] = float((x[r * dim + i] - mean) * inv * (w ? w[i] : 1.0) + (b ? b[i] : 0.0));
+  }
+}
+
+void rms_norm(const float* x, float* y, int64_t rows, int64_t dim, const float* w, float eps) {
+  rows_parallel(rows, dim, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = x + r * dim;
+      float* yr = y + r * dim;
+      float ss = 0.f;
+      for (int64_t i = 0; i < dim; ++i) ss += xr[i] * xr[i];
+      float inv = 1.0f / std::sqrt(ss / dim + eps);
+      for (int64_t i = 0; i < dim; ++i) yr[i] = xr[i] * inv * (w ? w[i] : 1.0f);
+    }
+  });
+}
+
+void rms_norm_ref(const float* x, float* y, int64_t rows, int64_t dim, const float* w, float eps) {
+  for (int64_t r = 0; r < rows; ++r) {
+    double ss = 0;
+    for (int64_t i = 0; i < dim; ++i) ss += double(x[r * dim + i]) * x[r * dim + i];
+    double inv = 1.0 / std::sqrt(ss / dim + eps);
+    for (int64_t i = 0; i < dim; ++i) y[r * dim + i] = float(x[r * dim + i] * inv * (w ? w[i] : 1.0));
+  }
+}
+
+void channel_rms_norm(const float* x, float* y, int64_t channels, int64_t positions, const float* w, float eps) {
+  constexpr int64_t kBlock = 256;
+  ThreadPool::global().parallel_for((positions + kBlock - 1) / kBlock, [&](int64_t b0, int64_t b1) {
+    std::vector<float> ss(kBlock);
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      int64_t s0 = blk * kBlock, n = std::min(kBlock, positions - s0);
+      std::fill(ss.begin(), ss.end(), 0.f);
+      for (int64_t c = 0; c < channels; ++c) {
+        const float* xc = x + c * positions + s0;
+        for (int64_t s = 0; s < n; ++s) ss[s] += xc[s] * xc[s];
+      }
+      for (int64_t s = 0; s < n; ++s) ss[s] = 1.0f / std::sqrt(ss[s] / channels + eps);
+      for (int64_t c = 0; c < channels; ++c) {
+        const float* xc = x + c * positions + s0;
+        float* yc = y + c * positions + s0;
+        float wc = w ? w[c] : 1.0f;
+        for (int64_t s = 0; s < n; ++s) yc[s] = xc[s] * ss[s] * wc;
+      }
+    }
+  });
+}
+
+void channel_rms_norm_ref(const float* x, float* y, int64_t channels, int64_t positions, const float* w, float eps) {
+  for (int64_t s = 0; s < positions; ++s) {
+    double ss = 0;
+    for (int64_t c = 0; c < channels; ++c) ss += double(x[c * positions + s]) * x[c * positions + s];
+    double inv = 1.0 / std::sqrt(ss / channels + eps);
+    for (int64_t c = 0; c < channels; ++c) y[c * positions + s] = float(x[c * positions + s] * inv * (w ? w[c] : 1.0));
+  }
+}
+
+void gelu_inplace(float* x, int64_t n) {
+  ThreadPool::global().parallel_for(n, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) x[i] = gelu_fast(x[i]);
+  }, 16384);
+}
+
+void gelu_ref(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    double v = x[i];
+    x[i] = float(0.5 * v * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v))));
+  }
+}
+
+void silu_inplace(float* x, int64_t n) {
+  ThreadPool::global().parallel_for(n, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) x[i] = silu_fast(x[i]);
+  }, 16384);
+}
+
+void silu_ref(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = float(double(x[i]) / (1.0 + std::exp(-double(x[i]))));
+}
+
+void modulate(float* x, int64_t rows, int64_t dim, const float* shift, const float* scale) {
+  rows_parallel(rows, dim, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t i = 0; i < dim; ++i) x[r * dim + i] = x[r * dim + i] * (1.0f + scale[i]) + shift[i];
+  });
+}
+
+void add_gated(float* x, const float* y, int64_t rows, int64_t dim, const float* gate) {
+  rows_parallel(rows, dim, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      if (gate)
+        for (int64_t i = 0; i < dim; ++i) x[r * dim + i] += gate[i] * y[r * dim + i];
+      else
+        for (int64_t i = 0; i < dim; ++i) x[r * dim + i] += y[r * dim + i];
+    }
+  });
+}
+
+namespace {
+
+// Per part (time, row, column) of head_dim: channel offset, size, and which grid index drives it.
+struct RopePart {
+  int64_t offset, size, axis;
+};
+std::vector<RopePart> rope_parts(int64_t head_dim) {
+  int64_t sixth = head_dim / 6;
+  int64_t dh = 2 * sixth, dt = head_dim - 2 * dh;
+  return {{0, dt, 0}, {dt, dh, 1}, {dt + dh, dh, 2}};
+}
+
+template <class Real>
+void rope3d_impl(float* x, int64_t stride, int64_t heads, int64_t head_dim, RopeGrid grid, double theta, bool parallel) {
+  int64_t tokens = grid.frames * grid.rows * grid.cols;
+  auto parts = rope_parts(head_dim);
+  // Angles per (axis position, pair) are shared by every token and head: table [hd/2] per token.
+  auto body = [&](int64_t t0, int64_t t1) {
+    std::vector<Real> cs(head_dim / 2), sn(head_dim / 2);
+    for (int64_t n = t0; n < t1; ++n) {
+      int64_t pos[3] = {n / (grid.rows * grid.cols), (n / grid.cols) % grid.rows, n % grid.cols};
+      for (const RopePart& p : parts)
+        for (int64_t j = 0; j < p.size / 2; ++j) {
+          Real angle = Real(pos[p.axis]) * Real(std::pow(theta, -2.0 * double(j) / double(p.size)));
+          cs[p.offset / 2 + j] = std::cos(angle);
+          sn[p.offset / 2 + j] = std::sin(angle);
+        }
+      for (int64_t h = 0; h < heads; ++h) {
+        float* v = x + n * stride + h * head_dim;
+        for (int64_t j = 0; j < head_dim / 2; ++j) {
+          Real a = v[2 * j], b = v[2 * j + 1];
+          v[2 * j] = float(a * cs[j] - b * sn[j]);
+          v[2 * j + 1] = float(a * sn[j] + b * cs[j]);
+        }
+      }
+    }
+  };
+  if (parallel) ThreadPool::global().parallel_for(tokens, body, 16);
+  else body(0, tokens);
+}
+
+}  // namespace
+
+void rope3d(float* x, int64_t stride, int64_t heads, int64_t head_dim, RopeGrid grid, double theta) {
+  rope3d_impl<float>(x, stride, heads, head_dim, grid, theta, true);
+}
+
+void rope3d_ref(float* x, int64_t stride, int64_t heads, int64_t head_dim, RopeGrid grid, double theta) {
+  rope3d_impl<double>(x, stride, heads, head_dim, grid, theta, false);
+}
+
+}  // namespace ff

@@ -1,0 +1,49 @@
+#pragma once
+// The online-softmax step shared by the AMX and VNNI sage kernels (include only from files built
+// with AVX-512). exp2 by range reduction: 2^x = 2^n * 2^f, |f| <= 0.5, degree-6 polynomial
+// (relative error below 2e-7), scaled with vscalefps.
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstdint>
+
+namespace ff::cpu {
+
+inline __m512 exp2Avx512(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-126.0f));
+  const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(x, n);
+  __m512 p = _mm512_set1_ps(1.5353362e-4f);
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3398874e-3f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6180540e-3f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5503406e-2f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022650e-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718e-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
+// One query row's step of the online softmax over a chunk of keys.
+// s: [cols] logits in base 2 (cols a multiple of 16, masked keys hold -inf); m, l: the running
+// max and denominator. Writes p = 2^(s - m_new) to pOut (fp32, may alias s) and returns the
+// factor 2^(m_old - m_new) by which the row's output accumulator must be scaled.
+inline float onlineSoftmaxRow(float* s, int64_t cols, float& m, float& l, float* pOut) {
+  __m512 vmax = _mm512_set1_ps(-INFINITY);
+  for (int64_t c = 0; c < cols; c += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(s + c));
+  const float mNew = std::fmax(m, _mm512_reduce_max_ps(vmax));
+  const float corr = std::isinf(m) ? 0.0f : std::exp2(m - mNew);
+  const __m512 vm = _mm512_set1_ps(mNew);
+  __m512 vsum = _mm512_setzero_ps();
+  for (int64_t c = 0; c < cols; c += 16) {
+    const __m512 sv = _mm512_loadu_ps(s + c);
+    const __mmask16 live = _mm512_cmp_ps_mask(sv, _mm512_set1_ps(-INFINITY), _CMP_NEQ_OQ);
+    const __m512 p = _mm512_maskz_mov_ps(live, exp2Avx512(_mm512_sub_ps(sv, vm)));
+    vsum = _mm512_add_ps(vsum, p);
+    _mm512_storeu_ps(pOut + c, p);
+  }
+  l = l * corr + _mm512_reduce_add_ps(vsum);
+  m = mNew;
+  return corr;
+}
+
+}  // namespace ff::cpu

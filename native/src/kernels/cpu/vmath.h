@@ -1,0 +1,41 @@
+// exp written so the compiler vectorises loops that call it (libm's expf is a scalar call):
+// round-to-nearest range reduction x = n ln2 + r, |r| <= ln2/2, degree-7 polynomial, 2^n built
+// from the exponent bits. Relative error below 2e-7 on [-87, 88]; inputs are clamped there.
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+namespace ff {
+
+inline float exp_fast(float x) {
+  x = x < -87.0f ? -87.0f : x;
+  x = x > 88.0f ? 88.0f : x;
+  float t = x * 1.44269504088896341f;
+  int n = static_cast<int>(t + (t >= 0.f ? 0.5f : -0.5f));
+  float nf = static_cast<float>(n);
+  float r = x - nf * 0.693145751953125f - nf * 1.42860682030941723e-6f;
+  float p = 1.98412698e-4f;
+  p = p * r + 1.38888889e-3f;
+  p = p * r + 8.33333333e-3f;
+  p = p * r + 4.16666667e-2f;
+  p = p * r + 1.66666667e-1f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  int32_t bits = (n + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, 4);
+  return p * scale;
+}
+
+// tanh-approximated GELU, the family's activation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+inline float gelu_fast(float x) {
+  float u = 0.7978845608028654f * (x + 0.044715f * x * x * x);
+  // tanh(u) = 1 - 2 / (exp(2u) + 1), stable for both signs with the clamp inside exp_fast
+  float th = 1.0f - 2.0f / (exp_fast(2.0f * u) + 1.0f);
+  return 0.5f * x * (1.0f + th);
+}
+
+inline float silu_fast(float x) { return x / (1.0f + exp_fast(-x)); }
+
+}  // namespace ff

@@ -1,0 +1,130 @@
+#include <cmath>
+#include <vector>
+
+#include "harness.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/conv3d.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/ops.h"
+#include "kernels/cpu/vmath.h"
+
+using fftest::random_vector;
+
+TEST(gemm_variants_match_reference_on_edge_shapes) {
+  struct Case { int64_t M, N, K; bool bias, acc; };
+  const Case cases[] = {{1, 1, 1, false, false}, {13, 37, 19, true, false}, {50, 70, 300, true, true},
+                        {96, 64, 256, false, false}, {130, 33, 517, true, false}, {7, 1000, 64, false, true}};
+  uint64_t seed = 1;
+  for (const Case& c : cases) {
+    auto A = random_vector(c.M * (c.K + 3), seed++);
+    auto B = random_vector(c.N * (c.K + 1), seed++);
+    auto bias = random_vector(c.N, seed++);
+    auto C0 = random_vector(c.M * (c.N + 2), seed++);
+    ff::GemmArgs g{c.M, c.N, c.K, A.data(), c.K + 3, B.data(), c.K + 1, nullptr, c.N + 2, c.bias ? bias.data() : nullptr, c.acc};
+    std::vector<float> ref = C0;
+    g.C = ref.data();
+    ff::gemm_nt_reference(g);
+    for (ff::Variant v : ff::gemm_variants()) {
+      if (ff::variant_score(v) == 0) continue;
+      std::vector<float> out = C0;
+      g.C = out.data();
+      ff::gemm_nt_variant(v, g);
+      double err = fftest::rel_l2(out.data(), ref.data(), out.size());
+      CHECK_MSG(err < 1e-5, ff::variant_name(v) << " M=" << c.M << " N=" << c.N << " K=" << c.K << " relL2=" << err);
+    }
+    std::vector<float> out = C0;
+    g.C = out.data();
+    ff::gemm_nt(g);
+    CHECK(fftest::rel_l2(out.data(), ref.data(), out.size()) < 1e-5);
+  }
+}
+
+TEST(exp_fast_is_accurate_over_its_range) {
+  double worst = 0;
+  for (float x = -80.f; x < 80.f; x += 0.01237f) worst = std::max(worst, std::fabs(ff::exp_fast(x) / std::exp(double(x)) - 1.0));
+  CHECK_MSG(worst < 5e-7, "worst relative error " << worst);
+}
+
+TEST(attention_dense_matches_reference_with_and_without_mask) {
+  for (int masked = 0; masked < 2; ++masked) {
+    const int64_t nq = 45, nk = masked ? 16 : 131, heads = 3, hd = 24, stride = heads * hd + 5;
+    auto q = random_vector(nq * stride, 11 + masked, 2.0f), k = random_vector(nk * stride, 12, 2.0f), v = random_vector(nk * stride, 13);
+    std::vector<uint8_t> mask(nk, 1);
+    if (masked)
+      for (int64_t j = 5; j < nk; ++j) mask[j] = 0;
+    std::vector<float> out(nq * heads * hd), ref(nq * heads * hd);
+    ff::AttentionArgs a{nq, nk, heads, hd, q.data(), stride, k.data(), stride, v.data(), stride, out.data(), heads * hd,
+                        masked ? mask.data() : nullptr, 1.0f / std::sqrt(float(hd))};
+    ff::attention_dense(a);
+    a.out = ref.data();
+    ff::attention_reference(a);
+    double err = fftest::rel_l2(out.data(), ref.data(), out.size());
+    CHECK_MSG(err < 1e-5, "masked=" << masked << " relL2=" << err);
+    if (ff::variant_score(ff::Variant::Avx512) > 0) {
+      a.out = out.data();
+      ff::attention_dense_variant(ff::Variant::Scalar, a);
+      CHECK(fftest::rel_l2(out.data(), ref.data(), out.size()) < 1e-5);
+    }
+  }
+}
+
+TEST(norms_and_activations_match_references) {
+  const int64_t rows = 37, dim = 96;
+  auto x = random_vector(rows * dim, 21, 3.0f), w = random_vector(dim, 22), b = random_vector(dim, 23);
+  std::vector<float> y(x.size()), r(x.size());
+  ff::layer_norm(x.data(), y.data(), rows, dim, w.data(), b.data(), 1e-5f);
+  ff::layer_norm_ref(x.data(), r.data(), rows, dim, w.data(), b.data(), 1e-5f);
+  CHECK(fftest::rel_l2(y.data(), r.data(), y.size()) < 1e-5);
+  ff::layer_norm(x.data(), y.data(), rows, dim, nullptr, nullptr, 1e-6f);
+  ff::layer_norm_ref(x.data(), r.data(), rows, dim, nullptr, nullptr, 1e-6f);
+  CHECK(fftest::rel_l2(y.data(), r.data(), y.size()) < 1e-5);
+  ff::rms_norm(x.data(), y.data(), rows, dim, w.data(), 1e-6f);
+  ff::rms_norm_ref(x.data(), r.data(), rows, dim, w.data(), 1e-6f);
+  CHECK(fftest::rel_l2(y.data(), r.data(), y.size()) < 1e-5);
+  ff::channel_rms_norm(x.data(), y.data(), dim, rows, w.data(), 1e-6f);
+  ff::channel_rms_norm_ref(x.data(), r.data(), dim, rows, w.data(), 1e-6f);
+  CHECK(fftest::rel_l2(y.data(), r.data(), y.size()) < 1e-5);
+  y = x;
+  r = x;
+  ff::gelu_inplace(y.data(), y.size());
+  ff::gelu_ref(r.data(), r.size());
+  CHECK(fftest::rel_l2(y.data(), r.data(), y.size()) < 1e-6);
+  y = x;
+  r = x;
+  ff::silu_inplace(y.data(), y.size());
+  ff::silu_ref(r.data(), r.size());
+  CHECK(fftest::rel_l2(y.data(), r.data(), y.size()) < 1e-6);
+}
+
+TEST(rope3d_matches_reference_and_preserves_norms) {
+  const int64_t heads = 2, hd = 28, stride = heads * hd;
+  ff::RopeGrid grid{3, 4, 5};
+  auto x = random_vector(60 * stride, 31);
+  auto y = x, r = x;
+  ff::rope3d(y.data(), stride, heads, hd, grid, 10000.0);
+  ff::rope3d_ref(r.data(), stride, heads, hd, grid, 10000.0);
+  CHECK(fftest::rel_l2(y.data(), r.data(), y.size()) < 1e-5);
+  // token 0 sits at position (0, 0, 0): no rotation
+  for (int64_t i = 0; i < stride; ++i) CHECK(y[i] == x[i]);
+  double n0 = 0, n1 = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    n0 += double(x[i]) * x[i];
+    n1 += double(y[i]) * y[i];
+  }
+  CHECK(std::fabs(n0 - n1) / n0 < 1e-5);
+}
+
+TEST(conv3d_matches_reference_for_each_kernel_shape) {
+  struct Case { int64_t ci, co, t, h, w, kt, kh, kw; };
+  const Case cases[] = {{3, 5, 4, 6, 7, 3, 3, 3}, {4, 8, 2, 5, 5, 1, 1, 1}, {6, 3, 3, 8, 4, 1, 3, 3}};
+  uint64_t seed = 40;
+  for (const Case& c : cases) {
+    ff::Conv3dShape s{c.ci, c.co, c.t, c.h, c.w, c.kt, c.kh, c.kw};
+    auto x = random_vector(c.ci * c.t * c.h * c.w, seed++), w = random_vector(c.co * c.ci * c.kt * c.kh * c.kw, seed++);
+    auto bias = random_vector(c.co, seed++);
+    std::vector<float> y(c.co * c.t * c.h * c.w), r(y.size());
+    ff::conv3d(s, x.data(), w.data(), bias.data(), y.data());
+    ff::conv3d_ref(s, x.data(), w.data(), bias.data(), r.data());
+    CHECK_MSG(fftest::rel_l2(y.data(), r.data(), y.size()) < 1e-5, "kt=" << c.kt << " kh=" << c.kh);
+  }
+}
