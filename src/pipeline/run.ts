@@ -100,16 +100,23 @@ function timed(name: StageName, body: (state: RunState) => Promise<void> | void)
   };
 }
 
-const validateStage = timed("validate", (state) => {
-  const { model, spec } = state;
-  checkPrompt(model.info, "prompt", spec.prompt);
-  if (spec.negativePrompt) checkPrompt(model.info, "negativePrompt", spec.negativePrompt);
-  checkVideoSize(model.info, spec.video);
-  state.knobs = resolveKnobs(model.info, spec.profile, {
+/**
+ * Checks a spec against what the model can do and resolves its knobs; throws E_BAD_REQUEST with
+ * a message naming the field. Callers may run it before loading the weights to fail fast.
+ */
+export function validateSpec(info: ModelInfo, spec: PipelineSpec): ResolvedKnobs {
+  checkPrompt(info, "prompt", spec.prompt);
+  if (spec.negativePrompt) checkPrompt(info, "negativePrompt", spec.negativePrompt);
+  checkVideoSize(info, spec.video);
+  return resolveKnobs(info, spec.profile, {
     acceleration: spec.acceleration,
     steps: spec.sampling?.steps,
     guidanceScale: spec.sampling?.guidanceScale,
   });
+}
+
+const validateStage = timed("validate", (state) => {
+  state.knobs = validateSpec(state.model.info, state.spec);
 });
 
 /** The native engine encodes the text, denoises and decodes in one call and times each part. */
