@@ -4,10 +4,14 @@ import { parseArgs } from "node:util";
 import { renderCrds } from "../../api/index.ts";
 import type { Command } from "../main.ts";
 
-const usage = `usage: framefleet crds [--out DIR | --stdout]
+/** Where the CRDs live: the plain install and the Helm chart's copy (a chart cannot read outside itself). */
+export const CRD_DIRS = ["crds", "charts/framefleet/files/crds"];
+
+const usage = `usage: framefleet crds [--out DIR]... [--stdout]
 
 Renders the CustomResourceDefinitions from the API schemas.
-  --out DIR   write one file per CRD into DIR, removing stale ones (default: crds)
+  --out DIR   write one file per CRD into DIR, removing stale ones; repeatable
+              (default: ${CRD_DIRS.join(" and ")})
   --stdout    print all CRDs as one multi-document YAML stream`;
 
 export const command: Command = {
@@ -16,7 +20,7 @@ export const command: Command = {
     const { values } = parseArgs({
       args,
       options: {
-        out: { type: "string", default: "crds" },
+        out: { type: "string", multiple: true },
         stdout: { type: "boolean" },
         help: { type: "boolean" },
       },
@@ -30,12 +34,14 @@ export const command: Command = {
       process.stdout.write([...files.values()].join("---\n"));
       return 0;
     }
-    mkdirSync(values.out, { recursive: true });
-    for (const name of readdirSync(values.out)) {
-      if (name.endsWith(".yaml") && !files.has(name)) rmSync(join(values.out, name));
+    for (const dir of values.out ?? CRD_DIRS) {
+      mkdirSync(dir, { recursive: true });
+      for (const name of readdirSync(dir)) {
+        if (name.endsWith(".yaml") && !files.has(name)) rmSync(join(dir, name));
+      }
+      for (const [name, text] of files) writeFileSync(join(dir, name), text);
+      process.stdout.write(`wrote ${files.size} CRDs to ${dir}/\n`);
     }
-    for (const [name, text] of files) writeFileSync(join(values.out, name), text);
-    process.stdout.write(`wrote ${files.size} CRDs to ${values.out}/\n`);
     return 0;
   },
 };
