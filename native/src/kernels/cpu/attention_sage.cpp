@@ -38,45 +38,51 @@ float quantizeBlock(const float* x, int64_t ldx, int64_t rows, int64_t cols, con
 }  // namespace
 
 void prepareSageHead(const AttentionArgs& a, int64_t head, Variant variant, SageHead& h) {
-  if (a.headDim > kSageMaxHeadDim) {
+  if (a.head_dim > kSageMaxHeadDim) {
     fail(ErrorCode::BadRequest, "sage attention supports head_dim up to " +
                                     std::to_string(kSageMaxHeadDim) + ", got " +
-                                    std::to_string(a.headDim));
+                                    std::to_string(a.head_dim));
   }
+  if (a.key_mask != nullptr) fail(ErrorCode::Internal, "sage attention takes no key mask");
   requireInt8Variant(variant, "sage attention");
   h.variant = variant;
-  h.tokens = a.tokens;
-  h.headDim = a.headDim;
-  h.blocks = (a.tokens + kSageBlock - 1) / kSageBlock;
-  h.hdPad = roundUp(a.headDim, 64);
-  h.hdV = roundUp(a.headDim, 16);
-  h.logitScale = static_cast<float>(1.4426950408889634 / std::sqrt(static_cast<double>(a.headDim)));
-  const int64_t n = a.tokens, hd = a.headDim, nPad = h.blocks * kSageBlock;
+  h.qTokens = a.q_len;
+  h.kTokens = a.kv_len;
+  h.headDim = a.head_dim;
+  h.qBlocks = (a.q_len + kSageBlock - 1) / kSageBlock;
+  h.kBlocks = (a.kv_len + kSageBlock - 1) / kSageBlock;
+  h.hdPad = roundUp(a.head_dim, 64);
+  h.hdV = roundUp(a.head_dim, 16);
+  h.logitScale = static_cast<float>(1.4426950408889634 * a.scale);
+  const int64_t hd = a.head_dim, nk = a.kv_len, kPad = h.kBlocks * kSageBlock;
   const float* q = a.q + head * hd;
   const float* k = a.k + head * hd;
   const float* v = a.v + head * hd;
 
-  // k: [n, hd] -> kMean: [hd]
+  // k: [nk, hd] -> kMean: [hd]
   std::vector<double> sum(static_cast<size_t>(hd), 0.0);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t c = 0; c < hd; ++c) sum[static_cast<size_t>(c)] += k[i * a.ldk + c];
+  for (int64_t i = 0; i < nk; ++i)
+    for (int64_t c = 0; c < hd; ++c) sum[static_cast<size_t>(c)] += k[i * a.k_stride + c];
   h.kMean.resize(static_cast<size_t>(hd));
   for (int64_t c = 0; c < hd; ++c)
-    h.kMean[static_cast<size_t>(c)] = static_cast<float>(sum[static_cast<size_t>(c)] / static_cast<double>(n));
+    h.kMean[static_cast<size_t>(c)] = static_cast<float>(sum[static_cast<size_t>(c)] / static_cast<double>(nk));
 
-  h.q.assign(static_cast<size_t>(nPad * h.hdPad), 0);
-  h.qScale.assign(static_cast<size_t>(h.blocks), 0.0f);
-  std::vector<int8_t> kRows(static_cast<size_t>(nPad * h.hdPad), 0);
-  h.kScale.assign(static_cast<size_t>(h.blocks), 0.0f);
-  for (int64_t b = 0; b < h.blocks; ++b) {
-    const int64_t r0 = b * kSageBlock, rows = std::min(kSageBlock, n - r0);
-    h.qScale[static_cast<size_t>(b)] =
-        quantizeBlock(q + r0 * a.ldq, a.ldq, rows, hd, nullptr, h.q.data() + r0 * h.hdPad, h.hdPad);
-    h.kScale[static_cast<size_t>(b)] = quantizeBlock(k + r0 * a.ldk, a.ldk, rows, hd, h.kMean.data(),
+  h.q.assign(static_cast<size_t>(h.qBlocks * kSageBlock * h.hdPad), 0);
+  h.qScale.assign(static_cast<size_t>(h.qBlocks), 0.0f);
+  for (int64_t b = 0; b < h.qBlocks; ++b) {
+    const int64_t r0 = b * kSageBlock, rows = std::min(kSageBlock, a.q_len - r0);
+    h.qScale[static_cast<size_t>(b)] = quantizeBlock(q + r0 * a.q_stride, a.q_stride, rows, hd, nullptr,
+                                                     h.q.data() + r0 * h.hdPad, h.hdPad);
+  }
+  std::vector<int8_t> kRows(static_cast<size_t>(kPad * h.hdPad), 0);
+  h.kScale.assign(static_cast<size_t>(h.kBlocks), 0.0f);
+  for (int64_t b = 0; b < h.kBlocks; ++b) {
+    const int64_t r0 = b * kSageBlock, rows = std::min(kSageBlock, nk - r0);
+    h.kScale[static_cast<size_t>(b)] = quantizeBlock(k + r0 * a.k_stride, a.k_stride, rows, hd, h.kMean.data(),
                                                      kRows.data() + r0 * h.hdPad, h.hdPad);
   }
-  h.kSum.assign(static_cast<size_t>(nPad), 0);
-  for (int64_t j = 0; j < nPad; ++j) {
+  h.kSum.assign(static_cast<size_t>(kPad), 0);
+  for (int64_t j = 0; j < kPad; ++j) {
     const int8_t* row = kRows.data() + j * h.hdPad;
     h.kSum[static_cast<size_t>(j)] = std::accumulate(row, row + h.hdPad, 0);
   }
@@ -84,32 +90,32 @@ void prepareSageHead(const AttentionArgs& a, int64_t head, Variant variant, Sage
     h.k = std::move(kRows);
   } else {
     h.k.assign(kRows.size(), 0);
-    packInt8Panels(kRows.data(), nPad, h.hdPad, h.hdPad, h.k.data());
+    packInt8Panels(kRows.data(), kPad, h.hdPad, h.hdPad, h.k.data());
   }
 
   if (variant == Variant::Amx) {
-    // v: [n, hd] -> bf16 B tiles: key pairs interleaved, 16 output columns per tile.
+    // v: [nk, hd] -> bf16 B tiles: key pairs interleaved, 16 output columns per tile.
     const int64_t colTiles = h.hdV / 16;
-    h.vBf16.assign(static_cast<size_t>(nPad * h.hdV), 0);
-    for (int64_t j = 0; j < n; ++j) {
+    h.vBf16.assign(static_cast<size_t>(kPad * h.hdV), 0);
+    for (int64_t j = 0; j < nk; ++j) {
       for (int64_t c = 0; c < hd; ++c) {
         const int64_t tile = (j / 32) * colTiles + c / 16;
         const int64_t idx = tile * 512 + ((j % 32) / 2) * 32 + (c % 16) * 2 + (j % 2);
-        h.vBf16[static_cast<size_t>(idx)] = toBf16(v[j * a.ldv + c]);
+        h.vBf16[static_cast<size_t>(idx)] = toBf16(v[j * a.v_stride + c]);
       }
     }
     h.v.clear();
   } else {
-    h.v.assign(static_cast<size_t>(nPad * h.hdV), 0.0f);
-    for (int64_t j = 0; j < n; ++j)
-      std::copy(v + j * a.ldv, v + j * a.ldv + hd, h.v.begin() + j * h.hdV);
+    h.v.assign(static_cast<size_t>(kPad * h.hdV), 0.0f);
+    for (int64_t j = 0; j < nk; ++j)
+      std::copy(v + j * a.v_stride, v + j * a.v_stride + hd, h.v.begin() + j * h.hdV);
     h.vBf16.clear();
   }
 }
 
 void sageQueryBlockScalar(const SageHead& h, int64_t qb, const int32_t* keyBlocks, int64_t count,
                           float* out, int64_t ldo) {
-  const int64_t rows = std::min(kSageBlock, h.tokens - qb * kSageBlock);
+  const int64_t rows = std::min(kSageBlock, h.qTokens - qb * kSageBlock);
   std::vector<float> s(static_cast<size_t>(count * kSageBlock));
   std::vector<double> acc(static_cast<size_t>(h.headDim));
   for (int64_t r = 0; r < rows; ++r) {
@@ -121,7 +127,7 @@ void sageQueryBlockScalar(const SageHead& h, int64_t qb, const int32_t* keyBlock
       for (int64_t j = 0; j < kSageBlock; ++j) {
         const int64_t key = kb * kSageBlock + j;
         float& sj = s[static_cast<size_t>(c * kSageBlock + j)];
-        if (key >= h.tokens) {
+        if (key >= h.kTokens) {
           sj = -std::numeric_limits<float>::infinity();
           continue;
         }
@@ -137,7 +143,7 @@ void sageQueryBlockScalar(const SageHead& h, int64_t qb, const int32_t* keyBlock
     for (int64_t c = 0; c < count; ++c) {
       for (int64_t j = 0; j < kSageBlock; ++j) {
         const int64_t key = keyBlocks[c] * kSageBlock + j;
-        if (key >= h.tokens) continue;
+        if (key >= h.kTokens) continue;
         const double p = std::exp2(static_cast<double>(s[static_cast<size_t>(c * kSageBlock + j)] - rowMax));
         denom += p;
         const float* vj = h.v.data() + key * h.hdV;
@@ -173,14 +179,15 @@ void runSage(const AttentionArgs& a, Variant variant) {
   parallelChunks(a.heads, [&](int64_t b, int64_t e) {
     for (int64_t h = b; h < e; ++h) prepareSageHead(a, h, variant, heads[static_cast<size_t>(h)]);
   });
-  const int64_t blocks = (a.tokens + kSageBlock - 1) / kSageBlock;
-  std::vector<int32_t> all(static_cast<size_t>(blocks));
+  const int64_t qBlocks = heads.empty() ? 0 : heads[0].qBlocks;
+  const int64_t kBlocks = heads.empty() ? 0 : heads[0].kBlocks;
+  std::vector<int32_t> all(static_cast<size_t>(kBlocks));
   std::iota(all.begin(), all.end(), 0);
-  parallelChunks(a.heads * blocks, [&](int64_t b, int64_t e) {
+  parallelChunks(a.heads * qBlocks, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
-      const int64_t h = t / blocks, qb = t % blocks;
-      sageQueryBlock(heads[static_cast<size_t>(h)], qb, all.data(), blocks,
-                     a.o + qb * kSageBlock * a.ldo + h * a.headDim, a.ldo);
+      const int64_t h = t / qBlocks, qb = t % qBlocks;
+      sageQueryBlock(heads[static_cast<size_t>(h)], qb, all.data(), kBlocks,
+                     a.out + qb * kSageBlock * a.out_stride + h * a.head_dim, a.out_stride);
     }
   });
 }

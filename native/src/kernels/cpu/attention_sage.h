@@ -6,20 +6,10 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/cpu/attention.h"
 #include "quant.h"
 
 namespace ff::cpu {
-
-// q, k, v, o: [tokens, heads * headDim] row-major with the given row strides (in floats); head h
-// uses columns [h * headDim, (h + 1) * headDim). Self-attention: q, k and v share tokens.
-struct AttentionArgs {
-  const float* q = nullptr;
-  const float* k = nullptr;
-  const float* v = nullptr;
-  float* o = nullptr;
-  int64_t tokens = 0, heads = 0, headDim = 0;
-  int64_t ldq = 0, ldk = 0, ldv = 0, ldo = 0;
-};
 
 constexpr int64_t kSageBlock = 64;     // tokens per quantization block (queries and keys)
 constexpr int64_t kSageMaxHeadDim = 256;
@@ -27,21 +17,22 @@ constexpr int64_t kSageMaxHeadDim = 256;
 // One head's operands, quantized and laid out for a variant.
 struct SageHead {
   Variant variant = Variant::Scalar;
-  int64_t tokens = 0, headDim = 0, blocks = 0;
+  int64_t qTokens = 0, kTokens = 0, headDim = 0;
+  int64_t qBlocks = 0, kBlocks = 0;
   int64_t hdPad = 0;        // headDim rounded up to 64 (int8 depth)
   int64_t hdV = 0;          // headDim rounded up to 16 (output columns)
-  float logitScale = 0;     // log2(e) / sqrt(headDim): softmax runs in base 2
+  float logitScale = 0;     // args.scale * log2(e): the softmax runs in base 2
   std::vector<float> kMean;     // [headDim] per-channel mean of k over tokens
-  std::vector<int8_t> q;        // [blocks*64, hdPad] row-major
-  std::vector<float> qScale;    // [blocks]
-  std::vector<int8_t> k;        // of k - kMean; Scalar: [blocks*64, hdPad]; else packInt8Panels
-  std::vector<float> kScale;    // [blocks]
-  std::vector<int32_t> kSum;    // [blocks*64] sum of each int8 key row (vpdpbusd offset)
-  std::vector<float> v;         // [blocks*64, hdV] fp32 (Scalar, Vnni)
+  std::vector<int8_t> q;        // [qBlocks*64, hdPad] row-major
+  std::vector<float> qScale;    // [qBlocks]
+  std::vector<int8_t> k;        // of k - kMean; Scalar: [kBlocks*64, hdPad]; else packInt8Panels
+  std::vector<float> kScale;    // [kBlocks]
+  std::vector<int32_t> kSum;    // [kBlocks*64] sum of each int8 key row (vpdpbusd offset)
+  std::vector<float> v;         // [kBlocks*64, hdV] fp32 (Scalar, Vnni)
   std::vector<uint16_t> vBf16;  // Amx: bf16 B tiles, [keys/32][hdV/16][16 key pairs][16][2]
 };
 
-// Quantizes and packs head `head` of args for the variant.
+// Quantizes and packs head `head` of args (ff::AttentionArgs, no key mask) for the variant.
 void prepareSageHead(const AttentionArgs& args, int64_t head, Variant variant, SageHead& out);
 
 // Attention of query block qb (rows qb*64.., at most 64) over the listed key blocks only:
@@ -56,6 +47,7 @@ void sageQueryBlockAmx(const SageHead& head, int64_t qb, const int32_t* keyBlock
                        float* out, int64_t ldo);
 
 // Whole sage attention on the variant (bestInt8Variant() in the engine), all worker threads.
+// Keys may not be masked (self-attention); a key_mask is an Internal error.
 void sageAttention(const AttentionArgs& args, Variant variant);
 // The scalar oracle: the same quantization, exact exp2, fp32 P.V, plain loops.
 void sageAttentionReference(const AttentionArgs& args);

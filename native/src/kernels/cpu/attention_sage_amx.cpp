@@ -57,7 +57,7 @@ void pvTiles(const SageHead& h, const uint16_t* p, const int32_t* keyBlocks, int
 void sageQueryBlockAmx(const SageHead& h, int64_t qb, const int32_t* keyBlocks, int64_t count,
                        float* out, int64_t ldo) {
   configureAmxTiles16x64();
-  const int64_t rows = std::min(kSageBlock, h.tokens - qb * kSageBlock);
+  const int64_t rows = std::min(kSageBlock, h.qTokens - qb * kSageBlock);
   const int64_t kSteps = h.hdPad / 64, colTiles = h.hdV / 16;
   alignas(64) float s[16 * kChunkKeys];       // logits, then fp32 probabilities
   alignas(64) uint16_t p[16 * kChunkKeys];    // bf16 probabilities, the A operand of P.V
@@ -76,7 +76,7 @@ void sageQueryBlockAmx(const SageHead& h, int64_t qb, const int32_t* keyBlocks, 
       for (int64_t bi = 0; bi < nb; ++bi) {
         const int64_t kb = keyBlocks[c0 + bi];
         const float f = h.qScale[static_cast<size_t>(qb)] * h.kScale[static_cast<size_t>(kb)] * h.logitScale;
-        const int64_t validKeys = h.tokens - kb * kSageBlock;
+        const int64_t validKeys = h.kTokens - kb * kSageBlock;
         for (int64_t g = 0; g < 4; ++g) {
           _tile_zero(7);
           for (int64_t ks = 0; ks < kSteps; ++ks) {

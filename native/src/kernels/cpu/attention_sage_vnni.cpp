@@ -46,7 +46,7 @@ void scoreTile(const uint8_t* qu, int64_t hdPad, const int8_t* keyTile, const in
 
 void sageQueryBlockVnni(const SageHead& h, int64_t qb, const int32_t* keyBlocks, int64_t count,
                         float* out, int64_t ldo) {
-  const int64_t rows = std::min(kSageBlock, h.tokens - qb * kSageBlock);
+  const int64_t rows = std::min(kSageBlock, h.qTokens - qb * kSageBlock);
   const int64_t kSteps = h.hdPad / 64;
   alignas(64) float s[16 * kChunkKeys];
   alignas(64) uint8_t qu[16 * kSageMaxHeadDim];
@@ -66,7 +66,7 @@ void sageQueryBlockVnni(const SageHead& h, int64_t qb, const int32_t* keyBlocks,
         const float f = h.qScale[static_cast<size_t>(qb)] * h.kScale[static_cast<size_t>(kb)] * h.logitScale;
         for (int64_t g = 0; g < 4; ++g) {
           const int64_t key0 = kb * kSageBlock + g * 16;
-          const int64_t live = std::clamp<int64_t>(h.tokens - key0, 0, 16);
+          const int64_t live = std::clamp<int64_t>(h.kTokens - key0, 0, 16);
           scoreTile(qu, h.hdPad, h.k.data() + (kb * 4 + g) * kSteps * 1024, h.kSum.data() + key0, f,
                     live, s + bi * kSageBlock + g * 16, kChunkKeys);
         }

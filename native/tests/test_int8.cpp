@@ -1,0 +1,163 @@
+// W8A8 linear and Sage attention: every INT8 variant this CPU runs against its scalar INT8
+// oracle, and the INT8 results against fp32, on fresh random inputs.
+#include <cmath>
+#include <vector>
+
+#include "harness.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/attention_sage.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/gemm_int8.h"
+
+using fftest::random_vector;
+using ff::Variant;
+
+namespace {
+
+const Variant kInt8Variants[] = {Variant::Avx2, Variant::Vnni, Variant::Amx};
+
+// q, k, v: [n, heads * hd]; k gets outlier channels: a large per-channel offset (which K
+// smoothing removes) on every 7th channel and doubled spread on every 5th.
+struct AttentionInputs {
+  std::vector<float> q, k, v;
+};
+AttentionInputs attentionInputs(int64_t n, int64_t width, uint64_t seed) {
+  AttentionInputs in{random_vector(n * width, seed, 1.7f), random_vector(n * width, seed + 1, 1.7f),
+                     random_vector(n * width, seed + 2)};
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t c = 0; c < width; ++c) {
+      float& x = in.k[i * width + c];
+      if (c % 5 == 1) x *= 2.0f;
+      if (c % 7 == 3) x += 12.0f;
+    }
+  }
+  return in;
+}
+
+ff::AttentionArgs selfAttention(AttentionInputs& in, int64_t n, int64_t heads, int64_t hd, float* out) {
+  const int64_t w = heads * hd;
+  return ff::AttentionArgs{n, n, heads, hd, in.q.data(), w, in.k.data(), w, in.v.data(), w, out, w,
+                           nullptr, 1.0f / std::sqrt(static_cast<float>(hd))};
+}
+
+}  // namespace
+
+TEST(w8a8_variants_equal_the_int8_reference_bit_for_bit) {
+  struct Case { int64_t M, N, K; };
+  const Case cases[] = {{1, 16, 64}, {17, 37, 19}, {77, 100, 90}, {64, 384, 384}, {45, 70, 200}};
+  uint64_t seed = 100;
+  for (const Case& c : cases) {
+    auto x = random_vector(c.M * c.K, seed++, 3.0f);
+    auto w = random_vector(c.N * c.K, seed++, 0.2f);
+    auto b = random_vector(c.N, seed++);
+    std::vector<float> ref(c.M * c.N), out(c.M * c.N);
+    auto scalar = ff::cpu::quantizeLinear(w.data(), b.data(), c.N, c.K, Variant::Scalar);
+    ff::cpu::linearW8A8Reference(scalar, x.data(), c.M, ref.data());
+    for (Variant v : kInt8Variants) {
+      if (!ff::cpu::int8VariantRuns(v)) continue;
+      auto layer = ff::cpu::quantizeLinear(w.data(), b.data(), c.N, c.K, v);
+      std::fill(out.begin(), out.end(), NAN);
+      ff::cpu::linearW8A8(layer, x.data(), c.M, out.data());
+      int64_t differ = 0;
+      for (size_t i = 0; i < out.size(); ++i) differ += out[i] != ref[i];
+      CHECK_MSG(differ == 0, ff::variant_name(v) << " M=" << c.M << " N=" << c.N << " K=" << c.K
+                                                 << ": " << differ << " outputs differ");
+    }
+  }
+}
+
+TEST(w8a8_matches_fp32_linear_with_cosine_above_0_999) {
+  const int64_t M = 96, N = 200, K = 384;
+  auto x = random_vector(M * K, 7, 2.0f);
+  auto w = random_vector(N * K, 8, 0.1f);
+  auto b = random_vector(N, 9);
+  std::vector<float> fp32(M * N), int8(M * N);
+  ff::gemm_nt_reference(ff::GemmArgs{M, N, K, x.data(), K, w.data(), K, fp32.data(), N, b.data(), false});
+  auto layer = ff::cpu::quantizeLinear(w.data(), b.data(), N, K, ff::cpu::bestInt8Variant());
+  ff::cpu::linearW8A8(layer, x.data(), M, int8.data());
+  const double cos = fftest::cosine(int8.data(), fp32.data(), int8.size());
+  const double err = fftest::rel_l2(int8.data(), fp32.data(), int8.size());
+  CHECK_MSG(cos >= 0.999, "cosine " << cos);
+  CHECK_MSG(err <= 2e-2, "relL2 " << err);
+}
+
+TEST(w8a8_prequantized_weights_equal_quantize_at_load) {
+  const int64_t N = 33, K = 70, M = 20;
+  auto w = random_vector(N * K, 21, 0.5f);
+  auto x = random_vector(M * K, 22);
+  std::vector<int8_t> q(N * K);
+  std::vector<float> scale(N);
+  ff::cpu::quantizeRowsScalar(w.data(), N, K, K, q.data(), K, scale.data());
+  const Variant v = ff::cpu::bestInt8Variant();
+  auto atLoad = ff::cpu::quantizeLinear(w.data(), nullptr, N, K, v);
+  auto stored = ff::cpu::int8LinearFromQuantized(q.data(), scale.data(), nullptr, N, K, v);
+  CHECK(atLoad.weights == stored.weights);
+  std::vector<float> a(M * N), b(M * N);
+  ff::cpu::linearW8A8(atLoad, x.data(), M, a.data());
+  ff::cpu::linearW8A8(stored, x.data(), M, b.data());
+  CHECK(a == b);
+}
+
+TEST(int8_quantization_rounds_identically_on_every_path) {
+  const int64_t rows = 9, cols = 83, ld = 128;
+  auto x = random_vector(rows * cols, 31, 5.0f);
+  x[5] = 0.5f * 5.0f / 127.0f;  // exactly half a step above zero: ties must round to even
+  std::vector<int8_t> a(rows * ld, 1), b(rows * ld, 2);
+  std::vector<float> sa(rows), sb(rows);
+  ff::cpu::quantizeRowsScalar(x.data(), rows, cols, cols, a.data(), ld, sa.data());
+  ff::cpu::quantizeRows(x.data(), rows, cols, cols, b.data(), ld, sb.data());
+  CHECK(a == b);
+  CHECK(sa == sb);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) CHECK(std::fabs(a[r * ld + c] * sa[r] - x[r * cols + c]) <= 0.5f * sa[r] * 1.0001f);
+}
+
+TEST(sage_attention_matches_dense_fp32_within_the_accuracy_bounds) {
+  const int64_t n = 300, heads = 2, hd = 64;
+  AttentionInputs in = attentionInputs(n, heads * hd, 41);
+  std::vector<float> dense(n * heads * hd), sage(n * heads * hd), oracle(n * heads * hd);
+  ff::attention_reference(selfAttention(in, n, heads, hd, dense.data()));
+  ff::cpu::sageAttentionReference(selfAttention(in, n, heads, hd, oracle.data()));
+  for (Variant v : {Variant::Scalar, Variant::Vnni, Variant::Amx}) {
+    if (!ff::cpu::int8VariantRuns(v)) continue;
+    std::fill(sage.begin(), sage.end(), NAN);
+    ff::cpu::sageAttention(selfAttention(in, n, heads, hd, sage.data()), v);
+    const double cos = fftest::cosine(sage.data(), dense.data(), sage.size());
+    const double err = fftest::rel_l2(sage.data(), dense.data(), sage.size());
+    CHECK_MSG(cos >= 0.999 && err <= 3e-2, ff::variant_name(v) << " vs dense: cosine " << cos << " relL2 " << err);
+    // The oracle differs only by the bf16 P.V on AMX and by the exp2 polynomial elsewhere.
+    const double vsOracle = fftest::rel_l2(sage.data(), oracle.data(), sage.size());
+    CHECK_MSG(vsOracle <= (v == Variant::Amx ? 5e-3 : 1e-5), ff::variant_name(v) << " vs oracle relL2 " << vsOracle);
+  }
+}
+
+TEST(sage_attention_handles_ragged_tokens_and_odd_head_dims) {
+  const int64_t heads = 3;
+  for (int64_t n : {1, 17, 65, 130}) {
+    for (int64_t hd : {8, 40, 72}) {
+      AttentionInputs in = attentionInputs(n, heads * hd, 50 + n + hd);
+      std::vector<float> dense(n * heads * hd), sage(n * heads * hd);
+      ff::attention_reference(selfAttention(in, n, heads, hd, dense.data()));
+      ff::cpu::sageAttention(selfAttention(in, n, heads, hd, sage.data()), ff::cpu::bestInt8Variant());
+      const double cos = fftest::cosine(sage.data(), dense.data(), sage.size());
+      CHECK_MSG(cos >= 0.999, "n=" << n << " hd=" << hd << " cosine " << cos);
+    }
+  }
+}
+
+TEST(sage_attention_needs_k_smoothing_for_offset_channels) {
+  // Without subtracting K's channel mean the +12 offsets would take most of the int8 range; the
+  // smoothed result must stay as close to dense as it is without any offset.
+  const int64_t n = 256, hd = 64;
+  AttentionInputs in = attentionInputs(n, hd, 61);
+  std::vector<float> dense(n * hd), sage(n * hd);
+  ff::attention_reference(selfAttention(in, n, 1, hd, dense.data()));
+  ff::cpu::sageAttention(selfAttention(in, n, 1, hd, sage.data()), ff::cpu::bestInt8Variant());
+  const double withOffsets = fftest::rel_l2(sage.data(), dense.data(), sage.size());
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t c = 3; c < hd; c += 7) in.k[i * hd + c] -= 12.0f;
+  ff::attention_reference(selfAttention(in, n, 1, hd, dense.data()));
+  ff::cpu::sageAttention(selfAttention(in, n, 1, hd, sage.data()), ff::cpu::bestInt8Variant());
+  const double withoutOffsets = fftest::rel_l2(sage.data(), dense.data(), sage.size());
+  CHECK_MSG(withOffsets <= withoutOffsets * 1.05 + 1e-4, "with offsets " << withOffsets << " without " << withoutOffsets);
+}
