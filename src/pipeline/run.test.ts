@@ -216,8 +216,8 @@ describe("runPipeline rejects bad input before the engine runs", () => {
   const cases: [string, Partial<PipelineSpec>, RegExp][] = [
     [
       "unknown prompt words, naming them and the vocabulary command",
-      { prompt: "a purple hexagon moving left" },
-      /^prompt: words 'purple', 'hexagon' not in the vocabulary of test-shapes \(`framefleet vocab --model .*` lists the 11 words/,
+      { prompt: "a purple hexagon moving sideways" },
+      /^prompt: words 'hexagon', 'sideways' not in the vocabulary of test-shapes \(`framefleet vocab --model .*` lists the 22 words/,
     ],
     [
       "a width off the grid",

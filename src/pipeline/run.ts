@@ -61,6 +61,8 @@ export interface RunOptions {
   loadSeconds?: number;
   /** ffmpeg to use; found on PATH (or through FRAMEFLEET_FFMPEG) when not given, `null` for none. */
   ffmpeg?: Ffmpeg | null;
+  /** Called with the decoded frames before they are written (the bench compares them). */
+  onFrames?: (frames: Frames) => void;
   /** Called once with a message when the written format differs from the requested one. */
   onNotice?: (message: string) => void;
 }
@@ -153,6 +155,12 @@ const engineStage: Stage = {
       );
     }
     state.result = result;
+    options.onFrames?.({
+      data: result.frames,
+      width: result.width,
+      height: result.height,
+      frameCount: result.frameCount,
+    });
     // Stages the engine did not time get what is left of the call's wall time, split evenly.
     const untimed = ENGINE_STAGES.filter((s) => result.timings[s] === undefined);
     const timedSum = ENGINE_STAGES.reduce((sum, s) => sum + (result.timings[s] ?? 0), 0);

@@ -4,22 +4,21 @@
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { backgrounds, colours, directions, shapes } from "../eval/vocabulary.ts";
 import type { Engine, EngineRequest, EngineResult } from "./engine.ts";
 import { readModelInfo } from "./model-dir.ts";
 import type { PipelineModel } from "./run.ts";
 
+/** The tiny-shapes grammar's words (docs/DATASET.md), so bench prompts are valid here too. */
 export const TEST_WORDS = [
   "a",
-  "red",
-  "blue",
-  "circle",
-  "square",
   "moving",
-  "left",
-  "right",
   "on",
-  "black",
   "background",
+  ...colours,
+  ...shapes,
+  ...directions,
+  ...backgrounds,
 ];
 
 export const TEST_CONFIG = {

@@ -1,0 +1,268 @@
+// The acceleration decomposition (in the manner of TurboDiffusion's table): the whole pipeline
+// from text to a written MP4, per row of knobs, on one loaded model, against the baseline measured
+// in the same run. Each row also carries the denoising stage alone (what TurboDiffusion reports),
+// PSNR of its frames against the baseline's from the same seed, and prompt accuracy judged by the
+// analyzer of src/eval.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Knobs } from "../api/knobs.ts";
+import { analyzeClip } from "../eval/analyzer.ts";
+import { formatCaption, parseCaption } from "../eval/caption.ts";
+import {
+  backgrounds,
+  colours,
+  directions,
+  heldOutCombinations,
+  isHeldOut,
+  shapes,
+} from "../eval/vocabulary.ts";
+import type { Frames } from "./contact-sheet.ts";
+import type { Report } from "./report.ts";
+import { type PipelineModel, type PipelineSpec, runPipeline } from "./run.ts";
+
+export interface BenchRowDefinition {
+  /** Row label, e.g. `+w8a8`. */
+  name: string;
+  /** What the row changes, for the docs. */
+  description: string;
+  profile: string;
+  acceleration?: Knobs;
+  steps?: number;
+}
+
+/** TeaCache threshold of the `+teacache` row when the caller names none. */
+export const DEFAULT_TEACACHE_THRESHOLD = 0.1;
+
+/**
+ * The rows: the baseline, each technique alone on top of it, and turbo with all that compose.
+ * sla's top-k fraction is turbo's, so the `+sla` row isolates the kernel the turbo row runs.
+ */
+export function benchRows(options: { teaCache?: number; slaTopK?: number } = {}): BenchRowDefinition[] {
+  const slaTopK = options.slaTopK;
+  return [
+    { name: "baseline", description: "teacher, Euler 50 steps with CFG, dense fp32", profile: "baseline" },
+    {
+      name: "+w8a8",
+      description: "INT8 weights and activations in the blocks' linear layers",
+      profile: "baseline",
+      acceleration: { linear: "w8a8" },
+    },
+    {
+      name: "+sage",
+      description: "INT8 Q.K^T attention with per-block scales",
+      profile: "baseline",
+      acceleration: { attention: "sage" },
+    },
+    {
+      name: "+sla",
+      description: "sparse-linear attention on sage",
+      profile: "baseline",
+      acceleration: { attention: "sla", ...(slaTopK !== undefined ? { slaTopK } : {}) },
+    },
+    {
+      name: "+teacache",
+      description: "teacher, 50 steps, skipping block stacks by TeaCache",
+      profile: "baseline",
+      acceleration: { teaCache: options.teaCache ?? DEFAULT_TEACACHE_THRESHOLD },
+    },
+    {
+      name: "+rcm",
+      description: "distilled student, rcm sampler, 4 steps, no CFG",
+      profile: "baseline",
+      acceleration: { weights: "student", sampler: "rcm" },
+      steps: 4,
+    },
+    { name: "turbo", description: "student in 4 steps, sla on sage, w8a8", profile: "turbo" },
+  ];
+}
+
+export interface BenchPrompt {
+  prompt: string;
+  seed: number;
+  heldOut: boolean;
+}
+
+/**
+ * The prompts each row generates: seen and held-out combinations alternately, over varied
+ * backgrounds, seeds 1..n. `count` 4 is the quick suite, 16 the full one.
+ */
+export function benchPrompts(count: number): BenchPrompt[] {
+  const seen = [];
+  for (let i = 0; seen.length < Math.ceil(count / 2); i++) {
+    const combo = {
+      colour: colours[(i * 3) % colours.length] as (typeof colours)[number],
+      shape: shapes[i % shapes.length] as (typeof shapes)[number],
+      direction: directions[(i * 5 + 1) % directions.length] as (typeof directions)[number],
+    };
+    if (!isHeldOut(combo)) seen.push(combo);
+  }
+  const held = heldOutCombinations.slice(0, Math.floor(count / 2));
+  const out: BenchPrompt[] = [];
+  for (let i = 0; i < count; i++) {
+    const combo = i % 2 === 0 ? seen[i / 2] : held[(i - 1) / 2];
+    if (!combo) continue;
+    const background = backgrounds[i % backgrounds.length] as (typeof backgrounds)[number];
+    out.push({ prompt: formatCaption({ ...combo, background }), seed: i + 1, heldOut: i % 2 === 1 });
+  }
+  return out;
+}
+
+/** PSNR in dB of two uint8 clips of the same size; identical clips give 100 (the cap). */
+export function psnr(a: Uint8Array, b: Uint8Array): number {
+  if (a.length !== b.length) throw new RangeError(`PSNR of clips of ${a.length} and ${b.length} bytes`);
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = (a[i] as number) - (b[i] as number);
+    sum += d * d;
+  }
+  if (sum === 0) return 100;
+  return Math.min(100, 10 * Math.log10((255 * 255) / (sum / a.length)));
+}
+
+/** Whether the analyzer reads the prompt's colour, shape and direction in the clip. */
+export function matchesPrompt(prompt: string, frames: Frames): boolean {
+  const want = parseCaption(prompt);
+  const got = analyzeClip({
+    data: frames.data,
+    width: frames.width,
+    height: frames.height,
+    frameCount: frames.frameCount,
+  });
+  return (
+    got.colour.value === want.colour &&
+    got.shape.value === want.shape &&
+    got.direction.value === want.direction
+  );
+}
+
+export function median(values: number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+export interface BenchRow {
+  profile: string;
+  description: string;
+  knobs: Report["knobs"];
+  nfe: number;
+  /** Median seconds of the whole pipeline, text to written video (report timings.total). */
+  seconds: number;
+  /** Baseline seconds over this row's, same run. */
+  speedup: number;
+  /** Median seconds of the denoising stage alone. */
+  denoiseSeconds: number;
+  denoiseSpeedup: number;
+  /** Mean PSNR (dB) of the row's clips against the baseline's from the same prompt and seed; null for the baseline. */
+  psnrVsBaseline: number | null;
+  /** Fraction of clips whose colour, shape and direction the analyzer reads as prompted. */
+  promptAccuracy: number;
+  runs: number;
+}
+
+export interface BenchOptions {
+  prompts: BenchPrompt[];
+  rows: BenchRowDefinition[];
+  /** Runs per prompt (default 1); seconds are medians over all runs of a row. */
+  repeats?: number;
+  video?: PipelineSpec["video"];
+  signal?: AbortSignal;
+  /** Called after each run, e.g. to show progress. */
+  onRun?: (row: string, index: number, total: number, report: Report) => void;
+  /** Directory for the videos (default: a temporary one, removed at the end). */
+  outDir?: string;
+}
+
+/** Runs every row over every prompt and returns the table, baseline first. */
+export async function runBench(model: PipelineModel, options: BenchOptions): Promise<BenchRow[]> {
+  const outDir = options.outDir ?? (await mkdtemp(join(tmpdir(), "framefleet-bench-")));
+  const repeats = options.repeats ?? 1;
+  const video = options.video ?? { width: 128, height: 128, frames: 33, fps: 16 };
+  const baselineFrames = new Map<number, Uint8Array>();
+  const rows: BenchRow[] = [];
+  try {
+    // One short untimed run per weight set, so page faults of mapped weights and thread start-up
+    // land in no row.
+    for (const profile of new Set(options.rows.map((r) => r.profile))) {
+      await runPipeline(
+        model,
+        {
+          prompt: options.prompts[0]?.prompt ?? "",
+          seed: 0,
+          profile,
+          video,
+          output: { format: "mp4" },
+          sampling: { steps: 1 },
+        },
+        { outDir, name: "warmup", signal: options.signal },
+      );
+    }
+    const total = options.rows.length * options.prompts.length * repeats;
+    let index = 0;
+    for (const def of options.rows) {
+      const seconds: number[] = [];
+      const denoise: number[] = [];
+      const psnrs: number[] = [];
+      let correct = 0;
+      let report: Report | undefined;
+      for (const [p, item] of options.prompts.entries()) {
+        for (let r = 0; r < repeats; r++) {
+          let frames: Frames | undefined;
+          report = await runPipeline(
+            model,
+            {
+              prompt: item.prompt,
+              seed: item.seed,
+              profile: def.profile,
+              video,
+              output: { format: "mp4" },
+              ...(def.acceleration ? { acceleration: def.acceleration } : {}),
+              ...(def.steps !== undefined ? { sampling: { steps: def.steps } } : {}),
+            },
+            {
+              outDir,
+              name: `${def.name.replace(/\W/g, "")}-${p}`,
+              signal: options.signal,
+              onFrames: (f) => (frames = f),
+            },
+          );
+          seconds.push(report.timings.total);
+          denoise.push(report.timings.denoise);
+          options.onRun?.(def.name, ++index, total, report);
+          if (r > 0 || !frames) continue;
+          const clip: Frames = frames;
+          if (rows.length === 0) baselineFrames.set(p, clip.data.slice());
+          else {
+            const base = baselineFrames.get(p);
+            if (base) psnrs.push(psnr(base, clip.data));
+          }
+          if (matchesPrompt(item.prompt, clip)) correct += 1;
+        }
+      }
+      if (!report) continue;
+      const rowSeconds = median(seconds);
+      const rowDenoise = median(denoise);
+      const baseline = rows[0];
+      rows.push({
+        profile: def.name,
+        description: def.description,
+        knobs: report.knobs,
+        nfe: report.nfe,
+        seconds: rowSeconds,
+        speedup: baseline ? baseline.seconds / rowSeconds : 1,
+        denoiseSeconds: rowDenoise,
+        denoiseSpeedup: baseline ? baseline.denoiseSeconds / rowDenoise : 1,
+        psnrVsBaseline: baseline ? psnrs.reduce((a, b) => a + b, 0) / psnrs.length : null,
+        promptAccuracy: correct / options.prompts.length,
+        runs: seconds.length,
+      });
+    }
+    return rows;
+  } finally {
+    if (!options.outDir) await rm(outDir, { recursive: true, force: true });
+  }
+}

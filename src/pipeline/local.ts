@@ -1,0 +1,78 @@
+// Running the pipeline on this machine: finding a model directory from a name or a path, loading
+// it into the native engine, and turning errors into one line and an exit status.
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Engine } from "./engine.ts";
+import { errorCode, isAbort, isInputError, PipelineError } from "./errors.ts";
+import { readModelInfo } from "./model-dir.ts";
+import type { PipelineModel } from "./run.ts";
+
+/** The repository root (where models/ and manifests/ live). */
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+/**
+ * Directory of the bundled models; `FRAMEFLEET_MODELS_DIR` overrides it (default: models/ of the
+ * checkout), which is where an AcceleratedModel's `builtin` source points.
+ */
+export function modelsRoot(env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(env.FRAMEFLEET_MODELS_DIR ?? join(REPO_ROOT, "models"));
+}
+
+/** A path (anything with a slash, or an existing directory) is used as is; a name is a bundled model. */
+export function resolveModelDir(nameOrPath: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (nameOrPath.includes("/") || nameOrPath.startsWith(".") || existsSync(nameOrPath))
+    return resolve(nameOrPath);
+  return join(modelsRoot(env), nameOrPath);
+}
+
+export interface LoadedModel extends PipelineModel {
+  loadSeconds: number;
+}
+
+/** Reads the model directory and loads its weights into the native engine. */
+export async function loadLocalModel(dir: string): Promise<LoadedModel> {
+  const info = await readModelInfo(dir);
+  const start = performance.now();
+  const engine = await loadNativeEngine(dir);
+  return { info, engine, loadSeconds: (performance.now() - start) / 1000 };
+}
+
+interface NativeModule {
+  loadModel(dir: string): Promise<Engine>;
+}
+
+/**
+ * The engine comes from src/native, imported when first needed so that commands which only
+ * validate input work without the native build.
+ */
+async function loadNativeEngine(dir: string): Promise<Engine> {
+  const ext = import.meta.url.endsWith(".ts") ? "ts" : "js";
+  const entry = new URL(`../native/index.${ext}`, import.meta.url).href;
+  let native: NativeModule;
+  try {
+    native = (await import(entry)) as NativeModule;
+  } catch (err) {
+    throw new PipelineError(
+      "E_INTERNAL",
+      `the native engine could not be loaded (${(err as Error).message.split("\n")[0]}); build it with \`npm run build\``,
+      { cause: err },
+    );
+  }
+  return native.loadModel(dir);
+}
+
+/** Exit status of a command that failed with `err`: 2 for bad input, 130 for Ctrl-C, 1 otherwise. */
+export function exitCodeFor(err: unknown): number {
+  if (isAbort(err)) return 130;
+  if (isInputError(err)) return 2;
+  return 1;
+}
+
+/** One line for the terminal: the message, prefixed with the code when it is not bad input. */
+export function describeError(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const code = errorCode(err);
+  if (isInputError(err) || isAbort(err) || !code) return message.split("\n")[0] ?? message;
+  return `${code}: ${message.split("\n")[0]}`;
+}
