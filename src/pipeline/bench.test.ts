@@ -1,8 +1,12 @@
 import assert from "node:assert/strict";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { parseCaption } from "../eval/caption.ts";
 import { isHeldOut } from "../eval/vocabulary.ts";
-import { benchPrompts, benchRows, median, psnr, runBench } from "./bench.ts";
+import { type BenchRow, benchPrompts, benchRows, median, psnr, runBench } from "./bench.ts";
+import { type BenchResult, benchTable, writeBenchDocs } from "./bench-docs.ts";
 import { testModel } from "./test-support.ts";
 
 describe("bench", () => {
@@ -63,5 +67,64 @@ describe("bench", () => {
       rows.map((r) => r.promptAccuracy),
       [0.5, 0.5, 0.5],
     );
+  });
+});
+
+describe("bench docs", () => {
+  const row = (profile: string, seconds: number): BenchRow => ({
+    profile,
+    description: "",
+    knobs: {
+      weights: "dit",
+      sampler: "euler",
+      steps: 50,
+      guidanceScale: 5,
+      attention: "dense",
+      linear: "fp32",
+      teaCache: 0,
+    },
+    nfe: 100,
+    seconds,
+    speedup: 10 / seconds,
+    denoiseSeconds: seconds - 1,
+    denoiseSpeedup: 9 / (seconds - 1),
+    psnrVsBaseline: profile === "baseline" ? null : 31.25,
+    promptAccuracy: 0.9375,
+    runs: 4,
+  });
+  const result = (rows: BenchRow[]): BenchResult => ({
+    machine: { cpu: "Test CPU", cores: 2, cpuFeatures: ["avx2"], gpu: null },
+    model: { name: "tiny-shapes", dir: "models/tiny-shapes" },
+    command: "framefleet bench --quick --write-docs",
+    date: "2026-01-01",
+    suite: { prompts: 4, heldOut: 2, repeats: 1, quick: true },
+    video: { width: 128, height: 128, frames: 33, fps: 16 },
+    rows,
+  });
+
+  it("renders one table row per bench row with both speedups", () => {
+    const table = benchTable([row("baseline", 10), row("turbo", 2)]).split("\n");
+    assert.equal(table.length, 4);
+    assert.equal(
+      table[2],
+      "| baseline | dit, euler 50, cfg 5, dense, fp32 | 100 | 10.000 | 1.0x | 9.000 | 1.0x | — | 93.8% |",
+    );
+    assert.equal(
+      table[3],
+      "| turbo | dit, euler 50, cfg 5, dense, fp32 | 100 | 2.000 | 5.0x | 1.000 | 9.0x | 31.3 | 93.8% |",
+    );
+  });
+
+  it("appends its section once and replaces it on the next run, keeping other sections", async () => {
+    const file = join(await mkdtemp(join(tmpdir(), "framefleet-docs-")), "BENCHMARKS.md");
+    await writeFile(file, "# Benchmarks\n\n## Kernels\n\nkernel table\n");
+    await writeBenchDocs(file, result([row("baseline", 10)]));
+    await writeBenchDocs(file, result([row("baseline", 10), row("turbo", 2)]));
+    const text = await readFile(file, "utf8");
+    assert.ok(text.startsWith("# Benchmarks\n\n## Kernels\n\nkernel table\n\n<!-- framefleet bench: begin"));
+    assert.equal(text.split("## Whole pipeline").length, 2, "one section");
+    assert.match(text, /Command: `framefleet bench --quick --write-docs`/);
+    assert.match(text, /Machine: Test CPU, 2 cores, CPU features avx2; GPU: none \(CPU path\)/);
+    assert.match(text, /\| turbo \|.*\| 5\.0x \|/);
   });
 });
