@@ -37,6 +37,18 @@ float quantizeBlock(const float* x, int64_t ldx, int64_t rows, int64_t cols, con
 
 }  // namespace
 
+std::vector<float> keyChannelMean(const AttentionArgs& a, int64_t head) {
+  const int64_t hd = a.head_dim;
+  const float* k = a.k + head * hd;
+  std::vector<double> sum(static_cast<size_t>(hd), 0.0);
+  for (int64_t i = 0; i < a.kv_len; ++i)
+    for (int64_t c = 0; c < hd; ++c) sum[static_cast<size_t>(c)] += k[i * a.k_stride + c];
+  std::vector<float> mean(static_cast<size_t>(hd));
+  for (int64_t c = 0; c < hd; ++c)
+    mean[static_cast<size_t>(c)] = static_cast<float>(sum[static_cast<size_t>(c)] / static_cast<double>(a.kv_len));
+  return mean;
+}
+
 void prepareSageHead(const AttentionArgs& a, int64_t head, Variant variant, SageHead& h) {
   if (a.head_dim > kSageMaxHeadDim) {
     fail(ErrorCode::BadRequest, "sage attention supports head_dim up to " +
@@ -59,14 +71,7 @@ void prepareSageHead(const AttentionArgs& a, int64_t head, Variant variant, Sage
   const float* k = a.k + head * hd;
   const float* v = a.v + head * hd;
 
-  // k: [nk, hd] -> kMean: [hd]
-  std::vector<double> sum(static_cast<size_t>(hd), 0.0);
-  for (int64_t i = 0; i < nk; ++i)
-    for (int64_t c = 0; c < hd; ++c) sum[static_cast<size_t>(c)] += k[i * a.k_stride + c];
-  h.kMean.resize(static_cast<size_t>(hd));
-  for (int64_t c = 0; c < hd; ++c)
-    h.kMean[static_cast<size_t>(c)] = static_cast<float>(sum[static_cast<size_t>(c)] / static_cast<double>(nk));
-
+  h.kMean = keyChannelMean(a, head);
   h.q.assign(static_cast<size_t>(h.qBlocks * kSageBlock * h.hdPad), 0);
   h.qScale.assign(static_cast<size_t>(h.qBlocks), 0.0f);
   for (int64_t b = 0; b < h.qBlocks; ++b) {

@@ -32,6 +32,9 @@ struct SageHead {
   std::vector<uint16_t> vBf16;  // Amx: bf16 B tiles, [keys/32][hdV/16][16 key pairs][16][2]
 };
 
+// Per-channel mean of head `head` of a.k over the kv_len tokens -> [head_dim] (double sums).
+std::vector<float> keyChannelMean(const AttentionArgs& a, int64_t head);
+
 // Quantizes and packs head `head` of args (ff::AttentionArgs, no key mask) for the variant.
 void prepareSageHead(const AttentionArgs& args, int64_t head, Variant variant, SageHead& out);
 

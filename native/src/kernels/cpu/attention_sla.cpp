@@ -1,0 +1,249 @@
+#include "attention_sla.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "attention_sage.h"
+#include "core/error.h"
+
+namespace ff::cpu {
+
+namespace {
+
+constexpr float kLinearEps = 1e-5f;
+
+// phi(x) = softmax of x over its n channels (x minus shift when given).
+void softmaxChannels(const float* x, const float* shift, int64_t n, float* out) {
+  float mx = -INFINITY;
+  for (int64_t c = 0; c < n; ++c) {
+    out[c] = x[c] - (shift ? shift[c] : 0.0f);
+    mx = std::max(mx, out[c]);
+  }
+  float sum = 0.0f;
+  for (int64_t c = 0; c < n; ++c) {
+    out[c] = std::exp(out[c] - mx);
+    sum += out[c];
+  }
+  const float inv = 1.0f / sum;
+  for (int64_t c = 0; c < n; ++c) out[c] *= inv;
+}
+
+// Mean of rows [r0, r1) of x (stride ld) minus shift -> out: [hd].
+void blockMean(const float* x, int64_t ld, int64_t r0, int64_t r1, int64_t hd, const float* shift,
+               float* out) {
+  for (int64_t c = 0; c < hd; ++c) {
+    double s = 0.0;
+    for (int64_t r = r0; r < r1; ++r) s += x[r * ld + c];
+    out[c] = static_cast<float>(s / static_cast<double>(r1 - r0) - (shift ? shift[c] : 0.0f));
+  }
+}
+
+void checkSla(const AttentionArgs& a, const SlaOptions& o) {
+  if (a.q_len != a.kv_len || a.key_mask != nullptr) {
+    fail(ErrorCode::Internal, "sla attention is self-attention only (no key mask, q_len == kv_len)");
+  }
+  if (!(o.topK > 0.0f && o.topK <= 1.0f)) {
+    fail(ErrorCode::BadRequest, "slaTopK must be in (0, 1], got " + std::to_string(o.topK));
+  }
+}
+
+bool allZero(const float* w, int64_t n) {
+  return w == nullptr || std::all_of(w, w + n, [](float x) { return x == 0.0f; });
+}
+
+}  // namespace
+
+int64_t slaSelectedCount(float topK, int64_t blocks) {
+  const auto kc = static_cast<int64_t>(std::floor(static_cast<double>(topK) * static_cast<double>(blocks) + 0.5));
+  return std::clamp<int64_t>(kc, 1, blocks);
+}
+
+std::vector<int32_t> slaSelectBlocks(const AttentionArgs& a, int64_t head, const float* kMean, int64_t kc) {
+  const int64_t hd = a.head_dim;
+  const int64_t nbq = (a.q_len + kSlaBlock - 1) / kSlaBlock, nbk = (a.kv_len + kSlaBlock - 1) / kSlaBlock;
+  // q, k~: [n, hd] -> pooled qp: [nbq, hd], kp: [nbk, hd]
+  std::vector<float> qp(static_cast<size_t>(nbq * hd)), kp(static_cast<size_t>(nbk * hd));
+  for (int64_t b = 0; b < nbq; ++b)
+    blockMean(a.q + head * hd, a.q_stride, b * kSlaBlock, std::min(a.q_len, (b + 1) * kSlaBlock), hd, nullptr,
+              qp.data() + b * hd);
+  for (int64_t b = 0; b < nbk; ++b)
+    blockMean(a.k + head * hd, a.k_stride, b * kSlaBlock, std::min(a.kv_len, (b + 1) * kSlaBlock), hd, kMean,
+              kp.data() + b * hd);
+  std::vector<int32_t> selected(static_cast<size_t>(nbq * kc));
+  std::vector<float> score(static_cast<size_t>(nbk));
+  std::vector<int32_t> order(static_cast<size_t>(nbk));
+  for (int64_t b = 0; b < nbq; ++b) {
+    for (int64_t j = 0; j < nbk; ++j) {
+      double s = 0.0;
+      for (int64_t c = 0; c < hd; ++c) s += double{qp[static_cast<size_t>(b * hd + c)]} * kp[static_cast<size_t>(j * hd + c)];
+      score[static_cast<size_t>(j)] = static_cast<float>(s);
+    }
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int32_t x, int32_t y) {
+      return score[static_cast<size_t>(x)] > score[static_cast<size_t>(y)];
+    });
+    int32_t* row = selected.data() + b * kc;
+    std::copy(order.begin(), order.begin() + kc, row);
+    std::sort(row, row + kc);
+  }
+  return selected;
+}
+
+void slaAttention(const AttentionArgs& a, const SlaOptions& options, Variant variant) {
+  checkSla(a, options);
+  if (variant != Variant::Amx && variant != Variant::Vnni) variant = Variant::Scalar;
+  const int64_t hd = a.head_dim, hh = hd * hd;
+  const int64_t nb = (a.kv_len + kSlaBlock - 1) / kSlaBlock;
+  const int64_t kc = slaSelectedCount(options.topK, nb);
+  const bool linear = kc < nb && !allZero(options.projL, hh);
+
+  std::vector<SageHead> heads(static_cast<size_t>(a.heads));
+  std::vector<std::vector<int32_t>> selected(static_cast<size_t>(a.heads));
+  parallelChunks(a.heads, [&](int64_t b, int64_t e) {
+    for (int64_t h = b; h < e; ++h) {
+      SageHead& sh = heads[static_cast<size_t>(h)];
+      prepareSageHead(a, h, variant, sh);
+      selected[static_cast<size_t>(h)] = slaSelectBlocks(a, h, sh.kMean.data(), kc);
+    }
+  });
+
+  // Linear branch state per head and key block: hBlk [hd, hd] = sum phi(k~_j) v_j^T and
+  // zBlk [hd] = sum phi(k~_j); hAll, zAll their sums over all blocks.
+  std::vector<float> hBlk, zBlk, hAll, zAll;
+  if (linear) {
+    hBlk.assign(static_cast<size_t>(a.heads * nb * hh), 0.0f);
+    zBlk.assign(static_cast<size_t>(a.heads * nb * hd), 0.0f);
+    parallelChunks(a.heads * nb, [&](int64_t b, int64_t e) {
+      std::vector<float> phi(static_cast<size_t>(hd));
+      for (int64_t t = b; t < e; ++t) {
+        const int64_t h = t / nb, blk = t % nb;
+        float* hb = hBlk.data() + t * hh;
+        float* zb = zBlk.data() + t * hd;
+        for (int64_t j = blk * kSlaBlock; j < std::min(a.kv_len, (blk + 1) * kSlaBlock); ++j) {
+          softmaxChannels(a.k + j * a.k_stride + h * hd, heads[static_cast<size_t>(h)].kMean.data(), hd, phi.data());
+          const float* vj = a.v + j * a.v_stride + h * hd;
+          for (int64_t e1 = 0; e1 < hd; ++e1) {
+            const float p = phi[static_cast<size_t>(e1)];
+            zb[e1] += p;
+            for (int64_t d = 0; d < hd; ++d) hb[e1 * hd + d] += p * vj[d];
+          }
+        }
+      }
+    });
+    hAll.assign(static_cast<size_t>(a.heads * hh), 0.0f);
+    zAll.assign(static_cast<size_t>(a.heads * hd), 0.0f);
+    for (int64_t h = 0; h < a.heads; ++h)
+      for (int64_t blk = 0; blk < nb; ++blk) {
+        for (int64_t i = 0; i < hh; ++i) hAll[static_cast<size_t>(h * hh + i)] += hBlk[static_cast<size_t>((h * nb + blk) * hh + i)];
+        for (int64_t i = 0; i < hd; ++i) zAll[static_cast<size_t>(h * hd + i)] += zBlk[static_cast<size_t>((h * nb + blk) * hd + i)];
+      }
+  }
+
+  parallelChunks(a.heads * nb, [&](int64_t b, int64_t e) {
+    std::vector<float> hRest(static_cast<size_t>(hh)), zRest(static_cast<size_t>(hd)), g(static_cast<size_t>(hh));
+    std::vector<float> phi(static_cast<size_t>(hd)), ol(static_cast<size_t>(hd));
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t h = t / nb, qb = t % nb;
+      const int32_t* sel = selected[static_cast<size_t>(h)].data() + qb * kc;
+      float* out = a.out + qb * kSlaBlock * a.out_stride + h * hd;
+      sageQueryBlock(heads[static_cast<size_t>(h)], qb, sel, kc, out, a.out_stride);
+      if (!linear) continue;
+      // Unselected blocks R(b): all blocks minus the selected ones.
+      std::copy_n(hAll.data() + h * hh, hh, hRest.begin());
+      std::copy_n(zAll.data() + h * hd, hd, zRest.begin());
+      for (int64_t s = 0; s < kc; ++s) {
+        const float* hb = hBlk.data() + (h * nb + sel[s]) * hh;
+        const float* zb = zBlk.data() + (h * nb + sel[s]) * hd;
+        for (int64_t i = 0; i < hh; ++i) hRest[static_cast<size_t>(i)] -= hb[i];
+        for (int64_t i = 0; i < hd; ++i) zRest[static_cast<size_t>(i)] -= zb[i];
+      }
+      // g = hRest proj_l^T: [hd, hd], so that o_l proj_l^T = phi(q)^T g / (phi(q) . zRest + eps).
+      for (int64_t e1 = 0; e1 < hd; ++e1)
+        for (int64_t d = 0; d < hd; ++d) {
+          float s = 0.0f;
+          for (int64_t f = 0; f < hd; ++f) s += hRest[static_cast<size_t>(e1 * hd + f)] * options.projL[d * hd + f];
+          g[static_cast<size_t>(e1 * hd + d)] = s;
+        }
+      const int64_t rows = std::min(kSlaBlock, a.q_len - qb * kSlaBlock);
+      for (int64_t r = 0; r < rows; ++r) {
+        softmaxChannels(a.q + (qb * kSlaBlock + r) * a.q_stride + h * hd, nullptr, hd, phi.data());
+        float den = kLinearEps;
+        for (int64_t c = 0; c < hd; ++c) den += phi[static_cast<size_t>(c)] * zRest[static_cast<size_t>(c)];
+        std::fill(ol.begin(), ol.end(), 0.0f);
+        for (int64_t e1 = 0; e1 < hd; ++e1) {
+          const float p = phi[static_cast<size_t>(e1)];
+          for (int64_t d = 0; d < hd; ++d) ol[static_cast<size_t>(d)] += p * g[static_cast<size_t>(e1 * hd + d)];
+        }
+        const float inv = 1.0f / den;
+        for (int64_t d = 0; d < hd; ++d) out[r * a.out_stride + d] += ol[static_cast<size_t>(d)] * inv;
+      }
+    }
+  });
+}
+
+void slaAttentionReference(const AttentionArgs& a, const SlaOptions& options) {
+  checkSla(a, options);
+  const int64_t hd = a.head_dim, n = a.q_len;
+  const int64_t nb = (n + kSlaBlock - 1) / kSlaBlock;
+  const int64_t kc = slaSelectedCount(options.topK, nb);
+  std::vector<float> phi(static_cast<size_t>(hd)), kt(static_cast<size_t>(hd));
+  std::vector<double> s(static_cast<size_t>(n)), os(static_cast<size_t>(hd)), hr(static_cast<size_t>(hd * hd)),
+      zr(static_cast<size_t>(hd)), ol(static_cast<size_t>(hd));
+  for (int64_t h = 0; h < a.heads; ++h) {
+    const std::vector<float> kMean = keyChannelMean(a, h);
+    const std::vector<int32_t> selected = slaSelectBlocks(a, h, kMean.data(), kc);
+    for (int64_t qb = 0; qb < nb; ++qb) {
+      std::vector<bool> chosen(static_cast<size_t>(nb), false);
+      for (int64_t i = 0; i < kc; ++i) chosen[static_cast<size_t>(selected[static_cast<size_t>(qb * kc + i)])] = true;
+      std::fill(hr.begin(), hr.end(), 0.0);
+      std::fill(zr.begin(), zr.end(), 0.0);
+      for (int64_t j = 0; j < n; ++j) {
+        if (chosen[static_cast<size_t>(j / kSlaBlock)]) continue;
+        softmaxChannels(a.k + j * a.k_stride + h * hd, kMean.data(), hd, phi.data());
+        for (int64_t e1 = 0; e1 < hd; ++e1) {
+          zr[static_cast<size_t>(e1)] += phi[static_cast<size_t>(e1)];
+          for (int64_t d = 0; d < hd; ++d)
+            hr[static_cast<size_t>(e1 * hd + d)] += double{phi[static_cast<size_t>(e1)]} * a.v[j * a.v_stride + h * hd + d];
+        }
+      }
+      for (int64_t i = qb * kSlaBlock; i < std::min(n, (qb + 1) * kSlaBlock); ++i) {
+        const float* qi = a.q + i * a.q_stride + h * hd;
+        double mx = -INFINITY;
+        for (int64_t j = 0; j < n; ++j) {
+          if (!chosen[static_cast<size_t>(j / kSlaBlock)]) continue;
+          double dot = 0.0;
+          for (int64_t c = 0; c < hd; ++c) dot += double{qi[c]} * (a.k[j * a.k_stride + h * hd + c] - kMean[static_cast<size_t>(c)]);
+          s[static_cast<size_t>(j)] = dot * a.scale;
+          mx = std::max(mx, s[static_cast<size_t>(j)]);
+        }
+        double den = 0.0;
+        std::fill(os.begin(), os.end(), 0.0);
+        for (int64_t j = 0; j < n; ++j) {
+          if (!chosen[static_cast<size_t>(j / kSlaBlock)]) continue;
+          const double p = std::exp(s[static_cast<size_t>(j)] - mx);
+          den += p;
+          for (int64_t d = 0; d < hd; ++d) os[static_cast<size_t>(d)] += p * a.v[j * a.v_stride + h * hd + d];
+        }
+        float* out = a.out + i * a.out_stride + h * hd;
+        for (int64_t d = 0; d < hd; ++d) out[d] = static_cast<float>(os[static_cast<size_t>(d)] / den);
+        if (kc == nb || options.projL == nullptr) continue;
+        softmaxChannels(qi, nullptr, hd, phi.data());
+        double lden = kLinearEps;
+        for (int64_t c = 0; c < hd; ++c) lden += phi[static_cast<size_t>(c)] * zr[static_cast<size_t>(c)];
+        for (int64_t d = 0; d < hd; ++d) {
+          double num = 0.0;
+          for (int64_t e1 = 0; e1 < hd; ++e1) num += phi[static_cast<size_t>(e1)] * hr[static_cast<size_t>(e1 * hd + d)];
+          ol[static_cast<size_t>(d)] = num / lden;
+        }
+        for (int64_t d = 0; d < hd; ++d) {
+          double y = 0.0;
+          for (int64_t e1 = 0; e1 < hd; ++e1) y += ol[static_cast<size_t>(e1)] * options.projL[d * hd + e1];
+          out[d] += static_cast<float>(y);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace ff::cpu

@@ -1,0 +1,120 @@
+// Sparse-linear attention: the block-selection rule, the fast path against the fp32 oracle,
+// topK = 1 against Sage attention, and the oracle against dense attention.
+#include <cmath>
+#include <cstdio>
+#include <vector>
+
+#include "core/error.h"
+#include "harness.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/attention_sage.h"
+#include "kernels/cpu/attention_sla.h"
+
+using fftest::random_vector;
+
+namespace {
+
+struct Qkv {
+  int64_t n, heads, hd;
+  std::vector<float> q, k, v;
+  ff::AttentionArgs args(float* out) {
+    const int64_t w = heads * hd;
+    return ff::AttentionArgs{n, n, heads, hd, q.data(), w, k.data(), w, v.data(), w, out, w, nullptr,
+                             1.0f / std::sqrt(static_cast<float>(hd))};
+  }
+};
+
+// Tokens drift smoothly so that pooled block scores carry signal, plus K outlier channels.
+Qkv makeQkv(int64_t n, int64_t heads, int64_t hd, uint64_t seed) {
+  const int64_t w = heads * hd;
+  Qkv x{n, heads, hd, random_vector(n * w, seed, 1.5f), random_vector(n * w, seed + 1, 1.5f), random_vector(n * w, seed + 2)};
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t c = 0; c < w; ++c) {
+      const float drift = std::sin(0.02f * static_cast<float>(i) + 0.7f * static_cast<float>(c));
+      x.q[i * w + c] += drift;
+      x.k[i * w + c] += drift + (c % 7 == 3 ? 9.0f : 0.0f);
+    }
+  return x;
+}
+
+std::vector<float> projection(int64_t hd, uint64_t seed) {
+  auto p = random_vector(hd * hd, seed, 0.3f);
+  for (int64_t i = 0; i < hd; ++i) p[i * hd + i] += 1.0f;
+  return p;
+}
+
+}  // namespace
+
+TEST(sla_selects_round_half_up_count_of_blocks) {
+  CHECK(ff::cpu::slaSelectedCount(0.1f, 36) == 4);  // MODEL.md's 128x128x33 example
+  CHECK(ff::cpu::slaSelectedCount(0.1f, 256) == 26);
+  CHECK(ff::cpu::slaSelectedCount(1.0f, 7) == 7);
+  CHECK(ff::cpu::slaSelectedCount(0.01f, 5) == 1);
+  CHECK(ff::cpu::slaSelectedCount(0.5f, 3) == 2);
+}
+
+TEST(sla_breaks_score_ties_towards_lower_block_indices) {
+  Qkv x = makeQkv(300, 1, 16, 3);
+  std::fill(x.q.begin(), x.q.end(), 0.0f);  // every pooled score is 0
+  std::vector<float> out(300 * 16);
+  const auto mean = ff::cpu::keyChannelMean(x.args(out.data()), 0);
+  const auto sel = ff::cpu::slaSelectBlocks(x.args(out.data()), 0, mean.data(), 2);
+  for (int64_t b = 0; b < 5; ++b) CHECK(sel[b * 2] == 0 && sel[b * 2 + 1] == 1);
+}
+
+TEST(sla_reference_at_topk_1_equals_dense_attention) {
+  Qkv x = makeQkv(200, 2, 24, 11);
+  std::vector<float> sla(200 * 48), dense(200 * 48);
+  const auto p = projection(24, 12);
+  ff::cpu::slaAttentionReference(x.args(sla.data()), {1.0f, p.data()});
+  ff::attention_reference(x.args(dense.data()));
+  CHECK_MSG(fftest::rel_l2(sla.data(), dense.data(), sla.size()) < 1e-5, "relL2 " << fftest::rel_l2(sla.data(), dense.data(), sla.size()));
+}
+
+TEST(sla_at_topk_1_equals_sage_attention) {
+  Qkv x = makeQkv(330, 2, 64, 21);
+  std::vector<float> sla(330 * 128), sage(330 * 128);
+  const auto p = projection(64, 22);
+  const ff::Variant v = ff::cpu::bestInt8Variant();
+  ff::cpu::slaAttention(x.args(sla.data()), {1.0f, p.data()}, v);
+  ff::cpu::sageAttention(x.args(sage.data()), v);
+  const double err = fftest::rel_l2(sla.data(), sage.data(), sla.size());
+  CHECK_MSG(err <= 1e-6, "relL2 " << err);
+}
+
+TEST(sla_fast_path_matches_the_fp32_oracle_with_the_linear_branch) {
+  for (float topK : {0.25f, 0.5f}) {
+    Qkv x = makeQkv(520, 2, 64, 31);
+    const size_t size = 520 * 128;
+    std::vector<float> fast(size), oracle(size), sparseOnly(size);
+    const auto p = projection(64, 32);
+    ff::cpu::slaAttention(x.args(fast.data()), {topK, p.data()}, ff::cpu::bestInt8Variant());
+    ff::cpu::slaAttentionReference(x.args(oracle.data()), {topK, p.data()});
+    ff::cpu::slaAttentionReference(x.args(sparseOnly.data()), {topK, nullptr});
+    const double cos = fftest::cosine(fast.data(), oracle.data(), size);
+    const double err = fftest::rel_l2(fast.data(), oracle.data(), size);
+    CHECK_MSG(cos >= 0.999 && err <= 3e-2, "topK " << topK << ": cosine " << cos << " relL2 " << err);
+    // The linear branch contributes: dropping proj_l moves the result well beyond the int8 error.
+    CHECK(fftest::rel_l2(sparseOnly.data(), oracle.data(), size) > 5 * err);
+  }
+}
+
+TEST(sla_at_topk_0_1_reports_its_error_against_dense) {
+  Qkv x = makeQkv(1280, 1, 64, 41);
+  std::vector<float> sla(1280 * 64), dense(1280 * 64);
+  ff::cpu::slaAttention(x.args(sla.data()), {0.1f, nullptr}, ff::cpu::bestInt8Variant());
+  ff::attention_reference(x.args(dense.data()));
+  const double cos = fftest::cosine(sla.data(), dense.data(), sla.size());
+  const double err = fftest::rel_l2(sla.data(), dense.data(), sla.size());
+  std::printf("  sla topK 0.1 vs dense (N=1280, hd=64, 2 of 20 blocks): relL2 %.4f cosine %.4f\n", err, cos);
+  CHECK(std::isfinite(err) && std::isfinite(cos) && cos > 0.0);
+}
+
+TEST(sla_rejects_masks_cross_attention_and_bad_topk) {
+  Qkv x = makeQkv(64, 1, 16, 51);
+  std::vector<float> out(64 * 16);
+  ff::AttentionArgs cross = x.args(out.data());
+  cross.kv_len = 32;
+  CHECK_THROWS(ff::cpu::slaAttention(cross, {0.5f, nullptr}, ff::Variant::Scalar), ff::ErrorCode::Internal, "self-attention");
+  CHECK_THROWS(ff::cpu::slaAttention(x.args(out.data()), {0.0f, nullptr}, ff::Variant::Scalar), ff::ErrorCode::BadRequest, "slaTopK");
+}
