@@ -37,7 +37,7 @@ export const DEFAULT_RETRY: RetryPolicy = { baseMs: 10_000, maxMs: 360_000 };
 /** Epoch ms before which a requeued job must not be dispatched (0 when it may run now). */
 export function retryNotBefore(job: JobObject, policy: RetryPolicy): number {
   const running = findCondition(job.status?.conditions, JobConditionType.Running);
-  if (!running || running.status !== "False" || !FAILURE_REASONS.has(running.reason)) return 0;
+  if (running?.status !== "False" || !FAILURE_REASONS.has(running.reason)) return 0;
   const failures = Math.max(1, job.status?.attempts ?? 1);
   return Date.parse(running.lastTransitionTime) + exponentialDelay(failures - 1, policy.baseMs, policy.maxMs);
 }

@@ -1,0 +1,34 @@
+// An engine that skips the denoiser: it draws deterministic frames from the seed at once. Used by
+// the operator's load benchmark (`framefleet worker --engine synthetic`), so thousands of jobs
+// exercise dispatch, status writes and file output without the cost of generation. Every other
+// pipeline stage (validation, encoding, attempt-named files renamed into place) runs for real.
+import type { Engine, EngineProgress, EngineRequest, EngineResult } from "../pipeline/engine.ts";
+
+export class SyntheticEngine implements Engine {
+  async generate(
+    request: EngineRequest,
+    options: { onProgress?: (p: EngineProgress) => void; signal?: AbortSignal },
+  ): Promise<EngineResult> {
+    const { width, height, frames, seed } = request;
+    const data = new Uint8Array(width * height * frames * 3);
+    let state = seed >>> 0 || 1;
+    for (let f = 0; f < frames; f++) {
+      options.signal?.throwIfAborted();
+      // xorshift32: a cheap deterministic colour per frame.
+      state ^= state << 13;
+      state ^= state >>> 17;
+      state ^= state << 5;
+      const rgb = [state & 255, (state >>> 8) & 255, (state >>> 16) & 255];
+      for (let p = 0; p < width * height; p++) data.set(rgb, (f * width * height + p) * 3);
+    }
+    options.onProgress?.({ stage: "denoise", step: request.steps, totalSteps: request.steps });
+    return {
+      frames: data,
+      width,
+      height,
+      frameCount: frames,
+      timings: { textEncode: 0, denoise: 0, decode: 0 },
+      nfe: 0,
+    };
+  }
+}
