@@ -76,3 +76,30 @@ export function describeError(err: unknown): string {
   if (isInputError(err) || isAbort(err) || !code) return message.split("\n")[0] ?? message;
   return `${code}: ${message.split("\n")[0]}`;
 }
+
+/**
+ * Runs a command body with Ctrl-C wired to an AbortSignal: the first SIGINT or SIGTERM aborts
+ * (the engine stops within one denoising step and the pipeline removes partial files), a second
+ * one exits at once. Errors become one line on stderr and the exit status of exitCodeFor.
+ */
+export async function runCancellable(
+  command: string,
+  body: (signal: AbortSignal) => Promise<number>,
+): Promise<number> {
+  const controller = new AbortController();
+  const cancel = () => {
+    if (controller.signal.aborted) process.exit(130);
+    controller.abort();
+  };
+  process.on("SIGINT", cancel);
+  process.on("SIGTERM", cancel);
+  try {
+    return await body(controller.signal);
+  } catch (err) {
+    process.stderr.write(`framefleet ${command}: ${describeError(err)}\n`);
+    return exitCodeFor(err);
+  } finally {
+    process.off("SIGINT", cancel);
+    process.off("SIGTERM", cancel);
+  }
+}

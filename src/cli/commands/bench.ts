@@ -5,13 +5,7 @@ import { parseArgs } from "node:util";
 import { benchPrompts, benchRows, runBench } from "../../pipeline/bench.ts";
 import { type BenchResult, benchTable, type Machine, writeBenchDocs } from "../../pipeline/bench-docs.ts";
 import { PipelineError } from "../../pipeline/errors.ts";
-import {
-  describeError,
-  exitCodeFor,
-  loadLocalModel,
-  REPO_ROOT,
-  resolveModelDir,
-} from "../../pipeline/local.ts";
+import { loadLocalModel, REPO_ROOT, resolveModelDir, runCancellable } from "../../pipeline/local.ts";
 import type { Command } from "../main.ts";
 
 const usage = `usage: framefleet bench [--quick] [--json] [--write-docs] [options]
@@ -107,10 +101,7 @@ export const command: Command = {
       process.stdout.write(`${usage}\n`);
       return 0;
     }
-    const controller = new AbortController();
-    const cancel = () => (controller.signal.aborted ? process.exit(130) : controller.abort());
-    process.on("SIGINT", cancel);
-    try {
+    return runCancellable("bench", async (signal) => {
       const count = positiveInt(values.prompts, "--prompts") ?? (values.quick ? 4 : 16);
       const repeats = positiveInt(values.repeats, "--repeats") ?? 1;
       const teaCache = values.teacache === undefined ? undefined : Number(values.teacache);
@@ -137,7 +128,7 @@ export const command: Command = {
         rows,
         repeats,
         video,
-        signal: controller.signal,
+        signal,
         onRun: (row, index, total, report) => {
           const t = report.timings;
           process.stderr.write(
@@ -168,11 +159,6 @@ export const command: Command = {
       }
       process.stdout.write(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${benchTable(table)}\n`);
       return 0;
-    } catch (err) {
-      process.stderr.write(`framefleet bench: ${describeError(err)}\n`);
-      return exitCodeFor(err);
-    } finally {
-      process.off("SIGINT", cancel);
-    }
+    });
   },
 };

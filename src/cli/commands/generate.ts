@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { API_VERSION, formatProblems, JOB_KIND, validateDocument, validateYaml } from "../../api/index.ts";
 import { PipelineError } from "../../pipeline/errors.ts";
-import { describeError, exitCodeFor, loadLocalModel, resolveModelDir } from "../../pipeline/local.ts";
+import { loadLocalModel, resolveModelDir, runCancellable } from "../../pipeline/local.ts";
 import { readModelInfo } from "../../pipeline/model-dir.ts";
 import { createProgress } from "../../pipeline/progress.ts";
 import type { Report } from "../../pipeline/report.ts";
@@ -187,37 +187,27 @@ export async function generate(args: string[]): Promise<number> {
     return 0;
   }
   const progress = createProgress(process.stderr);
-  const controller = new AbortController();
-  const cancel = () => {
-    if (controller.signal.aborted) process.exit(130);
-    controller.abort();
-  };
-  process.on("SIGINT", cancel);
-  process.on("SIGTERM", cancel);
-  try {
-    const { name, modelName, spec } = await jobFromArgs(values);
-    const dir = resolveModelDir(modelName);
-    validateSpec(await readModelInfo(dir), spec);
-    const model = await loadLocalModel(dir);
-    const report = await runPipeline(model, spec, {
-      outDir: values.out ?? "out",
-      name,
-      signal: controller.signal,
-      loadSeconds: model.loadSeconds,
-      onProgress: (e) => progress.update(e),
-      onNotice: (m) => progress.notice(m),
-    });
-    progress.finish();
-    process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${human(report)}\n`);
-    return 0;
-  } catch (err) {
-    progress.finish();
-    process.stderr.write(`framefleet generate: ${describeError(err)}\n`);
-    return exitCodeFor(err);
-  } finally {
-    process.off("SIGINT", cancel);
-    process.off("SIGTERM", cancel);
-  }
+  return runCancellable("generate", async (signal) => {
+    try {
+      const { name, modelName, spec } = await jobFromArgs(values);
+      const dir = resolveModelDir(modelName);
+      validateSpec(await readModelInfo(dir), spec);
+      const model = await loadLocalModel(dir);
+      const report = await runPipeline(model, spec, {
+        outDir: values.out ?? "out",
+        name,
+        signal,
+        loadSeconds: model.loadSeconds,
+        onProgress: (e) => progress.update(e),
+        onNotice: (m) => progress.notice(m),
+      });
+      progress.finish();
+      process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${human(report)}\n`);
+      return 0;
+    } finally {
+      progress.finish();
+    }
+  });
 }
 
 export const command: Command = {
