@@ -13,7 +13,8 @@ import type { Command } from "../main.ts";
 
 const HELP = `usage: framefleet operator [options]
 
-  --config FILE              operator configuration (YAML; the Helm chart's ConfigMap). Default: built-in defaults
+  --config FILE              operator configuration (YAML; the Helm chart's ConfigMap). Default: the
+                             YAML in $FRAMEFLEET_CONFIG, else built-in defaults
   --kubeconfig FILE          cluster credentials. Default: $KUBECONFIG, ~/.kube/config, or in-cluster
   --namespace NS             namespace of the leader Lease. Default: config, $POD_NAMESPACE, then default
   --identity NAME            leader-election identity. Default: $POD_NAME or host-pid
@@ -41,7 +42,14 @@ export const command: Command = {
       return 0;
     }
     let raw: unknown = {};
-    if (values.config) {
+    if (!values.config && process.env.FRAMEFLEET_CONFIG) {
+      try {
+        raw = parseYaml(process.env.FRAMEFLEET_CONFIG) ?? {};
+      } catch (err) {
+        process.stderr.write(`framefleet operator: FRAMEFLEET_CONFIG is not YAML: ${(err as Error).message}\n`);
+        return 2;
+      }
+    } else if (values.config) {
       try {
         raw = parseYaml(readFileSync(values.config, "utf8")) ?? {};
       } catch (err) {
