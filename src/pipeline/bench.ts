@@ -177,6 +177,18 @@ export interface BenchOptions {
   outDir?: string;
 }
 
+function rowSpec(def: BenchRowDefinition, item: BenchPrompt, video: PipelineSpec["video"]): PipelineSpec {
+  return {
+    prompt: item.prompt,
+    seed: item.seed,
+    profile: def.profile,
+    video,
+    output: { format: "mp4" },
+    ...(def.acceleration ? { acceleration: def.acceleration } : {}),
+    ...(def.steps !== undefined ? { sampling: { steps: def.steps } } : {}),
+  };
+}
+
 /** Runs every row over every prompt and returns the table, baseline first. */
 export async function runBench(model: PipelineModel, options: BenchOptions): Promise<BenchRow[]> {
   const outDir = options.outDir ?? (await mkdtemp(join(tmpdir(), "framefleet-bench-")));
@@ -185,19 +197,13 @@ export async function runBench(model: PipelineModel, options: BenchOptions): Pro
   const baselineFrames = new Map<number, Uint8Array>();
   const rows: BenchRow[] = [];
   try {
-    // One short untimed run per weight set, so page faults of mapped weights and thread start-up
-    // land in no row.
-    for (const profile of new Set(options.rows.map((r) => r.profile))) {
+    // One single-step untimed run per row, so page faults of mapped weights, weight
+    // quantization and thread start-up land in no row's timings.
+    const first = options.prompts[0] ?? { prompt: "", seed: 0, heldOut: false };
+    for (const def of options.rows) {
       await runPipeline(
         model,
-        {
-          prompt: options.prompts[0]?.prompt ?? "",
-          seed: 0,
-          profile,
-          video,
-          output: { format: "mp4" },
-          sampling: { steps: 1 },
-        },
+        { ...rowSpec(def, first, video), sampling: { steps: 1 } },
         { outDir, name: "warmup", signal: options.signal },
       );
     }
@@ -212,24 +218,12 @@ export async function runBench(model: PipelineModel, options: BenchOptions): Pro
       for (const [p, item] of options.prompts.entries()) {
         for (let r = 0; r < repeats; r++) {
           let frames: Frames | undefined;
-          report = await runPipeline(
-            model,
-            {
-              prompt: item.prompt,
-              seed: item.seed,
-              profile: def.profile,
-              video,
-              output: { format: "mp4" },
-              ...(def.acceleration ? { acceleration: def.acceleration } : {}),
-              ...(def.steps !== undefined ? { sampling: { steps: def.steps } } : {}),
-            },
-            {
-              outDir,
-              name: `${def.name.replace(/\W/g, "")}-${p}`,
-              signal: options.signal,
-              onFrames: (f) => (frames = f),
-            },
-          );
+          report = await runPipeline(model, rowSpec(def, item, video), {
+            outDir,
+            name: `${def.name.replace(/\W/g, "")}-${p}`,
+            signal: options.signal,
+            onFrames: (f) => (frames = f),
+          });
           seconds.push(report.timings.total);
           denoise.push(report.timings.denoise);
           options.onRun?.(def.name, ++index, total, report);
