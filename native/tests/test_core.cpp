@@ -50,3 +50,14 @@ TEST(cpu_features_score_scalar_always_and_respect_os_support) {
   ff::Variant best = ff::best_variant({ff::Variant::Scalar, ff::Variant::Avx2, ff::Variant::Avx512});
   CHECK(ff::variant_score(best) >= ff::variant_score(ff::Variant::Scalar));
 }
+
+TEST(arena_rewind_frees_only_later_allocations) {
+  ff::Arena arena(256);
+  float* keep = arena.alloc(100);
+  ff::Arena::Mark m = arena.mark();
+  float* tmp = arena.alloc(500);
+  arena.alloc(50);
+  arena.rewind(m);
+  CHECK(arena.alloc(500) == tmp);
+  CHECK(keep != tmp);
+}

@@ -26,6 +26,16 @@ void Arena::reset() {
   current_ = 0;
 }
 
+Arena::Mark Arena::mark() const {
+  if (current_ >= blocks_.size()) return Mark{current_, 0};
+  return Mark{current_, blocks_[current_].used};
+}
+
+void Arena::rewind(Mark m) {
+  for (size_t i = m.block; i < blocks_.size(); ++i) blocks_[i].used = i == m.block ? m.used : 0;
+  current_ = m.block;
+}
+
 size_t Arena::reserved_bytes() const {
   size_t n = 0;
   for (const Block& b : blocks_) n += b.capacity * sizeof(float);

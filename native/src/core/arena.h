@@ -13,6 +13,12 @@ class Arena {
   explicit Arena(size_t block_floats = size_t(1) << 20) : block_floats_(block_floats) {}
   float* alloc(size_t count);  // uninitialised
   void reset();
+  // Rewinding to a mark frees everything allocated after it (the memory stays reserved).
+  struct Mark {
+    size_t block, used;
+  };
+  Mark mark() const;
+  void rewind(Mark m);
   size_t reserved_bytes() const;
 
  private:

@@ -1,0 +1,46 @@
+// The model's two kernel dispatch points: every linear layer of a DiT block goes through
+// linear(), every DiT self-attention through self_attention(). An accelerated kernel is wired in
+// by adding its case here (and marking it supported in knob_supported()).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/attention.h"
+#include "model/knobs.h"
+
+namespace ff {
+
+struct LinearWeights {
+  std::string name;  // checkpoint key prefix, e.g. "dit.blocks.0.attn1.q"
+  int64_t out = 0, in = 0;
+  const float* weight = nullptr;        // [out, in]
+  const float* bias = nullptr;          // [out] or null
+  const int8_t* weight_q = nullptr;     // [out, in] stored pre-quantized, or null
+  const float* weight_scale = nullptr;  // [out], with weight_q
+  // State a kernel derives once from the weights (quantized or repacked copies), built by
+  // prepare_linear() before the first forward that uses that kernel.
+  std::shared_ptr<void> kernel_state;
+};
+
+// y: [rows, out] = x: [rows, in] · weightᵀ + bias, computed by the kernel knobs.linear selects.
+void linear(const Knobs& knobs, const LinearWeights& w, const float* x, int64_t rows, float* y);
+// The fp32 product, also used directly by the layers outside the DiT blocks.
+void linear_fp32(const LinearWeights& w, const float* x, int64_t rows, float* y);
+// Called once per (layer, linear kind) before first use, serialised by the model.
+void prepare_linear(LinearKind kind, LinearWeights& w);
+
+// DiT self-attention after RoPE: q, k, v [tokens, heads * head_dim] -> out. proj_l: the block's
+// optional SLA linear-branch projection [hd, hd] (null when absent).
+void self_attention(const Knobs& knobs, const AttentionArgs& args, const float* proj_l);
+
+// Whether this build runs a knob value (capabilities() lists these; requests naming another value
+// are rejected before any work).
+bool knob_supported(AttentionKind k);
+bool knob_supported(LinearKind k);
+bool tea_cache_supported();
+// Throws Error(BadRequest) naming the first knob value this build cannot run.
+void require_supported(const Knobs& knobs);
+
+}  // namespace ff

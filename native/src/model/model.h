@@ -1,0 +1,80 @@
+// A loaded model directory (docs/MODEL.md "Files of a model directory") and the generation
+// pipeline of one request: tokenize -> text encoder -> sampler over the DiT -> VAE decode.
+#pragma once
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "io/config.h"
+#include "model/dit.h"
+#include "model/knobs.h"
+#include "model/text_encoder.h"
+#include "model/tokenizer.h"
+#include "model/vae.h"
+#include "model/weights.h"
+
+namespace ff {
+
+struct LoadOptions {
+  // Requests whose estimated working memory exceeds this fail with E_OUT_OF_MEMORY before any
+  // allocation. 0: the machine's MemAvailable at request time.
+  uint64_t memory_limit_bytes = 0;
+};
+
+struct Timings {
+  double prepare_weights = 0;  // first use of a weight file: conversion and finiteness check
+  double text_encode = 0, denoise = 0, decode = 0, total = 0;
+};
+
+struct GenerateResult {
+  std::vector<uint8_t> frames;  // [F, H, W, 3]
+  int width = 0, height = 0, frame_count = 0;
+  int nfe = 0;  // DiT evaluations
+  Request request;  // with every default resolved
+  Timings timings;
+};
+
+// stage is "prepare" | "text" | "denoise" | "decode"; step counts within the stage.
+using ProgressFn = std::function<void(const char* stage, int step, int total)>;
+
+class Model {
+ public:
+  // Maps every file and checks config.json against vocab.txt and the tensors. Weights are not read.
+  // Throws Error(ModelFormat) naming the file, tensor and problem.
+  static std::shared_ptr<Model> load(const std::string& dir, const LoadOptions& options);
+
+  const ModelConfig& config() const { return config_; }
+  const std::string& dir() const { return dir_; }
+  bool has_student() const { return student_ != nullptr; }
+  uint64_t weight_bytes() const;
+
+  // Runs a request on the calling thread. `abort` (nullable) is polled before every DiT evaluation
+  // and after every step: when nonzero the call throws Error(Aborted).
+  GenerateResult generate(Request request, const ProgressFn& progress, const std::atomic<int>* abort);
+
+  // Estimated peak working memory of a resolved request, in bytes.
+  uint64_t estimate_bytes(const Request& request) const;
+
+  // Stages, for tests and parity checks. Each prepares its weights on first use.
+  TextContext encode_prompt(const std::string& prompt);
+  Dit& dit(WeightsKind which);
+  const VaeDecoder& vae();
+
+ private:
+  Model() = default;
+  void prepare(WeightSet& w, double* seconds);
+
+  std::string dir_;
+  ModelConfig config_;
+  LoadOptions options_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<WeightSet> text_, dit_w_, student_, vae_w_;
+  std::mutex mu_;  // guards lazy construction below
+  std::unique_ptr<Dit> dit_, student_dit_;
+  std::unique_ptr<VaeDecoder> vae_;
+};
+
+}  // namespace ff
