@@ -14,7 +14,9 @@ import { JOB_FINALIZER, type JobObject, type ModelObject, WORKER_LABEL } from ".
 import { activeAssignment, allowedClasses, isFinished, queuePositions } from "./queue.ts";
 
 /** Queue positions of waiting jobs are rewritten at most this often (default 5 s) to bound API writes. */
-const POSITION_REFRESH_MS = 5_000;
+export const POSITION_REFRESH_MS = 5_000;
+/** Positions are kept current for this many jobs at the head of each model's queue (default 20). */
+const POSITION_HEAD = 20;
 
 export class JobController {
   private readonly positionWrittenAt = new Map<string, number>();
@@ -167,21 +169,46 @@ export class JobController {
   private async watchQueued(job: JobObject): Promise<ReconcileResult> {
     if (job.spec.suspend) return this.pending(job, JobReason.Suspended, "suspended (spec.suspend is true)");
     const deadline = this.deadline(job);
-    if (deadline !== undefined && deadline <= Date.now())
+    if (deadline !== undefined && deadline <= Date.now()) {
       return this.fail(job, JobReason.DeadlineExceeded, this.deadlineMessage(job));
-    const key = keyOf(job);
-    const position = this.positionOf(job);
-    const waited = Date.now() - (this.positionWrittenAt.get(key) ?? 0);
-    let next = deadline !== undefined ? deadline - Date.now() : undefined;
-    if (position !== job.status?.queuePosition) {
-      if (waited >= POSITION_REFRESH_MS) {
-        await this.writeStatus(job, { queuePosition: position, message: `queued at position ${position}` });
-        this.positionWrittenAt.set(key, Date.now());
-      } else {
-        next = Math.min(next ?? Number.POSITIVE_INFINITY, POSITION_REFRESH_MS - waited);
+    }
+    return deadline !== undefined ? { requeueAfterMs: Math.max(10, deadline - Date.now()) } : undefined;
+  }
+
+  /**
+   * Rewrites the queue positions that changed, for the head of each model's queue only: the
+   * position written at admission is an upper bound for the rest (it only shrinks unless
+   * higher-priority jobs arrive), and rewriting every waiting job on every dispatch would cost
+   * O(queue length) writes per job.
+   */
+  async refreshPositions(): Promise<void> {
+    const byModel = new Map<string, JobObject[]>();
+    for (const j of this.ctx.jobs.list()) {
+      if (j.status?.phase !== "Queued" || j.metadata.deletionTimestamp) continue;
+      const m = `${j.metadata.namespace}/${j.spec.model}`;
+      byModel.set(m, [...(byModel.get(m) ?? []), j]);
+    }
+    const now = Date.now();
+    const writes: Promise<unknown>[] = [];
+    for (const queued of byModel.values()) {
+      for (const [key, position] of queuePositions(queued)) {
+        if (position > POSITION_HEAD) break;
+        const job = this.ctx.jobs.get(key);
+        if (!job || job.status?.queuePosition === position) continue;
+        if (now - (this.positionWrittenAt.get(key) ?? 0) < POSITION_REFRESH_MS) continue;
+        this.positionWrittenAt.set(key, now);
+        writes.push(
+          this.writeStatus(job, { queuePosition: position, message: `queued at position ${position}` }).catch(
+            (err) =>
+              this.ctx.log.debug(
+                { key, err: String(err) },
+                "queue position not written; the next refresh retries",
+              ),
+          ),
+        );
       }
     }
-    return next !== undefined ? { requeueAfterMs: Math.max(10, next) } : undefined;
+    await Promise.all(writes);
   }
 
   private async watchRunning(job: JobObject): Promise<ReconcileResult> {

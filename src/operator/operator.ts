@@ -7,7 +7,7 @@ import { apiRequests, logger, reconcileErrors } from "../telemetry/index.ts";
 import type { Context, OperatorSettings } from "./context.ts";
 import { keyOf } from "./context.ts";
 import { Dispatcher } from "./dispatcher.ts";
-import { JobController } from "./job-controller.ts";
+import { JobController, POSITION_REFRESH_MS } from "./job-controller.ts";
 import { COMPONENT_LABEL, kinds, MODEL_LABEL } from "./kinds.ts";
 import { ModelController } from "./model-controller.ts";
 import { WORKER_COMPONENT } from "./podtemplate.ts";
@@ -135,11 +135,13 @@ async function lead(
     jobQueue.run(WORKERS_PER_QUEUE, (key) => jobController.reconcile(key)),
   ];
   dispatcher.kick();
+  const positions = setInterval(() => void jobController.refreshPositions(), POSITION_REFRESH_MS);
   await new Promise<void>((resolve) => {
     if (signal.aborted) resolve();
     else signal.addEventListener("abort", () => resolve(), { once: true });
   });
   dispatcher.stop();
+  clearInterval(positions);
   for (const q of [modelQueue, poolQueue, jobQueue]) q.shutDown();
   await Promise.all([...running, ctx.models.stop(), ctx.jobs.stop(), ctx.pods.stop()]);
 }
