@@ -118,7 +118,7 @@ TEST(sage_attention_matches_dense_fp32_within_the_accuracy_bounds) {
   std::vector<float> dense(n * heads * hd), sage(n * heads * hd), oracle(n * heads * hd);
   ff::attention_reference(selfAttention(in, n, heads, hd, dense.data()));
   ff::cpu::sageAttentionReference(selfAttention(in, n, heads, hd, oracle.data()));
-  for (Variant v : {Variant::Scalar, Variant::Vnni, Variant::Amx}) {
+  for (Variant v : {Variant::Scalar, Variant::Avx2, Variant::Vnni, Variant::Amx}) {
     if (!ff::cpu::int8VariantRuns(v)) continue;
     std::fill(sage.begin(), sage.end(), NAN);
     ff::cpu::sageAttention(selfAttention(in, n, heads, hd, sage.data()), v);

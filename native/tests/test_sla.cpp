@@ -24,15 +24,18 @@ struct Qkv {
   }
 };
 
-// Tokens drift smoothly so that pooled block scores carry signal, plus K outlier channels.
+// Video-like tokens: each channel of q and k oscillates slowly at its own frequency, so attention
+// is local and pooled block scores carry signal; V drifts too; K has outlier channels.
 Qkv makeQkv(int64_t n, int64_t heads, int64_t hd, uint64_t seed) {
   const int64_t w = heads * hd;
-  Qkv x{n, heads, hd, random_vector(n * w, seed, 1.5f), random_vector(n * w, seed + 1, 1.5f), random_vector(n * w, seed + 2)};
+  Qkv x{n, heads, hd, random_vector(n * w, seed), random_vector(n * w, seed + 1), random_vector(n * w, seed + 2)};
   for (int64_t i = 0; i < n; ++i)
     for (int64_t c = 0; c < w; ++c) {
-      const float drift = std::sin(0.02f * static_cast<float>(i) + 0.7f * static_cast<float>(c));
+      const float freq = 0.002f + 0.05f * static_cast<float>(c % 16) / 16.0f;
+      const float drift = 1.5f * std::sin(freq * static_cast<float>(i) + 0.7f * static_cast<float>(c));
       x.q[i * w + c] += drift;
       x.k[i * w + c] += drift + (c % 7 == 3 ? 9.0f : 0.0f);
+      x.v[i * w + c] += std::sin(0.01f * static_cast<float>(i) + 1.3f * static_cast<float>(c));
     }
   return x;
 }
@@ -107,7 +110,8 @@ TEST(sla_at_topk_0_1_reports_its_error_against_dense) {
   const double cos = fftest::cosine(sla.data(), dense.data(), sla.size());
   const double err = fftest::rel_l2(sla.data(), dense.data(), sla.size());
   std::printf("  sla topK 0.1 vs dense (N=1280, hd=64, 2 of 20 blocks): relL2 %.4f cosine %.4f\n", err, cos);
-  CHECK(std::isfinite(err) && std::isfinite(cos) && cos > 0.0);
+  // Local attention keeps most of its mass in the selected blocks: a loose floor catches breakage.
+  CHECK_MSG(std::isfinite(err) && cos > 0.98, "cosine " << cos);
 }
 
 TEST(sla_rejects_masks_cross_attention_and_bad_topk) {

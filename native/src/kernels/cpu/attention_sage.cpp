@@ -169,6 +169,9 @@ void sageQueryBlock(const SageHead& h, int64_t qb, const int32_t* keyBlocks, int
     case Variant::Vnni:
       sageQueryBlockVnni(h, qb, keyBlocks, count, out, ldo);
       break;
+    case Variant::Avx2:
+      sageQueryBlockAvx2(h, qb, keyBlocks, count, out, ldo);
+      break;
     default:
       sageQueryBlockScalar(h, qb, keyBlocks, count, out, ldo);
       break;
@@ -177,9 +180,11 @@ void sageQueryBlock(const SageHead& h, int64_t qb, const int32_t* keyBlocks, int
 
 namespace {
 
-// Sage attention of every head on `variant`; Avx2 and Avx512 have no sage build and run scalar.
+// The sage build that runs `variant`: Avx512 without VNNI has none of its own and runs Avx2.
+Variant sageBuild(Variant variant) { return variant == Variant::Avx512 ? Variant::Avx2 : variant; }
+
 void runSage(const AttentionArgs& a, Variant variant) {
-  if (variant != Variant::Amx && variant != Variant::Vnni) variant = Variant::Scalar;
+  variant = sageBuild(variant);
   std::vector<SageHead> heads(static_cast<size_t>(a.heads));
   parallelChunks(a.heads, [&](int64_t b, int64_t e) {
     for (int64_t h = b; h < e; ++h) prepareSageHead(a, h, variant, heads[static_cast<size_t>(h)]);

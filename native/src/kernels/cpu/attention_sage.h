@@ -1,8 +1,9 @@
 #pragma once
 // Sage-style INT8 attention (attention=sage): per head, K is smoothed by subtracting its mean over
 // tokens (exact under softmax), Q and K are quantized to INT8 with one scale per block of 64
-// tokens, Q.K^T accumulates in int32 (AMX tdpbssd, AVX-512 VNNI vpdpbusd or scalar), the
+// tokens, Q.K^T accumulates in int32 (AMX tdpbssd, AVX-512 VNNI vpdpbusd, AVX2 vpmaddwd or scalar), the
 // softmax runs online in fp32 with exp2, and P.V runs in bf16 on AMX (fp32 elsewhere).
+// Variants: Scalar (the oracle), Avx2, Vnni, Amx; Avx512 without VNNI runs the Avx2 build.
 #include <cstdint>
 #include <vector>
 
@@ -44,6 +45,8 @@ void sageQueryBlock(const SageHead& head, int64_t qb, const int32_t* keyBlocks, 
                     float* out, int64_t ldo);
 void sageQueryBlockScalar(const SageHead& head, int64_t qb, const int32_t* keyBlocks,
                           int64_t count, float* out, int64_t ldo);
+void sageQueryBlockAvx2(const SageHead& head, int64_t qb, const int32_t* keyBlocks,
+                        int64_t count, float* out, int64_t ldo);
 void sageQueryBlockVnni(const SageHead& head, int64_t qb, const int32_t* keyBlocks,
                         int64_t count, float* out, int64_t ldo);
 void sageQueryBlockAmx(const SageHead& head, int64_t qb, const int32_t* keyBlocks, int64_t count,

@@ -92,7 +92,7 @@ std::vector<int32_t> slaSelectBlocks(const AttentionArgs& a, int64_t head, const
 
 void slaAttention(const AttentionArgs& a, const SlaOptions& options, Variant variant) {
   checkSla(a, options);
-  if (variant != Variant::Amx && variant != Variant::Vnni) variant = Variant::Scalar;
+  if (variant == Variant::Avx512) variant = Variant::Avx2;
   const int64_t hd = a.head_dim, hh = hd * hd;
   const int64_t nb = (a.kv_len + kSlaBlock - 1) / kSlaBlock;
   const int64_t kc = slaSelectedCount(options.topK, nb);
