@@ -17,6 +17,14 @@ uint16_t toBf16(float x) {
   return static_cast<uint16_t>(u >> 16);
 }
 
+void sageWriteRows(const float* o, const float* l, int64_t live, int64_t hdV, int64_t headDim,
+                   float* out, int64_t ldo) {
+  for (int64_t r = 0; r < live; ++r) {
+    const float inv = 1.0f / l[r];
+    for (int64_t c = 0; c < headDim; ++c) out[r * ldo + c] = o[r * hdV + c] * inv;
+  }
+}
+
 namespace {
 
 // x: [rows, cols] (stride ldx), minus shift[cols] when given -> q: [rows, ldq] with one scale

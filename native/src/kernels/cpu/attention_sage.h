@@ -58,6 +58,16 @@ void sageAttention(const AttentionArgs& args, Variant variant);
 // The scalar oracle: the same quantization, exact exp2, fp32 P.V, plain loops.
 void sageAttentionReference(const AttentionArgs& args);
 
+// 2^f on |f| <= 0.5, highest power first (relative error below 3e-8): the exp2 polynomial of
+// every vector sage build.
+constexpr float kExp2Poly[7] = {1.5353362e-4f, 1.3398874e-3f, 9.6180540e-3f, 5.5503406e-2f,
+                                2.4022650e-1f, 6.9314718e-1f, 1.0f};
+
+// The end of a sage query tile: out[r] = o[r] / l[r] for the first `live` rows, headDim columns
+// (o: [16, hdV] running numerators, l: [16] denominators).
+void sageWriteRows(const float* o, const float* l, int64_t live, int64_t hdV, int64_t headDim,
+                   float* out, int64_t ldo);
+
 // Round-to-nearest-even fp32 -> bf16 bits.
 uint16_t toBf16(float x);
 

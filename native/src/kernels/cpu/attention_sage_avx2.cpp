@@ -20,13 +20,8 @@ inline __m256 exp2Avx2(__m256 x) {
   x = _mm256_max_ps(x, _mm256_set1_ps(-126.0f));
   const __m256 n = _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m256 f = _mm256_sub_ps(x, n);
-  __m256 p = _mm256_set1_ps(1.5353362e-4f);
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.3398874e-3f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(9.6180540e-3f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.5503406e-2f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.4022650e-1f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(6.9314718e-1f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f));
+  __m256 p = _mm256_set1_ps(kExp2Poly[0]);
+  for (int i = 1; i < 7; ++i) p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(kExp2Poly[i]));
   const __m256i pow2n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_mul_ps(p, _mm256_castsi256_ps(pow2n));
 }
@@ -115,11 +110,7 @@ void sageQueryBlockAvx2(const SageHead& h, int64_t qb, const int32_t* keyBlocks,
         }
       }
     }
-    const int64_t live = std::min<int64_t>(16, rows - r0);
-    for (int64_t r = 0; r < live; ++r) {
-      const float inv = 1.0f / l[r];
-      for (int64_t c = 0; c < h.headDim; ++c) out[(r0 + r) * ldo + c] = o[r * h.hdV + c] * inv;
-    }
+    sageWriteRows(o, l, std::min<int64_t>(16, rows - r0), h.hdV, h.headDim, out + r0 * ldo, ldo);
   }
 }
 

@@ -94,11 +94,7 @@ void sageQueryBlockVnni(const SageHead& h, int64_t qb, const int32_t* keyBlocks,
         }
       }
     }
-    const int64_t live = std::min<int64_t>(16, rows - r0);
-    for (int64_t r = 0; r < live; ++r) {
-      const float inv = 1.0f / l[r];
-      for (int64_t c = 0; c < h.headDim; ++c) out[(r0 + r) * ldo + c] = o[r * h.hdV + c] * inv;
-    }
+    sageWriteRows(o, l, std::min<int64_t>(16, rows - r0), h.hdV, h.headDim, out + r0 * ldo, ldo);
   }
 }
 

@@ -1,11 +1,13 @@
 #pragma once
 // The online-softmax step shared by the AMX and VNNI sage kernels (include only from files built
-// with AVX-512). exp2 by range reduction: 2^x = 2^n * 2^f, |f| <= 0.5, degree-6 polynomial
-// (relative error below 2e-7), scaled with vscalefps.
+// with AVX-512). exp2 by range reduction: 2^x = 2^n * 2^f, |f| <= 0.5, kExp2Poly, scaled with
+// vscalefps.
 #include <immintrin.h>
 
 #include <cmath>
 #include <cstdint>
+
+#include "attention_sage.h"
 
 namespace ff::cpu {
 
@@ -13,13 +15,8 @@ inline __m512 exp2Avx512(__m512 x) {
   x = _mm512_max_ps(x, _mm512_set1_ps(-126.0f));
   const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m512 f = _mm512_sub_ps(x, n);
-  __m512 p = _mm512_set1_ps(1.5353362e-4f);
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3398874e-3f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6180540e-3f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5503406e-2f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022650e-1f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718e-1f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+  __m512 p = _mm512_set1_ps(kExp2Poly[0]);
+  for (int i = 1; i < 7; ++i) p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(kExp2Poly[i]));
   return _mm512_scalef_ps(p, n);
 }
 
