@@ -18,8 +18,9 @@ import {
   findFfmpeg,
   MISSING_FFMPEG_MESSAGE,
   plannedFormat,
+  startVideoEncoder,
+  type VideoEncoder,
   type WrittenFormat,
-  writeVideo,
 } from "./video.ts";
 
 export const STAGE_NAMES = ["validate", ...ENGINE_STAGES, "encode", "preview"] as const;
@@ -67,23 +68,31 @@ export interface RunOptions {
   onNotice?: (message: string) => void;
 }
 
+/** Where a run's files go, decided once the ffmpeg probe has answered. */
+interface OutputPlan {
+  format: WrittenFormat;
+  paths: OutputPaths;
+  encoder: VideoEncoder;
+  /** Why the written format differs from the requested one, when it does. */
+  note?: string;
+}
+
 /** State passed from stage to stage. */
 interface RunState {
   model: PipelineModel;
   spec: PipelineSpec;
   options: RunOptions;
+  ffmpeg: Promise<Ffmpeg | undefined>;
   knobs?: ResolvedKnobs;
   result?: EngineResult;
+  /** Started right after validation so the encoder starts up while the engine works. */
+  output?: Promise<OutputPlan>;
   timings: Partial<Record<StageName, number>>;
-  paths: OutputPaths;
-  format: WrittenFormat;
   /** Temporary paths written so far, removed unless the run succeeds. */
   temporaries: string[];
 }
 
 interface Stage {
-  /** The stages whose timings this unit reports (one native call may cover several). */
-  covers: readonly StageName[];
   run(state: RunState): Promise<void>;
 }
 
@@ -91,13 +100,23 @@ const now = () => performance.now() / 1000;
 
 function timed(name: StageName, body: (state: RunState) => Promise<void> | void): Stage {
   return {
-    covers: [name],
     async run(state) {
       const start = now();
       state.options.onProgress?.({ stage: name, step: 0, totalSteps: 1 });
       await body(state);
       state.timings[name] = now() - start;
       state.options.onProgress?.({ stage: name, step: 1, totalSteps: 1 });
+    },
+  };
+}
+
+/** Stages that run at the same time (the encoder is another process; the preview runs meanwhile). */
+function concurrently(...stages: Stage[]): Stage {
+  return {
+    async run(state) {
+      const results = await Promise.allSettled(stages.map((s) => s.run(state)));
+      const failed = results.find((r) => r.status === "rejected");
+      if (failed) throw (failed as PromiseRejectedResult).reason;
     },
   };
 }
@@ -119,11 +138,28 @@ export function validateSpec(info: ModelInfo, spec: PipelineSpec): ResolvedKnobs
 
 const validateStage = timed("validate", (state) => {
   state.knobs = validateSpec(state.model.info, state.spec);
+  const output = planOutput(state);
+  output.catch(() => {
+    // Awaited by the encode stage or the cleanup; never an unhandled rejection.
+  });
+  state.output = output;
 });
+
+async function planOutput(state: RunState): Promise<OutputPlan> {
+  const { spec, options } = state;
+  const ffmpeg = await state.ffmpeg;
+  const format = plannedFormat(spec.output.format, ffmpeg);
+  const paths = outputPaths(spec, options, format);
+  await mkdir(dirname(paths.video), { recursive: true });
+  state.temporaries.push(paths.videoTemp);
+  const encoder = startVideoEncoder(format, spec.video, paths.videoTemp, { ffmpeg, signal: options.signal });
+  if (format === spec.output.format) return { format, paths, encoder };
+  options.onNotice?.(MISSING_FFMPEG_MESSAGE);
+  return { format, paths, encoder, note: MISSING_FFMPEG_MESSAGE };
+}
 
 /** The native engine encodes the text, denoises and decodes in one call and times each part. */
 const engineStage: Stage = {
-  covers: ENGINE_STAGES,
   async run(state) {
     const { model, spec, options } = state;
     const knobs = state.knobs as ResolvedKnobs;
@@ -176,22 +212,19 @@ function framesOf(state: RunState): Frames {
 }
 
 const encodeStage = timed("encode", async (state) => {
-  const { paths, options, spec, format } = state;
-  state.temporaries.push(paths.videoTemp);
-  await writeVideo(format, framesOf(state), spec.video.fps, paths.videoTemp, {
-    ffmpeg: options.ffmpeg ?? undefined,
-    signal: options.signal,
-  });
+  const { encoder } = await (state.output as Promise<OutputPlan>);
+  await encoder.finish(framesOf(state));
 });
 
 const previewStage = timed("preview", async (state) => {
-  state.temporaries.push(state.paths.previewTemp);
-  await writeFile(state.paths.previewTemp, contactSheet(framesOf(state)));
+  const { paths } = await (state.output as Promise<OutputPlan>);
+  state.temporaries.push(paths.previewTemp);
+  await writeFile(paths.previewTemp, contactSheet(framesOf(state)));
 });
 
 /** The stages of each model format (config.json `format`), in order. */
 export const MODEL_TYPES: Record<string, readonly Stage[]> = {
-  "framefleet-dit-v1": [validateStage, engineStage, encodeStage, previewStage],
+  "framefleet-dit-v1": [validateStage, engineStage, concurrently(encodeStage, previewStage)],
 };
 
 interface OutputPaths {
@@ -258,29 +291,20 @@ export async function runPipeline(
   if (!stages)
     throw new PipelineError("E_MODEL_FORMAT", `no pipeline for model format ${model.info.config.format}`);
   const start = now();
-  const ffmpeg = options.ffmpeg === undefined ? findFfmpeg() : (options.ffmpeg ?? undefined);
-  const format = plannedFormat(spec.output.format, ffmpeg);
-  const paths = outputPaths(spec, options, format);
   const state: RunState = {
     model,
     spec,
-    options: { ...options, ffmpeg: ffmpeg ?? null },
+    options,
+    ffmpeg: options.ffmpeg === undefined ? findFfmpeg() : Promise.resolve(options.ffmpeg ?? undefined),
     timings: {},
-    paths,
-    format,
     temporaries: [],
   };
-  let note: string | undefined;
-  if (format !== spec.output.format) {
-    note = MISSING_FFMPEG_MESSAGE;
-    options.onNotice?.(note);
-  }
   try {
-    await mkdir(dirname(paths.video), { recursive: true });
     for (const stage of stages) {
       if (options.signal?.aborted) throw new PipelineError("E_ABORTED", "cancelled");
       await stage.run(state);
     }
+    const { format, paths, note } = await (state.output as Promise<OutputPlan>);
     const knobs = state.knobs as ResolvedKnobs;
     const result = state.result as EngineResult;
     const file = await sha256AndBytes(paths.videoTemp, format);
@@ -328,6 +352,8 @@ export async function runPipeline(
     await rename(paths.reportTemp, paths.report);
     return report;
   } catch (err) {
+    const plan = await state.output?.catch(() => undefined);
+    await plan?.encoder.cancel();
     await Promise.all(state.temporaries.map((p) => rm(p, { recursive: true, force: true })));
     if (isAbort(err) || options.signal?.aborted) {
       throw new PipelineError("E_ABORTED", "cancelled; partial files removed", { cause: err });

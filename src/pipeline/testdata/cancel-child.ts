@@ -3,7 +3,6 @@
 import { runCancellable } from "../local.ts";
 import { runPipeline } from "../run.ts";
 import { testModel } from "../test-support.ts";
-import { findFfmpeg } from "../video.ts";
 
 const outDir = process.argv[2] ?? "out";
 process.exitCode = await runCancellable("cancel-test", async (signal) => {
@@ -21,7 +20,6 @@ process.exitCode = await runCancellable("cancel-test", async (signal) => {
     {
       outDir,
       signal,
-      ffmpeg: findFfmpeg() ?? null,
       onProgress: (e) => {
         if (e.stage === "denoise") process.stdout.write(`step ${e.step}\n`);
       },
