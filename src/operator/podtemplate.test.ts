@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { DEFAULT_GPU_CLASSES } from "../api/index.ts";
 import type { ModelObject } from "./kinds.ts";
-import { workerPod } from "./podtemplate.ts";
+import { pickPort, WORKER_PORTS, workerPod } from "./podtemplate.ts";
 
 const model = {
   apiVersion: "framefleet.dev/v1alpha1",
@@ -17,7 +17,12 @@ const model = {
   },
 } as unknown as ModelObject;
 
-const opts = { image: "framefleet/worker-cpu:latest", serviceAccount: "framefleet-worker", leaseSeconds: 30 };
+const opts = {
+  image: "framefleet/worker-cpu:latest",
+  serviceAccount: "framefleet-worker",
+  leaseSeconds: 30,
+  port: 20_123,
+};
 type PodSpec = {
   nodeSelector: Record<string, string>;
   tolerations: unknown[];
@@ -68,5 +73,19 @@ describe("worker pod template", () => {
       blockOwnerDeletion: true,
     });
     assert.equal(pod.metadata.labels?.["framefleet.dev/gpu-class"], "cpu");
+  });
+});
+
+describe("worker ports", () => {
+  it("gives each worker a port no other worker holds", () => {
+    const used = new Set([WORKER_PORTS.first, WORKER_PORTS.first + 1]);
+    assert.equal(
+      pickPort(used, () => 0),
+      WORKER_PORTS.first + 2,
+    );
+    assert.equal(
+      pickPort(new Set(), () => 0.5),
+      WORKER_PORTS.first + WORKER_PORTS.count / 2,
+    );
   });
 });

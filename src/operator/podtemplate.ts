@@ -6,8 +6,12 @@ import { API_VERSION, type GpuClass, MODEL_KIND } from "../api/index.ts";
 import type { KubeObject } from "../kube/index.ts";
 import { COMPONENT_LABEL, GPU_CLASS_LABEL, MODEL_LABEL, type ModelObject } from "./kinds.ts";
 
-/** Port the worker serves /healthz, /readyz and /metrics on. */
-export const WORKER_PORT = 8080;
+/**
+ * Ports worker pods serve /healthz, /readyz and /metrics on: each pod gets its own port from this
+ * range. On real nodes any port would do (every pod has its own network namespace); distinct
+ * ports let workers share one host, as on the process nodes of the local control plane.
+ */
+export const WORKER_PORTS = { first: 20_000, count: 10_000 } as const;
 export const OUTPUT_MOUNT = "/var/run/framefleet/output";
 export const MODEL_MOUNT = "/var/run/framefleet/model";
 export const WORKER_COMPONENT = "worker";
@@ -29,6 +33,24 @@ export interface WorkerPodOptions {
   leaseSeconds: number;
   /** Extra worker arguments (for example a load-test engine mode). */
   extraArgs?: string[];
+  /** The pod's port, from pickPort. */
+  port: number;
+}
+
+/** A port of WORKER_PORTS that none of `used` holds, starting from a random point. */
+export function pickPort(used: ReadonlySet<number>, random: () => number = Math.random): number {
+  const start = Math.floor(random() * WORKER_PORTS.count);
+  for (let i = 0; i < WORKER_PORTS.count; i++) {
+    const port = WORKER_PORTS.first + ((start + i) % WORKER_PORTS.count);
+    if (!used.has(port)) return port;
+  }
+  throw new Error(`all ${WORKER_PORTS.count} worker ports are in use`);
+}
+
+/** The port a worker pod serves on (its first container port). */
+export function podPort(pod: { spec?: unknown }): number | undefined {
+  const spec = pod.spec as { containers?: Array<{ ports?: Array<{ containerPort?: number }> }> } | undefined;
+  return spec?.containers?.[0]?.ports?.[0]?.containerPort;
 }
 
 export function workerPod(
@@ -80,7 +102,7 @@ export function workerPod(
     "--lease-seconds",
     String(opts.leaseSeconds),
     "--port",
-    String(WORKER_PORT),
+    String(opts.port),
     ...(opts.extraArgs ?? []),
   );
 
@@ -96,7 +118,7 @@ export function workerPod(
     limits[cls.resource] = String(spec.workers.gpusPerWorker);
   }
   const probe = (path: string, extra: Record<string, number>) => ({
-    httpGet: { path, port: WORKER_PORT },
+    httpGet: { path, port: opts.port },
     periodSeconds: 2,
     timeoutSeconds: 2,
     ...extra,
@@ -141,7 +163,7 @@ export function workerPod(
           name: "worker",
           image: spec.workers.image ?? opts.image,
           args,
-          ports: [{ name: "http", containerPort: WORKER_PORT }],
+          ports: [{ name: "http", containerPort: opts.port }],
           env: [
             fieldEnv("POD_NAME", "metadata.name"),
             fieldEnv("POD_NAMESPACE", "metadata.namespace"),

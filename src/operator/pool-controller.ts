@@ -16,7 +16,7 @@ import {
 } from "./context.ts";
 import type { Dispatcher } from "./dispatcher.ts";
 import { GPU_CLASS_LABEL, type ModelObject } from "./kinds.ts";
-import { workerPod } from "./podtemplate.ts";
+import { pickPort, podPort, workerPod } from "./podtemplate.ts";
 import { activeAssignment, allowedClasses } from "./queue.ts";
 
 /** How long a class stays skipped after running out of capacity (default 5 min), before it is retried. */
@@ -27,6 +27,8 @@ const RESYNC_MS = 5_000;
 export class PoolController {
   private readonly idleSince = new Map<string, number>();
   private readonly noCapacityUntil = new Map<string, Map<string, number>>();
+  /** Ports of pods just created, until the informer shows them. */
+  private readonly portsInFlight = new Set<number>();
 
   constructor(
     private readonly ctx: Context,
@@ -114,13 +116,25 @@ export class PoolController {
       const cls = this.ctx.config.gpuClasses[gpuClass];
       if (!cls) continue;
       for (let i = 0; i < count; i++) {
+        const used = new Set(
+          this.ctx.pods
+            .list()
+            .map(podPort)
+            .filter((p): p is number => p !== undefined),
+        );
+        for (const p of this.portsInFlight) used.add(p);
+        const port = pickPort(used);
+        this.portsInFlight.add(port);
         const pod = workerPod(model, gpuClass, cls, {
+          port,
           image: this.ctx.config.workerImage,
           serviceAccount: this.ctx.config.workerServiceAccount,
           leaseSeconds: this.ctx.config.workerLeaseSeconds,
           extraArgs: this.ctx.workerArgs,
         });
-        const created = await this.ctx.kinds.pods.create(ns, pod, { fieldManager: this.ctx.fieldManager });
+        const created = await this.ctx.kinds.pods
+          .create(ns, pod, { fieldManager: this.ctx.fieldManager })
+          .finally(() => setTimeout(() => this.portsInFlight.delete(port), 10_000));
         this.ctx.log.info({ key, pod: created.metadata.name, gpuClass }, "worker created");
       }
       this.ctx.recorder.record(
