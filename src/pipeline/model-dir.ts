@@ -49,6 +49,12 @@ export async function readModelInfo(dir: string): Promise<ModelInfo> {
     throw new PipelineError("E_MODEL_NOT_FOUND", `model directory ${dir} does not exist (pass --model DIR)`);
   }
   const configPath = join(dir, "config.json");
+  if (!existsSync(configPath)) {
+    throw new PipelineError(
+      "E_MODEL_NOT_FOUND",
+      `${dir} is not a model directory: it has no config.json (docs/MODEL.md lists a model's files)`,
+    );
+  }
   let raw: unknown;
   try {
     raw = JSON.parse(await readFile(configPath, "utf8"));

@@ -50,6 +50,11 @@ describe("framefleet generate rejects bad input with one line and exit status 2"
       /^framefleet generate: model directory \/nonexistent\/model does not exist \(pass --model DIR\)\n$/,
     ],
     [
+      "a directory that is not a model",
+      () => ["--model", out, ...prompt],
+      /^framefleet generate: .* is not a model directory: it has no config\.json \(docs\/MODEL\.md lists a model's files\)\n$/,
+    ],
+    [
       "no prompt",
       () => ["--model", model],
       /^framefleet generate: a prompt is required: pass --prompt TEXT or -f JOB\.yaml\n$/,
