@@ -113,7 +113,8 @@ TEST(noise_stream_is_reproducible_standard_normal_and_continues) {
 }
 
 TEST(euler_integrates_a_constant_velocity_exactly) {
-  ff::NoiseStream noise(3);
+  ff::NoiseStream stream(3);
+  ff::NoiseFn noise = [&](float* out, int64_t n) { stream.fill(out, n); };
   std::vector<float> eps(8);
   ff::NoiseStream(3).fill(eps.data(), 8);
   int calls = 0;
@@ -128,7 +129,8 @@ TEST(euler_integrates_a_constant_velocity_exactly) {
 }
 
 TEST(rcm_returns_the_last_clean_estimate) {
-  ff::NoiseStream noise(5);
+  ff::NoiseStream stream(5);
+  ff::NoiseFn noise = [&](float* out, int64_t n) { stream.fill(out, n); };
   auto net = [&](const float* x, double t, ff::Guidance, float* v) {
     for (int i = 0; i < 4; ++i) v[i] = float((x[i] - 2.0) / t);  // v = eps - x0 with x0 = 2
   };

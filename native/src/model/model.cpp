@@ -154,10 +154,18 @@ GenerateResult Model::generate(Request r, const ProgressFn& progress, const std:
   t0 = now_seconds();
   const LatentShape s = latent_shape(config_, r.width, r.height, r.frames);
   Arena arena;
-  NoiseStream noise(r.seed);
+  NoiseStream stream(r.seed);
+  NoiseFn noise = [&](float* out, int64_t n) { stream.fill(out, n); };
+  // TeaCache: one cache per CFG pass, each seeing one evaluation per step.
+  std::unique_ptr<TeaCache> cache_cond, cache_uncond;
+  if (k.tea_cache > 0) {
+    cache_cond = std::make_unique<TeaCache>(k.tea_cache, config_.teacache_coefficients, k.steps);
+    cache_uncond = std::make_unique<TeaCache>(k.tea_cache, config_.teacache_coefficients, k.steps);
+  }
   VelocityFn velocity = [&](const float* x, double t, Guidance which, float* v) {
     check_abort(abort);
-    net.forward(k, x, s, t, which == Guidance::Cond ? cond : uncond, v, arena);
+    const bool is_cond = which == Guidance::Cond;
+    net.forward(k, x, s, t, is_cond ? cond : uncond, v, arena, is_cond ? cache_cond.get() : cache_uncond.get());
   };
   progress("denoise", 0, k.steps);
   StepFn on_step = [&](int step, int total) {
@@ -169,6 +177,8 @@ GenerateResult Model::generate(Request r, const ProgressFn& progress, const std:
                             : sample_rcm(s.numel(), k.steps, config_.sampling.sigma_max, noise, velocity, on_step);
   check_finite(sample.x.data(), s.numel(), "denoised latents");
   out.nfe = sample.nfe;
+  for (const TeaCache* c : {cache_cond.get(), cache_uncond.get()})
+    if (c) out.blocks_skipped += c->skipped();
   tm.denoise = now_seconds() - t0;
   check_abort(abort);
 

@@ -33,6 +33,7 @@ struct GenerateResult {
   std::vector<uint8_t> frames;  // [F, H, W, 3]
   int width = 0, height = 0, frame_count = 0;
   int nfe = 0;  // DiT evaluations
+  int blocks_skipped = 0;  // of those, evaluations whose block stack TeaCache replaced
   Request request;  // with every default resolved
   Timings timings;
 };

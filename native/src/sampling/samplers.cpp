@@ -21,11 +21,11 @@ std::vector<double> rcm_schedule(int steps, double sigma_max) {
   return t;
 }
 
-SampleResult sample_euler(int64_t n, int steps, double shift, double guidance, NoiseStream& noise, const VelocityFn& net,
+SampleResult sample_euler(int64_t n, int steps, double shift, double guidance, const NoiseFn& noise, const VelocityFn& net,
                           const StepFn& on_step) {
   SampleResult r;
   r.x.resize(n);
-  noise.fill(r.x.data(), n);
+  noise(r.x.data(), n);
   std::vector<float> vc(n), vu(guidance == 1.0 ? 0 : n);
   const std::vector<double> t = euler_schedule(steps, shift);
   for (int i = 0; i < steps; ++i) {
@@ -45,12 +45,12 @@ SampleResult sample_euler(int64_t n, int steps, double shift, double guidance, N
   return r;
 }
 
-SampleResult sample_rcm(int64_t n, int steps, double sigma_max, NoiseStream& noise, const VelocityFn& net, const StepFn& on_step) {
+SampleResult sample_rcm(int64_t n, int steps, double sigma_max, const NoiseFn& noise, const VelocityFn& net, const StepFn& on_step) {
   SampleResult r;
   const std::vector<double> t = rcm_schedule(steps, sigma_max);
   std::vector<float> x(n), v(n), eps(n);
   r.x.resize(n);
-  noise.fill(x.data(), n);
+  noise(x.data(), n);
   for (int64_t j = 0; j < n; ++j) x[j] *= float(t[0]);
   for (int i = 0; i < steps; ++i) {
     net(x.data(), t[i], Guidance::Cond, v.data());
@@ -58,7 +58,7 @@ SampleResult sample_rcm(int64_t n, int steps, double sigma_max, NoiseStream& noi
     for (int64_t j = 0; j < n; ++j) r.x[j] = x[j] - float(t[i]) * v[j];  // x0
     const float tn = float(t[i + 1]);
     if (tn > 0.f) {
-      noise.fill(eps.data(), n);
+      noise(eps.data(), n);
       for (int64_t j = 0; j < n; ++j) x[j] = (1.0f - tn) * r.x[j] + tn * eps[j];
     }
     on_step(i + 1, steps);

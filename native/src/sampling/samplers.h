@@ -15,6 +15,8 @@ enum class Guidance { Cond, Uncond };
 using VelocityFn = std::function<void(const float* x, double t, Guidance which, float* v)>;
 // Called after each step (1-based); may throw to abort.
 using StepFn = std::function<void(int step, int total)>;
+// Fills n standard normal values, continuing one stream (NoiseStream::fill, or given noise in tests).
+using NoiseFn = std::function<void(float* out, int64_t n)>;
 
 // t_i = s u_i / (1 + (s - 1) u_i), u_i = 1 - i/N, i = 0..N
 std::vector<double> euler_schedule(int steps, double shift);
@@ -27,8 +29,8 @@ struct SampleResult {
 };
 
 // x <- noise; x <- x + (t_{i+1} - t_i) (v_u + g (v_c - v_u)); one pass per step when g == 1.
-SampleResult sample_euler(int64_t n, int steps, double shift, double guidance, NoiseStream& noise, const VelocityFn& net, const StepFn& on_step);
+SampleResult sample_euler(int64_t n, int steps, double shift, double guidance, const NoiseFn& noise, const VelocityFn& net, const StepFn& on_step);
 // x <- noise * t_0; x0 = x - t_i v; x <- (1 - t_{i+1}) x0 + t_{i+1} fresh noise; returns the last x0.
-SampleResult sample_rcm(int64_t n, int steps, double sigma_max, NoiseStream& noise, const VelocityFn& net, const StepFn& on_step);
+SampleResult sample_rcm(int64_t n, int steps, double sigma_max, const NoiseFn& noise, const VelocityFn& net, const StepFn& on_step);
 
 }  // namespace ff
