@@ -1,7 +1,10 @@
 #include "model/dispatch.h"
 
 #include "core/error.h"
+#include "kernels/cpu/attention_sage.h"
+#include "kernels/cpu/attention_sla.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/gemm_int8.h"
 
 namespace ff {
 
@@ -23,8 +26,12 @@ void linear_fp32(const LinearWeights& w, const float* x, int64_t rows, float* y)
 void linear(const Knobs& knobs, const LinearWeights& w, const float* x, int64_t rows, float* y) {
   switch (knobs.linear) {
     case LinearKind::Fp32: return linear_fp32(w, x, rows, y);
-    case LinearKind::Bf16:
-    case LinearKind::W8a8: break;
+    case LinearKind::W8a8: {
+      const auto* layer = static_cast<const cpu::Int8Linear*>(w.kernel_state.get());
+      if (!layer) fail(ErrorCode::Internal, "linear: " + w.name + " was not prepared for w8a8");
+      return cpu::linearW8A8(*layer, x, rows, y);
+    }
+    case LinearKind::Bf16: break;
   }
   fail(ErrorCode::BadRequest, std::string("linear: '") + linear_name(knobs.linear) + "' kernel is not built in this engine");
 }
@@ -32,24 +39,31 @@ void linear(const Knobs& knobs, const LinearWeights& w, const float* x, int64_t 
 void prepare_linear(LinearKind kind, LinearWeights& w) {
   switch (kind) {
     case LinearKind::Fp32: return;  // runs on the weights as loaded
-    case LinearKind::Bf16:
-    case LinearKind::W8a8: break;
+    case LinearKind::W8a8: {
+      // Per-output-channel INT8 weights: the stored <name>.weight_q/.weight_scale, else quantized now.
+      const Variant v = cpu::bestInt8Variant();
+      w.kernel_state = std::make_shared<cpu::Int8Linear>(
+          w.weight_q ? cpu::int8LinearFromQuantized(w.weight_q, w.weight_scale, w.bias, w.out, w.in, v)
+                     : cpu::quantizeLinear(w.weight, w.bias, w.out, w.in, v));
+      return;
+    }
+    case LinearKind::Bf16: break;
   }
   fail(ErrorCode::BadRequest, std::string("linear: '") + linear_name(kind) + "' kernel is not built in this engine (" + w.name + ")");
 }
 
 void self_attention(const Knobs& knobs, const AttentionArgs& args, const float* proj_l) {
-  (void)proj_l;  // only the sla linear branch reads it
   switch (knobs.attention) {
     case AttentionKind::Dense: return attention_dense(args);
-    case AttentionKind::Sage:
-    case AttentionKind::Sla: break;
+    case AttentionKind::Sage: return cpu::sageAttention(args, cpu::bestInt8Variant());
+    case AttentionKind::Sla:
+      return cpu::slaAttention(args, cpu::SlaOptions{float(knobs.sla_top_k), proj_l}, cpu::bestInt8Variant());
   }
   fail(ErrorCode::BadRequest, std::string("attention: '") + attention_name(knobs.attention) + "' kernel is not built in this engine");
 }
 
-bool knob_supported(AttentionKind k) { return k == AttentionKind::Dense; }
-bool knob_supported(LinearKind k) { return k == LinearKind::Fp32; }
+bool knob_supported(AttentionKind) { return true; }
+bool knob_supported(LinearKind k) { return k != LinearKind::Bf16; }
 bool tea_cache_supported() { return false; }
 
 void require_supported(const Knobs& k) {

@@ -232,16 +232,39 @@ void Dit::head(const float* tok, const LatentShape& s, const DitTime& time, floa
   }
 }
 
-void Dit::forward(const Knobs& knobs, const float* x, const LatentShape& s, double t, const DitText& text, float* v, Arena& arena) const {
+void Dit::forward(const Knobs& knobs, const float* x, const LatentShape& s, double t, const DitText& text, float* v, Arena& arena,
+                  TeaCache* cache) const {
   arena.reset();
   DitTime time = time_embedding(t);
-  float* tok = arena.alloc(s.tokens() * c_.dim);
+  const int64_t n = s.tokens() * c_.dim;
+  float* tok = arena.alloc(n);
   embed(x, s, tok);
+  float* before = nullptr;
+  if (cache) {
+    // TeaCache's signal: block 0's modulated input h = LN(tok) * (1 + sc1) + s1.
+    const int64_t D = c_.dim;
+    float* h = arena.alloc(n);
+    std::vector<float> shift(D), scale(D);
+    for (int64_t j = 0; j < D; ++j) {
+      shift[j] = time.m[j] + blocks_[0].modulation[j];
+      scale[j] = time.m[D + j] + blocks_[0].modulation[D + j];
+    }
+    layer_norm(tok, h, s.tokens(), D, nullptr, nullptr, float(c_.eps));
+    modulate(h, s.tokens(), D, shift.data(), scale.data());
+    if (!cache->should_compute(h, n)) {
+      cache->apply_residual(tok, n);
+      head(tok, s, time, v, arena);
+      return;
+    }
+    before = h;  // h is dead: keep the block stack's input there
+    std::memcpy(before, tok, sizeof(float) * n);
+  }
   const Arena::Mark after_tokens = arena.mark();
   for (int i = 0; i < layers(); ++i) {
     block(knobs, i, tok, s, time, text, arena);
     arena.rewind(after_tokens);  // block scratch is dead once the residual stream is updated
   }
+  if (cache) cache->store_residual(before, tok, n);
   head(tok, s, time, v, arena);
 }
 

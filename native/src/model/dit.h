@@ -11,6 +11,7 @@
 #include "io/config.h"
 #include "model/dispatch.h"
 #include "model/knobs.h"
+#include "model/teacache.h"
 #include "model/text_encoder.h"
 #include "model/weights.h"
 
@@ -50,8 +51,10 @@ class Dit {
   void block(const Knobs& knobs, int i, float* tokens, const LatentShape& s, const DitTime& time, const DitText& text, Arena& arena) const;
   // tokens: [N, D] -> v: [C, T, H/8, W/8]
   void head(const float* tokens, const LatentShape& s, const DitTime& time, float* v, Arena& arena) const;
-  // The whole forward v = DiT(x, t, ctx).
-  void forward(const Knobs& knobs, const float* x, const LatentShape& s, double t, const DitText& text, float* v, Arena& arena) const;
+  // The whole forward v = DiT(x, t, ctx). With a TeaCache (teaCache > 0, one per CFG pass) the
+  // block stack may be replaced by the residual cached at the pass's last full evaluation.
+  void forward(const Knobs& knobs, const float* x, const LatentShape& s, double t, const DitText& text, float* v, Arena& arena,
+               TeaCache* cache = nullptr) const;
 
   // Runs prepare_linear for every block linear once per kind (thread-safe).
   void prepare_linears(LinearKind kind);
