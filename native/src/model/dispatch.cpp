@@ -64,7 +64,7 @@ void self_attention(const Knobs& knobs, const AttentionArgs& args, const float* 
 
 bool knob_supported(AttentionKind) { return true; }
 bool knob_supported(LinearKind k) { return k != LinearKind::Bf16; }
-bool tea_cache_supported() { return false; }
+bool tea_cache_supported() { return true; }
 
 void require_supported(const Knobs& k) {
   if (!knob_supported(k.attention))
