@@ -5,6 +5,9 @@
 import type { Engine, EngineProgress, EngineRequest, EngineResult } from "../pipeline/engine.ts";
 
 export class SyntheticEngine implements Engine {
+  /** `stepMs`: time each sampling step takes (default 0), so tests can act in the middle of a job. */
+  constructor(private readonly stepMs = 0) {}
+
   async generate(
     request: EngineRequest,
     options: { onProgress?: (p: EngineProgress) => void; signal?: AbortSignal },
@@ -21,7 +24,12 @@ export class SyntheticEngine implements Engine {
       const rgb = [state & 255, (state >>> 8) & 255, (state >>> 16) & 255];
       for (let p = 0; p < width * height; p++) data.set(rgb, (f * width * height + p) * 3);
     }
-    options.onProgress?.({ stage: "denoise", step: request.steps, totalSteps: request.steps });
+    for (let step = 1; step <= request.steps; step++) {
+      if (this.stepMs > 0) await new Promise((r) => setTimeout(r, this.stepMs));
+      // Like the native engine: cancellation takes effect between steps.
+      options.signal?.throwIfAborted();
+      options.onProgress?.({ stage: "denoise", step, totalSteps: request.steps });
+    }
     return {
       frames: data,
       width,

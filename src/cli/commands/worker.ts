@@ -19,6 +19,7 @@ const HELP = `usage: framefleet worker --model-name NAME (--builtin NAME | --mod
   --lease-seconds N      lease on a running job; renewed every third of it. Default: 30
   --port N               port of /healthz, /readyz, /metrics. Default: 8080
   --engine native|synthetic  synthetic skips the denoiser (load benchmarks). Default: native
+  --synthetic-step-ms N  time per sampling step of the synthetic engine. Default: 0
   --kubeconfig FILE      cluster credentials. Default: in-cluster or $KUBECONFIG
 Environment: POD_NAME and POD_NAMESPACE (required), POD_IP (listen address), GPUS (devices held).
 `;
@@ -39,6 +40,7 @@ export const command: Command = {
         "lease-seconds": { type: "string", default: "30" },
         port: { type: "string", default: "8080" },
         engine: { type: "string", default: "native" },
+        "synthetic-step-ms": { type: "string", default: "0" },
         kubeconfig: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
@@ -83,7 +85,11 @@ export const command: Command = {
       devices: values["gpu-class"] === "cpu" ? 0 : Number(process.env.GPUS ?? 1),
       load: async () =>
         synthetic
-          ? { info: await readModelInfo(dir), engine: new SyntheticEngine(), loadSeconds: 0 }
+          ? {
+              info: await readModelInfo(dir),
+              engine: new SyntheticEngine(Number(values["synthetic-step-ms"]) || 0),
+              loadSeconds: 0,
+            }
           : loadLocalModel(dir),
     });
     const stopped = new Promise<void>((resolve) => {
