@@ -8,12 +8,16 @@
 #include <functional>
 #include <sstream>
 
+#include <unistd.h>
+
 #include "core/cpu_features.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/attention_sage.h"
 #include "kernels/cpu/attention_sla.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/gemm_int8.h"
+#include "model/model.h"
+#include "random_model.h"
 
 namespace ffbench {
 
@@ -163,6 +167,66 @@ std::vector<AccelRow> accel_rows(bool quick) {
     attention_rows(4096, 2, 64, {0.1f}, 3, rows);
     attention_rows(16384, 1, 64, {0.1f}, 2, rows);
   }
+  return rows;
+}
+
+std::vector<AccelRow> accel_forward_rows(bool quick) {
+  char tmpl[] = "/tmp/ff-bench-dit-XXXXXX";
+  const char* dir = mkdtemp(tmpl);
+  if (dir == nullptr) return {};
+  fftools::write_random_model(dir, fftools::bench_model_spec());
+  auto model = ff::Model::load(dir, {});
+  ff::Dit& net = model->dit(ff::WeightsKind::Dit);
+  net.prepare_linears(ff::LinearKind::W8a8);
+  const ff::DitConfig& c = model->config().dit;
+
+  struct Video { int width, height, frames; };
+  // 192x192x13 -> 4 x 12 x 12 = 576 tokens; 256x256x61 -> 16 x 16 x 16 = 4096 tokens.
+  std::vector<Video> videos{{192, 192, 13}};
+  if (!quick) videos.push_back({256, 256, 61});
+  const ff::Variant int8 = ff::cpu::bestInt8Variant();
+  std::vector<AccelRow> rows;
+  for (const Video& video : videos) {
+    ff::Request r;
+    r.prompt = "a red circle moving left";
+    r.width = video.width;
+    r.height = video.height;
+    r.frames = video.frames;
+    ff::resolve_request(model->config(), model->has_student(), r);
+    const ff::LatentShape s = ff::latent_shape(model->config(), r.width, r.height, r.frames);
+    const ff::DitText text = net.prepare_text(model->encode_prompt(r.prompt));
+    const std::vector<float> x = noise(s.numel(), 21, 1.0f);
+    std::vector<float> ref(s.numel()), v(s.numel());
+    ff::Arena arena;
+    std::ostringstream shape;
+    shape << "tokens=" << s.tokens() << " dim=" << c.dim << " layers=" << c.layers << " heads=" << c.heads;
+    const int reps = s.tokens() > 1000 ? 1 : 3;
+    double denseSeconds = 0;
+    for (auto attention : {ff::AttentionKind::Dense, ff::AttentionKind::Sage, ff::AttentionKind::Sla}) {
+      for (auto linear : {ff::LinearKind::Fp32, ff::LinearKind::W8a8}) {
+        ff::Knobs k;
+        k.attention = attention;
+        k.linear = linear;
+        k.sla_top_k = 0.1;
+        const bool isBase = attention == ff::AttentionKind::Dense && linear == ff::LinearKind::Fp32;
+        float* out = isBase ? ref.data() : v.data();
+        AccelRow row{"dit_forward", shape.str(),
+                     std::string(ff::attention_name(attention)) + "+" + ff::linear_name(linear),
+                     isBase ? fp32_gemm_path() : ff::variant_name(int8)};
+        row.seconds = median_seconds(reps, [&] { net.forward(k, x.data(), s, 0.7, text, out, arena); });
+        if (isBase) {
+          denseSeconds = row.seconds;
+        } else {
+          compare(v, ref, row);
+        }
+        row.speedup = denseSeconds / row.seconds;
+        rows.push_back(row);
+      }
+    }
+  }
+  for (const char* f : {"config.json", "vocab.txt", "text_encoder.safetensors", "dit.safetensors", "vae_decoder.safetensors"})
+    ::unlink((std::string(dir) + "/" + f).c_str());
+  ::rmdir(dir);
   return rows;
 }
 

@@ -19,6 +19,11 @@ struct AccelRow {
 
 // quick: only the smallest shapes (seconds instead of a minute).
 std::vector<AccelRow> accel_rows(bool quick);
+// One whole DiT forward of the bench model (dim 384, 12 layers, 6 heads, written to a temporary
+// directory) per knob combination, attention {dense, sage, sla topK 0.1} x linear {fp32, w8a8},
+// at 576 and (unless quick) 4096 tokens; variant "<attention>+<linear>", speedup and error
+// against dense+fp32. Needs the tools library (random models).
+std::vector<AccelRow> accel_forward_rows(bool quick);
 // {"op":..,"shape":..,"variant":..,"path":..,"seconds":..,"gflops_or_gops":..,"speedup":..,
 //  "error":{"relL2":..,"cosine":..}}
 std::string accel_row_json(const AccelRow& row);
