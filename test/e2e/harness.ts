@@ -9,6 +9,7 @@ import { stringify } from "yaml";
 import type { OperatorConfig } from "../../src/api/index.ts";
 import { KubeClient } from "../../src/kube/index.ts";
 import { kinds } from "../../src/operator/kinds.ts";
+import { TEST_CONFIG, TEST_WORDS } from "../../src/pipeline/test-support.ts";
 
 export const REPO = resolve(import.meta.dirname, "../..");
 export const CLUSTER_BIN = join(REPO, "test/cluster/bin/framefleet-cluster");
@@ -320,4 +321,60 @@ export function counterTotal(text: string, name: string): number {
     if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) total += Number(line.split(" ").pop());
   }
   return total;
+}
+
+/**
+ * The cluster for this test file: the one `npm run cluster -- up` (or the test run) started,
+ * brought up when missing, and a fresh namespace deleted afterwards.
+ */
+export async function clusterNamespace(
+  prefix: string,
+): Promise<{ env: TestEnv; cleanup: () => Promise<void> }> {
+  const { up } = await import("../cluster/control-plane.ts");
+  const state = await up({ nodes: "h100=2,rtx5090=2,cpu=1" });
+  const namespace = `${prefix}-${Date.now().toString(36)}`;
+  const env = testEnv(state.kubeconfig, namespace);
+  const r = kubectl(env, ["create", "namespace", namespace]);
+  if (!r.ok) throw new Error(r.err);
+  return {
+    env,
+    cleanup: async () => {
+      kubectl(env, ["delete", "namespace", namespace, "--wait=false"]);
+      env.client.close();
+    },
+  };
+}
+
+/** Which engine e2e workers run: the native one on the bundled model when both are built, else synthetic. */
+export function e2eModelSource(workDir: string): {
+  source: Record<string, unknown>;
+  engine: "native" | "synthetic";
+  vocab: string[];
+} {
+  const bundled = join(REPO, "models/tiny-shapes");
+  const nativeBuilt =
+    readdirSync(join(REPO, "native")).includes("build") && statSafe(join(REPO, "src/native/index.ts"));
+  if (
+    process.env.FRAMEFLEET_E2E_ENGINE !== "synthetic" &&
+    statSafe(join(bundled, "dit.safetensors")) &&
+    nativeBuilt
+  ) {
+    return {
+      source: { builtin: "tiny-shapes" },
+      engine: "native",
+      vocab: readFileSync(join(bundled, "vocab.txt"), "utf8").split("\n"),
+    };
+  }
+  const vocab = ["<pad>", "<bos>", ...TEST_WORDS];
+  writeModelDir(join(workDir, "model"), TEST_CONFIG, vocab);
+  return { source: { hostPath: join(workDir, "model") }, engine: "synthetic", vocab };
+}
+
+function statSafe(path: string): boolean {
+  try {
+    statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
