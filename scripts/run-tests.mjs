@@ -2,7 +2,8 @@
 // Finds every *.test.ts under the given roots (default: src and test) and runs them with node's
 // built-in test runner through tsx. Node 20's --test takes no globs, hence this file.
 //
-// When a test file uses the local control plane (it imports test/support/cluster), one cluster is
+// When a test file uses the local control plane (it lives in test/integration or test/e2e, or
+// imports test/support/cluster), one cluster is
 // started for the whole run before any test file, handed to the tests through
 // FRAMEFLEET_KUBECONFIG and FRAMEFLEET_CLUSTER_DIR, and torn down afterwards: on success, on
 // failure, and on SIGINT/SIGTERM. With FRAMEFLEET_KUBECONFIG already set, that cluster is used
@@ -35,7 +36,9 @@ if (files.length === 0) {
   console.error("no test files found");
   process.exit(1);
 }
-const needsCluster = files.some((f) => readFileSync(f, "utf8").includes("support/cluster"));
+const needsCluster = files.some(
+  (f) => /(^|\/)test\/(integration|e2e)\//.test(f) || readFileSync(f, "utf8").includes("support/cluster"),
+);
 const clusterDir = resolve(".framefleet", "test-cluster");
 const clusterCli = (...args) =>
   spawnSync(process.execPath, ["--import", "tsx", "test/cluster/cli.ts", ...args, "--dir", clusterDir], {

@@ -9,11 +9,18 @@ import { createServer } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KubeClient } from "./kube-client.ts";
+import { storageClass } from "./kubelet/provisioner.ts";
 import { killGroup } from "./process-group.ts";
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const clusterBinary = join(repoRoot, "test", "cluster", "bin", "framefleet-cluster");
-export const defaultClusterDir = join(repoRoot, ".framefleet", "cluster");
+/**
+ * The cluster folder when none is given: the test run's cluster (FRAMEFLEET_CLUSTER_DIR, set by
+ * scripts/run-tests.mjs) inside a test run, else .framefleet/cluster.
+ */
+export const defaultClusterDir = resolve(
+  process.env.FRAMEFLEET_CLUSTER_DIR ?? join(repoRoot, ".framefleet", "cluster"),
+);
 /** The admin kubeconfig of the default cluster (`npm run cluster -- up`). */
 export const defaultKubeconfig = join(repoRoot, ".framefleet", "kubeconfig");
 export const defaultNodes = "h100=2,rtx5090=2,cpu=1";
@@ -155,7 +162,9 @@ const kubeletRbac = [
         },
         { apiGroups: [""], resources: ["nodes/status", "pods/status"], verbs: ["get", "update", "patch"] },
         { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch", "delete"] },
-        { apiGroups: [""], resources: ["configmaps", "secrets", "persistentvolumeclaims"], verbs: ["get"] },
+        { apiGroups: [""], resources: ["configmaps", "secrets"], verbs: ["get"] },
+        { apiGroups: [""], resources: ["persistentvolumeclaims"], verbs: ["get", "list"] },
+        { apiGroups: [""], resources: ["persistentvolumes"], verbs: ["get", "list", "create", "delete"] },
         { apiGroups: [""], resources: ["serviceaccounts/token"], verbs: ["create"] },
         { apiGroups: ["", "events.k8s.io"], resources: ["events"], verbs: ["create", "patch", "update"] },
         {
@@ -299,6 +308,7 @@ export async function up(options: UpOptions = {}): Promise<ClusterState> {
       );
       log(`apiserver ready after ${((Date.now() - started) / 1000).toFixed(1)} s`);
       for (const { path, body } of kubeletRbac) await admin.ensure(path, body);
+      await admin.ensure("/apis/storage.k8s.io/v1/storageclasses", storageClass);
       const common = ["--leader-elect=false", "--secure-port=0"];
       launch("scheduler", clusterBinary, ["scheduler", `--kubeconfig=${configs.scheduler}`, ...common]);
       launch("controller-manager", clusterBinary, [

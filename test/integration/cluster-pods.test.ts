@@ -67,6 +67,14 @@ function waitPhase(name: string, phases: string[], timeoutMs = 30_000): Promise<
   );
 }
 
+/** The PodScheduled=False condition the scheduler writes when no node fits. */
+function unschedulable(name: string) {
+  return waitFor(`pod ${name} PodScheduled=False`, async () => {
+    const pod = await getPod(name);
+    return pod.status?.conditions?.find((c) => c.type === "PodScheduled" && c.status === "False");
+  });
+}
+
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const server = createServer().listen(0, "127.0.0.1", () => {
@@ -155,10 +163,7 @@ describe("pods on virtual GPU nodes", () => {
         },
       ],
     });
-    const condition = await waitFor("PodScheduled=False", async () => {
-      const pod = await getPod("too-big");
-      return pod.status?.conditions?.find((c) => c.type === "PodScheduled" && c.status === "False");
-    });
+    const condition = await unschedulable("too-big");
     assert.equal(condition.reason, "Unschedulable");
     assert.match(condition.message ?? "", /Insufficient nvidia\.com\/gpu/);
     const pod = await getPod("too-big");
@@ -171,10 +176,7 @@ describe("pods on virtual GPU nodes", () => {
       nodeSelector: h100.nodeSelector,
       containers: [{ name: "main", image: "x", command: [node, "-e", ""] }],
     });
-    const condition = await waitFor("PodScheduled=False", async () => {
-      const pod = await getPod("no-toleration");
-      return pod.status?.conditions?.find((c) => c.type === "PodScheduled" && c.status === "False");
-    });
+    const condition = await unschedulable("no-toleration");
     assert.match(condition.message ?? "", /untolerated taint.*nvidia\.com\/gpu/);
   });
 
@@ -235,6 +237,29 @@ describe("pods on virtual GPU nodes", () => {
     });
     assert.equal(pod.status?.phase, "Running");
     assert.equal(pod.status?.containerStatuses?.[0]?.ready, true);
+  });
+
+  it("provisions a claim of the default StorageClass as a local folder the pod writes into", async () => {
+    await cluster.client.create(`/api/v1/namespaces/${cluster.namespace}/persistentvolumeclaims`, {
+      apiVersion: "v1",
+      kind: "PersistentVolumeClaim",
+      metadata: { name: "videos" },
+      spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } } },
+    });
+    await createPod("writer", {
+      volumes: [{ name: "videos", persistentVolumeClaim: { claimName: "videos" } }],
+      containers: [
+        {
+          name: "main",
+          image: "node:20",
+          args: ["-e", "require('fs').writeFileSync(process.argv[1] + '/hello.txt', 'hi')", "/data/out"],
+          volumeMounts: [{ name: "videos", mountPath: "/data/out" }],
+        },
+      ],
+    });
+    const pod = await waitPhase("writer", ["Succeeded", "Failed"]);
+    assert.equal(pod.status?.phase, "Succeeded", readLog(cluster.podLog("writer", "main")));
+    assert.equal(readLog(join(cluster.dir, "pvcs", cluster.namespace, "videos", "hello.txt")), "hi");
   });
 
   it("fails a pod whose image has no local entrypoint, with the reason", async () => {

@@ -11,6 +11,7 @@ import { credentialsFromKubeconfig, KubeClient, KubeError } from "../kube-client
 import { loadImageMap } from "./images.ts";
 import { parseNodeSpec, postStatus, registerNode, renewLease, type VirtualNode } from "./nodes.ts";
 import { GpuAllocator, type KubeletContext, PodWorker } from "./pod-worker.ts";
+import { provisionOnce } from "./provisioner.ts";
 import type { Pod } from "./types.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -144,6 +145,13 @@ for (const node of nodes) await registerNode(client, node);
 await heartbeat(renewLease, "lease renewal");
 setInterval(() => void heartbeat(renewLease, "lease renewal"), leaseRenewMs);
 setInterval(() => void heartbeat(postStatus, "status update"), statusRenewMs);
+setInterval(
+  () =>
+    void provisionOnce(client, stateDir).catch((err) =>
+      log(`provisioner: ${err instanceof Error ? err.message : err}`),
+    ),
+  2000,
+);
 log(`registered ${nodes.map((n) => n.name).join(", ")}`);
 console.log("kubelet: nodes registered");
 await watchPods();

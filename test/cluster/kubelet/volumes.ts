@@ -121,6 +121,24 @@ async function volumeFiles(
   return files;
 }
 
+/**
+ * The local folder of a claim: its bound PersistentVolume's hostPath or local path when it has
+ * one, otherwise a folder of its own under the kubelet's state.
+ */
+async function claimPath(ctx: VolumeContext, namespace: string, claim: string): Promise<string> {
+  const pvc = await ctx.client.get<{ spec: { volumeName?: string } }>(
+    `/api/v1/namespaces/${namespace}/persistentvolumeclaims/${claim}`,
+  );
+  if (pvc.spec.volumeName) {
+    const pv = await ctx.client.get<{ spec: { hostPath?: { path: string }; local?: { path: string } } }>(
+      `/api/v1/persistentvolumes/${pvc.spec.volumeName}`,
+    );
+    const path = pv.spec.hostPath?.path ?? pv.spec.local?.path;
+    if (path) return path;
+  }
+  return join(ctx.pvcRoot, namespace, claim);
+}
+
 export async function prepareVolumes(ctx: VolumeContext, pod: Pod): Promise<PreparedVolumes> {
   const paths = new Map<string, string>();
   const ephemeral: string[] = [];
@@ -132,7 +150,7 @@ export async function prepareVolumes(ctx: VolumeContext, pod: Pod): Promise<Prep
       if (volume.hostPath.type === "DirectoryOrCreate" || !volume.hostPath.type)
         mkdirSync(dir, { recursive: true });
     } else if (volume.persistentVolumeClaim) {
-      dir = join(ctx.pvcRoot, pod.metadata.namespace, volume.persistentVolumeClaim.claimName);
+      dir = await claimPath(ctx, pod.metadata.namespace, volume.persistentVolumeClaim.claimName);
       mkdirSync(dir, { recursive: true });
     } else {
       dir = join(ctx.podDir, "volumes", volume.name);
