@@ -334,6 +334,14 @@ export async function clusterNamespace(
   const state = await up({ nodes: "h100=2,rtx5090=2,cpu=1" });
   const namespace = `${prefix}-${Date.now().toString(36)}`;
   const env = testEnv(state.kubeconfig, namespace);
+  const crds = kubectl(env, ["apply", "--server-side", "--field-manager=e2e", "-f", join(REPO, "crds")]);
+  if (!crds.ok) throw new Error(crds.err);
+  kubectl(env, [
+    "wait",
+    "--for=condition=Established",
+    "crd/videogenerationjobs.framefleet.dev",
+    "crd/acceleratedmodels.framefleet.dev",
+  ]);
   const r = kubectl(env, ["create", "namespace", namespace]);
   if (!r.ok) throw new Error(r.err);
   return {
