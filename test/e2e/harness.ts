@@ -354,7 +354,10 @@ export async function clusterNamespace(
 }
 
 /** Which engine e2e workers run: the native one on the bundled model when both are built, else synthetic. */
-export function e2eModelSource(workDir: string): {
+export function e2eModelSource(
+  workDir: string,
+  prefer: "native" | "synthetic" = process.env.FRAMEFLEET_E2E_ENGINE === "synthetic" ? "synthetic" : "native",
+): {
   source: Record<string, unknown>;
   engine: "native" | "synthetic";
   vocab: string[];
@@ -362,11 +365,7 @@ export function e2eModelSource(workDir: string): {
   const bundled = join(REPO, "models/tiny-shapes");
   const nativeBuilt =
     readdirSync(join(REPO, "native")).includes("build") && statSafe(join(REPO, "src/native/index.ts"));
-  if (
-    process.env.FRAMEFLEET_E2E_ENGINE !== "synthetic" &&
-    statSafe(join(bundled, "dit.safetensors")) &&
-    nativeBuilt
-  ) {
+  if (prefer === "native" && statSafe(join(bundled, "dit.safetensors")) && nativeBuilt) {
     return {
       source: { builtin: "tiny-shapes" },
       engine: "native",
