@@ -6,6 +6,7 @@
 #include <exception>
 
 #include "core/error.h"
+#include "random_model.h"
 
 namespace fftest {
 
@@ -68,15 +69,5 @@ int main(int argc, char** argv) {
 }
 
 namespace fftest {
-std::vector<float> random_vector(size_t n, uint64_t seed, float scale) {
-  std::vector<float> v(n);
-  uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
-  for (auto& x : v) {
-    s ^= s << 13;
-    s ^= s >> 7;
-    s ^= s << 17;
-    x = scale * (float((s >> 40) & 0xFFFFFF) / float(1 << 23) - 1.0f);
-  }
-  return v;
-}
+std::vector<float> random_vector(size_t n, uint64_t seed, float scale) { return fftools::random_uniform(n, seed, scale); }
 }  // namespace fftest

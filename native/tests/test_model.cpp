@@ -61,7 +61,7 @@ TEST(generates_a_video_from_a_random_model_reproducibly) {
   CHECK(a.frames.size() == size_t(5 * 32 * 32 * 3));
   CHECK(a.nfe == 4);  // 2 steps x (cond + uncond)
   CHECK(a.timings.denoise > 0 && a.timings.decode > 0 && a.timings.text_encode > 0);
-  CHECK(stages.front() == "prepare" && stages.back() == "decode");
+  CHECK(stages.front() == "textEncode" && stages.back() == "decode");
   std::set<uint8_t> distinct(a.frames.begin(), a.frames.end());
   CHECK_MSG(distinct.size() > 10, "frames look constant: " << distinct.size() << " distinct values");
   ff::GenerateResult b = m->generate(tiny_request(), no_progress, nullptr);

@@ -32,6 +32,18 @@ std::string json_escape(const std::string& s) {
 
 }  // namespace
 
+std::vector<float> random_uniform(size_t n, uint64_t seed, float scale) {
+  std::vector<float> v(n);
+  uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (auto& x : v) {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    x = scale * (float((s >> 40) & 0xFFFFFF) / float(1 << 23) - 1.0f);
+  }
+  return v;
+}
+
 void write_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors, ff::DType dtype) {
   std::ostringstream header;
   header << "{\"__metadata__\":{\"format\":\"pt\"}";
@@ -83,15 +95,9 @@ std::vector<NamedTensor> read_safetensors(const std::string& path) {
 
 std::vector<NamedTensor> random_params(const std::vector<ff::ParamSpec>& specs, uint64_t seed) {
   std::vector<NamedTensor> out;
-  uint64_t s = seed * 0x9E3779B97F4A7C15ull + 7;
-  auto uniform = [&] {  // [-1, 1)
-    s ^= s << 13;
-    s ^= s >> 7;
-    s ^= s << 17;
-    return float((s >> 40) & 0xFFFFFF) / float(1 << 23) - 1.0f;
-  };
+  uint64_t tensor_seed = seed * 1000003;
   for (const ff::ParamSpec& p : specs) {
-    NamedTensor t{p.name, p.shape, std::vector<float>(size_t(ff::shape_numel(p.shape)))};
+    NamedTensor t{p.name, p.shape, random_uniform(size_t(ff::shape_numel(p.shape)), ++tensor_seed)};
     const bool norm = p.shape.size() == 1 && (p.name.find("norm") != std::string::npos);
     const bool bias = ends_with(p.name, ".bias");
     const bool embedding = p.name == "text.embed.weight" || p.name == "text.pos.weight";
@@ -100,7 +106,7 @@ std::vector<NamedTensor> random_params(const std::vector<ff::ParamSpec>& specs, 
     for (size_t i = 1; i < p.shape.size(); ++i) fan_in *= p.shape[i];
     float scale = std::sqrt(3.0f / float(std::max<int64_t>(fan_in, 1)));
     for (float& v : t.values) {
-      float u = uniform();
+      float u = v;
       if (norm && !bias) v = 1.0f + 0.1f * u;
       else if (bias) v = 0.05f * u;
       else if (embedding) v = u;

@@ -17,6 +17,9 @@ struct NamedTensor {
   std::vector<float> values;
 };
 
+// Uniform values in [-scale, scale), deterministic per seed (xorshift64): fresh test inputs.
+std::vector<float> random_uniform(size_t n, uint64_t seed, float scale = 1.0f);
+
 // Writes `tensors` in order, converting to `dtype` (F32, F16 or BF16).
 void write_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors, ff::DType dtype);
 // Reads a whole safetensors file as fp32 tensors (for fixtures).

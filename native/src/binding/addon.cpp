@@ -74,7 +74,8 @@ int get_int(const Napi::Object& o, const char* key, int dflt, int lo, int hi) {
   return int(d);
 }
 
-// request: {prompt, negativePrompt?, seed, width?, height?, frames?, knobs?: {...}}
+// request: {prompt, negativePrompt?, seed, width?, height?, frames?, attention?, slaTopK?, linear?,
+//           sampler?, steps?, guidanceScale?, teaCache?, weights?}
 ff::Request parse_request(const Napi::Object& o) {
   ff::Request r;
   r.prompt = get_string(o, "prompt", true);
@@ -85,20 +86,15 @@ ff::Request parse_request(const Napi::Object& o) {
   r.width = get_int(o, "width", 0, 0, 1 << 16);
   r.height = get_int(o, "height", 0, 0, 1 << 16);
   r.frames = get_int(o, "frames", 0, 0, 1 << 16);
-  Napi::Value kv = o.Get("knobs");
-  if (!kv.IsUndefined()) {
-    if (!kv.IsObject()) bad_request("knobs: must be an object");
-    Napi::Object k = kv.As<Napi::Object>();
-    ff::Knobs& n = r.knobs;
-    n.attention = ff::parse_attention(get_string(k, "attention", false, "dense"));
-    n.sla_top_k = get_number(k, "slaTopK", 0.1);
-    n.linear = ff::parse_linear(get_string(k, "linear", false, "fp32"));
-    n.sampler = ff::parse_sampler(get_string(k, "sampler", false, "euler"));
-    n.steps = get_int(k, "steps", 0, 0, 1000);
-    n.guidance_scale = get_number(k, "guidanceScale", -1);
-    n.tea_cache = get_number(k, "teaCache", 0);
-    n.weights = ff::parse_weights(get_string(k, "weights", false, "dit"));
-  }
+  ff::Knobs& n = r.knobs;  // knobs sit beside the prompt, as in a resolved profile
+  n.attention = ff::parse_attention(get_string(o, "attention", false, "dense"));
+  n.sla_top_k = get_number(o, "slaTopK", 0.1);
+  n.linear = ff::parse_linear(get_string(o, "linear", false, "fp32"));
+  n.sampler = ff::parse_sampler(get_string(o, "sampler", false, "euler"));
+  n.steps = get_int(o, "steps", 0, 0, 1000);
+  n.guidance_scale = get_number(o, "guidanceScale", -1);
+  n.tea_cache = get_number(o, "teaCache", 0);
+  n.weights = ff::parse_weights(get_string(o, "weights", false, "dit"));
   return r;
 }
 

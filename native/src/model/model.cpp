@@ -43,8 +43,8 @@ uint64_t mem_available_bytes() {
   return UINT64_MAX;
 }
 
-void check_abort(const std::atomic<int>* abort) {
-  if (abort && abort->load(std::memory_order_relaxed)) fail(ErrorCode::Aborted, "generation aborted");
+void check_abort(const std::atomic<int>* abort, const std::string& where = "") {
+  if (abort && abort->load(std::memory_order_relaxed)) fail(ErrorCode::Aborted, "generation aborted" + where);
 }
 
 void check_finite(const float* x, int64_t n, const std::string& what) {
@@ -134,7 +134,6 @@ GenerateResult Model::generate(Request r, const ProgressFn& progress, const std:
 
   // Weights are read for the first time here (load only mapped them).
   WeightSet& dit_weights = k.weights == WeightsKind::Student ? *student_ : *dit_w_;
-  progress("prepare", 0, 3);
   prepare(*text_, &tm.prepare_weights);
   prepare(dit_weights, &tm.prepare_weights);
   prepare(*vae_w_, &tm.prepare_weights);
@@ -144,11 +143,12 @@ GenerateResult Model::generate(Request r, const ProgressFn& progress, const std:
 
   double t0 = now_seconds();
   const bool cfg = k.sampler == SamplerKind::Euler && k.guidance_scale != 1.0;
-  progress("text", 0, cfg ? 2 : 1);
+  progress("textEncode", 0, cfg ? 2 : 1);
   DitText cond = net.prepare_text(encode_prompt(r.prompt));
   DitText uncond;
   if (cfg) uncond = net.prepare_text(encode_prompt(r.negative_prompt));
   tm.text_encode = now_seconds() - t0;
+  progress("textEncode", cfg ? 2 : 1, cfg ? 2 : 1);
   check_abort(abort);
 
   t0 = now_seconds();
@@ -162,15 +162,18 @@ GenerateResult Model::generate(Request r, const ProgressFn& progress, const std:
     cache_cond = std::make_unique<TeaCache>(k.tea_cache, config_.teacache_coefficients, k.steps);
     cache_uncond = std::make_unique<TeaCache>(k.tea_cache, config_.teacache_coefficients, k.steps);
   }
+  int steps_done = 0;
+  auto where = [&] { return " after " + std::to_string(steps_done) + " of " + std::to_string(k.steps) + " denoising steps"; };
   VelocityFn velocity = [&](const float* x, double t, Guidance which, float* v) {
-    check_abort(abort);
+    check_abort(abort, where());
     const bool is_cond = which == Guidance::Cond;
     net.forward(k, x, s, t, is_cond ? cond : uncond, v, arena, is_cond ? cache_cond.get() : cache_uncond.get());
   };
   progress("denoise", 0, k.steps);
   StepFn on_step = [&](int step, int total) {
+    steps_done = step;
     progress("denoise", step, total);
-    check_abort(abort);
+    check_abort(abort, where());
   };
   SampleResult sample = k.sampler == SamplerKind::Euler
                             ? sample_euler(s.numel(), k.steps, config_.sampling.shift, k.guidance_scale, noise, velocity, on_step)

@@ -38,7 +38,7 @@ struct GenerateResult {
   Timings timings;
 };
 
-// stage is "prepare" | "text" | "denoise" | "decode"; step counts within the stage.
+// stage is "textEncode" | "denoise" | "decode"; step counts within the stage.
 using ProgressFn = std::function<void(const char* stage, int step, int total)>;
 
 class Model {

@@ -1,0 +1,231 @@
+// The TypeScript face of the native engine (native/): finds and loads the addon, validates every
+// request with zod before it crosses into C++, and turns native failures into NativeErrors that
+// carry a code and the caller's stack. The C++ side checks everything again.
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { z } from "zod";
+import { KnobsSchema } from "../api/knobs.ts";
+
+/** Codes of errors raised by the engine (and by this module before a call crosses into C++). */
+export const NATIVE_ERROR_CODES = [
+  "E_MODEL_FORMAT",
+  "E_BAD_REQUEST",
+  "E_ABORTED",
+  "E_OUT_OF_MEMORY",
+  "E_NUMERIC",
+  "E_INTERNAL",
+  "E_NATIVE_UNAVAILABLE",
+] as const;
+export type NativeErrorCode = (typeof NATIVE_ERROR_CODES)[number];
+
+export class NativeError extends Error {
+  readonly code: NativeErrorCode;
+  constructor(code: NativeErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "NativeError";
+    this.code = code;
+  }
+}
+
+/** One generation. Knobs sit beside the prompt; unset ones take the model's config.json defaults. */
+export const GenerateRequestSchema = z.strictObject({
+  prompt: z.string().max(4096),
+  /** The unconditional CFG prompt; default "" (the empty prompt). */
+  negativePrompt: z.string().max(4096).optional(),
+  /** Seeds the noise: the same seed on the same machine gives the same frames, bit for bit. */
+  seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  /** Default: config.json video.width; a multiple of video.spatial_multiple up to max_width. */
+  width: z.number().int().min(8).max(8192).optional(),
+  /** Default: config.json video.height. */
+  height: z.number().int().min(8).max(8192).optional(),
+  /** Default: config.json video.frames; 1 + 4k for the family's VAE. */
+  frames: z.number().int().min(1).max(4096).optional(),
+  ...KnobsSchema.shape,
+  /** Default: config.json sampling.steps (euler), 4 (rcm). */
+  steps: z.number().int().min(1).max(1000).optional(),
+  /** Default: config.json sampling.guidance_scale (euler); rcm requires 1. */
+  guidanceScale: z.number().min(0).max(100).optional(),
+});
+export type GenerateRequest = z.infer<typeof GenerateRequestSchema>;
+
+export const LoadOptionsSchema = z.strictObject({
+  /** Requests needing more working memory fail with E_OUT_OF_MEMORY; default: MemAvailable. */
+  memoryLimitBytes: z.number().int().min(0).optional(),
+});
+export type LoadOptions = z.infer<typeof LoadOptionsSchema>;
+
+export const STAGES = ["textEncode", "denoise", "decode"] as const;
+export type Stage = (typeof STAGES)[number];
+
+export interface Progress {
+  stage: Stage;
+  step: number;
+  totalSteps: number;
+}
+
+export interface Timings {
+  /** First use of a weight file in this process: conversion to fp32 and the finiteness check. */
+  prepareWeights: number;
+  textEncode: number;
+  denoise: number;
+  decode: number;
+  total: number;
+}
+
+export interface ResolvedKnobs {
+  attention: "dense" | "sage" | "sla";
+  slaTopK: number;
+  linear: "fp32" | "bf16" | "w8a8";
+  sampler: "euler" | "rcm";
+  steps: number;
+  guidanceScale: number;
+  teaCache: number;
+  weights: "dit" | "student";
+}
+
+export interface GenerateResult {
+  /** uint8 RGB, frameCount x height x width x 3. */
+  frames: Buffer;
+  width: number;
+  height: number;
+  frameCount: number;
+  /** DiT evaluations run. */
+  nfe: number;
+  /** Seconds. */
+  timings: Timings;
+  knobs: ResolvedKnobs;
+}
+
+export interface Capabilities {
+  backends: string[];
+  threads: number;
+  cpu: { brand: string; features: string[]; variantScores: Record<string, number> };
+  /** Knob values this build runs; others are rejected with E_BAD_REQUEST. */
+  knobs: { attention: string[]; linear: string[]; sampler: string[]; weights: string[]; teaCache: boolean };
+}
+
+export interface GenerateOptions {
+  onProgress?: (progress: Progress) => void;
+  /** Aborting stops the run within one denoising step; the promise rejects with E_ABORTED. */
+  signal?: AbortSignal;
+}
+
+interface NativeModelHandle {
+  generate(
+    request: GenerateRequest,
+    onProgress: ((p: Progress) => void) | undefined,
+    abortFlag: Int32Array,
+  ): Promise<GenerateResult>;
+  info(): { dir: string; config: string; hasStudent: boolean; weightBytes: number };
+}
+
+interface Addon {
+  loadModel(dir: string, options: LoadOptions): Promise<NativeModelHandle>;
+  capabilities(): Capabilities;
+}
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+/** Where the addon is loaded from: FRAMEFLEET_NATIVE_ADDON, else native/build of this checkout. */
+export function addonPath(env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(env.FRAMEFLEET_NATIVE_ADDON ?? join(repoRoot, "native", "build", "framefleet_native.node"));
+}
+
+let addon: Addon | undefined;
+
+function loadAddon(): Addon {
+  if (addon) return addon;
+  const path = addonPath();
+  const fix = "build it with `npm run build:native` (needs cmake, ninja and g++)";
+  if (!existsSync(path)) {
+    throw new NativeError("E_NATIVE_UNAVAILABLE", `the native engine ${path} is missing; ${fix}`);
+  }
+  try {
+    addon = createRequire(import.meta.url)(path) as Addon;
+  } catch (err) {
+    const reason = (err as Error).message.split("\n")[0];
+    throw new NativeError(
+      "E_NATIVE_UNAVAILABLE",
+      `the native engine ${path} could not be loaded (${reason}); ${fix}`,
+      {
+        cause: err,
+      },
+    );
+  }
+  return addon;
+}
+
+/** Rebuilds a native rejection as a NativeError whose stack is the caller's, not the event loop's. */
+function fromNative(err: unknown, callSite: Error): NativeError {
+  const raw = err as { code?: unknown; message?: unknown };
+  const code = NATIVE_ERROR_CODES.includes(raw?.code as NativeErrorCode)
+    ? (raw.code as NativeErrorCode)
+    : "E_INTERNAL";
+  const e = new NativeError(code, typeof raw?.message === "string" ? raw.message : String(err), {
+    cause: err,
+  });
+  e.stack = `NativeError [${code}]: ${e.message}\n${(callSite.stack ?? "").split("\n").slice(1).join("\n")}`;
+  return e;
+}
+
+function badRequest(error: z.ZodError, what: string): NativeError {
+  const issues = error.issues.map((i) => `${[what, ...i.path].join(".")}: ${i.message}`);
+  return new NativeError("E_BAD_REQUEST", issues.join("; "));
+}
+
+/** What the engine can run on this machine. */
+export function capabilities(): Capabilities {
+  return loadAddon().capabilities();
+}
+
+export class Model {
+  readonly dir: string;
+  readonly hasStudent: boolean;
+  readonly weightBytes: number;
+  /** config.json as parsed by the engine's loader (already checked against the tensors). */
+  readonly config: unknown;
+  readonly #handle: NativeModelHandle;
+
+  constructor(handle: NativeModelHandle) {
+    this.#handle = handle;
+    const info = handle.info();
+    this.dir = info.dir;
+    this.hasStudent = info.hasStudent;
+    this.weightBytes = info.weightBytes;
+    this.config = JSON.parse(info.config);
+  }
+
+  /** Encodes the prompt, denoises and decodes off the main thread; timings cover each stage. */
+  async generate(request: GenerateRequest, options: GenerateOptions = {}): Promise<GenerateResult> {
+    const callSite = new Error();
+    const parsed = GenerateRequestSchema.safeParse(request);
+    if (!parsed.success) throw badRequest(parsed.error, "request");
+    const { signal, onProgress } = options;
+    if (signal?.aborted) throw fromNative({ code: "E_ABORTED", message: "generation aborted" }, callSite);
+    const abortFlag = new Int32Array(1);
+    const onAbort = () => Atomics.store(abortFlag, 0, 1);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      return await this.#handle.generate(parsed.data, onProgress, abortFlag);
+    } catch (err) {
+      throw fromNative(err, callSite);
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+}
+
+/** Maps the model directory and checks config.json, vocab.txt and every tensor header. */
+export async function loadModel(dir: string, options: LoadOptions = {}): Promise<Model> {
+  const callSite = new Error();
+  const parsed = LoadOptionsSchema.safeParse(options);
+  if (!parsed.success) throw badRequest(parsed.error, "options");
+  const native = loadAddon();
+  try {
+    return new Model(await native.loadModel(resolve(dir), parsed.data));
+  } catch (err) {
+    throw fromNative(err, callSite);
+  }
+}
