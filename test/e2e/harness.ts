@@ -324,16 +324,15 @@ export function counterTotal(text: string, name: string): number {
 }
 
 /**
- * The cluster for this test file: the one `npm run cluster -- up` (or the test run) started,
- * brought up when missing, and a fresh namespace deleted afterwards.
+ * The shared test cluster (started once per test run by scripts/run-tests.mjs) with this test
+ * file's own namespace, the CRDs applied, and a cleanup that deletes the namespace.
  */
 export async function clusterNamespace(
-  prefix: string,
+  fileUrl: string,
 ): Promise<{ env: TestEnv; cleanup: () => Promise<void> }> {
-  const { up } = await import("../cluster/control-plane.ts");
-  const state = await up({ nodes: "h100=2,rtx5090=2,cpu=1" });
-  const namespace = `${prefix}-${Date.now().toString(36)}`;
-  const env = testEnv(state.kubeconfig, namespace);
+  const { useTestCluster } = await import("../support/cluster.ts");
+  const cluster = await useTestCluster(fileUrl);
+  const env = testEnv(cluster.kubeconfig, cluster.namespace);
   const crds = kubectl(env, ["apply", "--server-side", "--field-manager=e2e", "-f", join(REPO, "crds")]);
   if (!crds.ok) throw new Error(crds.err);
   kubectl(env, [
@@ -342,13 +341,11 @@ export async function clusterNamespace(
     "crd/videogenerationjobs.framefleet.dev",
     "crd/acceleratedmodels.framefleet.dev",
   ]);
-  const r = kubectl(env, ["create", "namespace", namespace]);
-  if (!r.ok) throw new Error(r.err);
   return {
     env,
     cleanup: async () => {
-      kubectl(env, ["delete", "namespace", namespace, "--wait=false"]);
       env.client.close();
+      await cluster.cleanup();
     },
   };
 }

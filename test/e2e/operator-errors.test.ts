@@ -39,7 +39,7 @@ describe("operator on bad input", { timeout: 300_000 }, () => {
   });
 
   before(async () => {
-    ({ env, cleanup } = await clusterNamespace("e2e-errors"));
+    ({ env, cleanup } = await clusterNamespace(import.meta.url));
     work = mkdtempSync(join(tmpdir(), "framefleet-e2e-"));
     const vocab = ["<pad>", "<bos>", ...TEST_WORDS];
     const good = writeModelDir(join(work, "good"), TEST_CONFIG, vocab);

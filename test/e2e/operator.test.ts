@@ -48,7 +48,7 @@ describe("operator end to end", { timeout: 600_000 }, () => {
   });
 
   before(async () => {
-    ({ env, cleanup } = await clusterNamespace("e2e-operator"));
+    ({ env, cleanup } = await clusterNamespace(import.meta.url));
     work = mkdtempSync(join(tmpdir(), "framefleet-e2e-"));
     outputs = join(work, "outputs");
     installOutputClaim(env, "videos", outputs);

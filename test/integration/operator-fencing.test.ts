@@ -10,7 +10,7 @@ describe("fenced job status writes", { timeout: 120_000 }, () => {
   let env: TestEnv;
   let cleanup: () => Promise<void>;
   before(async () => {
-    ({ env, cleanup } = await clusterNamespace("it-fencing"));
+    ({ env, cleanup } = await clusterNamespace(import.meta.url));
   });
   after(async () => cleanup?.());
 
