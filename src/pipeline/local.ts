@@ -3,8 +3,9 @@
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { type Capabilities, capabilities, loadModel } from "../native/index.ts";
 import type { Engine } from "./engine.ts";
-import { errorCode, isAbort, isInputError, PipelineError } from "./errors.ts";
+import { errorCode, isAbort, isInputError } from "./errors.ts";
 import { readModelInfo } from "./model-dir.ts";
 import type { PipelineModel } from "./run.ts";
 
@@ -34,32 +35,13 @@ export interface LoadedModel extends PipelineModel {
 export async function loadLocalModel(dir: string): Promise<LoadedModel> {
   const info = await readModelInfo(dir);
   const start = performance.now();
-  const engine = await loadNativeEngine(dir);
+  const engine: Engine = await loadModel(dir);
   return { info, engine, loadSeconds: (performance.now() - start) / 1000 };
 }
 
-interface NativeModule {
-  loadModel(dir: string): Promise<Engine>;
-}
-
-/**
- * The engine comes from src/native, imported when first needed so that commands which only
- * validate input work without the native build.
- */
-async function loadNativeEngine(dir: string): Promise<Engine> {
-  const ext = import.meta.url.endsWith(".ts") ? "ts" : "js";
-  const entry = new URL(`../native/index.${ext}`, import.meta.url).href;
-  let native: NativeModule;
-  try {
-    native = (await import(entry)) as NativeModule;
-  } catch (err) {
-    throw new PipelineError(
-      "E_INTERNAL",
-      `the native engine could not be loaded (${(err as Error).message.split("\n")[0]}); build it with \`npm run build\``,
-      { cause: err },
-    );
-  }
-  return native.loadModel(dir);
+/** What the engine reports about this machine: CPU, SIMD features, backends. */
+export function engineCapabilities(): Capabilities {
+  return capabilities();
 }
 
 /** Exit status of a command that failed with `err`: 2 for bad input, 130 for Ctrl-C, 1 otherwise. */

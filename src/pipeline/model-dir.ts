@@ -27,7 +27,8 @@ export const ModelConfigSchema = z.looseObject({
     max_frames: positiveInt,
   }),
   sampling: z.looseObject({ steps: positiveInt, guidance_scale: z.number().min(0) }),
-  profiles: z.record(z.string(), ProfileSchema),
+  /** Default: only `baseline`, which takes every knob's default (dense, fp32, Euler with the config's sampling). */
+  profiles: z.record(z.string(), ProfileSchema).default({ baseline: {} }),
 });
 export type ModelConfig = z.infer<typeof ModelConfigSchema>;
 

@@ -71,7 +71,8 @@ export interface RunOptions {
 /** Where a run's files go, decided once the ffmpeg probe has answered. */
 interface OutputPlan {
   format: WrittenFormat;
-  paths: OutputPaths;
+  video: string;
+  videoTemp: string;
   encoder: VideoEncoder;
   /** Why the written format differs from the requested one, when it does. */
   note?: string;
@@ -83,6 +84,7 @@ interface RunState {
   spec: PipelineSpec;
   options: RunOptions;
   ffmpeg: Promise<Ffmpeg | undefined>;
+  paths: OutputPaths;
   knobs?: ResolvedKnobs;
   result?: EngineResult;
   /** Started right after validation so the encoder starts up while the engine works. */
@@ -136,8 +138,9 @@ export function validateSpec(info: ModelInfo, spec: PipelineSpec): ResolvedKnobs
   });
 }
 
-const validateStage = timed("validate", (state) => {
+const validateStage = timed("validate", async (state) => {
   state.knobs = validateSpec(state.model.info, state.spec);
+  await mkdir(dirname(state.paths.base), { recursive: true });
   const output = planOutput(state);
   output.catch(() => {
     // Awaited by the encode stage or the cleanup; never an unhandled rejection.
@@ -149,13 +152,13 @@ async function planOutput(state: RunState): Promise<OutputPlan> {
   const { spec, options } = state;
   const ffmpeg = await state.ffmpeg;
   const format = plannedFormat(spec.output.format, ffmpeg);
-  const paths = outputPaths(spec, options, format);
-  await mkdir(dirname(paths.video), { recursive: true });
-  state.temporaries.push(paths.videoTemp);
-  const encoder = startVideoEncoder(format, spec.video, paths.videoTemp, { ffmpeg, signal: options.signal });
-  if (format === spec.output.format) return { format, paths, encoder };
+  const video = videoPath(state.paths, format, spec.output.format);
+  const videoTemp = temporary(video, state.paths.attempt);
+  state.temporaries.push(videoTemp);
+  const encoder = startVideoEncoder(format, spec.video, videoTemp, { ffmpeg, signal: options.signal });
+  if (format === spec.output.format) return { format, video, videoTemp, encoder };
   options.onNotice?.(MISSING_FFMPEG_MESSAGE);
-  return { format, paths, encoder, note: MISSING_FFMPEG_MESSAGE };
+  return { format, video, videoTemp, encoder, note: MISSING_FFMPEG_MESSAGE };
 }
 
 /** The native engine encodes the text, denoises and decodes in one call and times each part. */
@@ -217,9 +220,8 @@ const encodeStage = timed("encode", async (state) => {
 });
 
 const previewStage = timed("preview", async (state) => {
-  const { paths } = await (state.output as Promise<OutputPlan>);
-  state.temporaries.push(paths.previewTemp);
-  await writeFile(paths.previewTemp, contactSheet(framesOf(state)));
+  state.temporaries.push(state.paths.previewTemp);
+  await writeFile(state.paths.previewTemp, contactSheet(framesOf(state)));
 });
 
 /** The stages of each model format (config.json `format`), in order. */
@@ -228,30 +230,40 @@ export const MODEL_TYPES: Record<string, readonly Stage[]> = {
 };
 
 interface OutputPaths {
-  video: string;
-  videoTemp: string;
+  /** Output path without extension. */
+  base: string;
+  /** The extension a requested `output.path` carries, kept when the format is written as asked. */
+  requestedExt: string;
   preview: string;
   previewTemp: string;
   report: string;
   reportTemp: string;
+  attempt: number;
 }
 
-function outputPaths(spec: PipelineSpec, options: RunOptions, format: WrittenFormat): OutputPaths {
+function temporary(path: string, attempt: number): string {
+  return join(dirname(path), `.${basename(path)}.attempt-${attempt}.partial`);
+}
+
+function outputPaths(spec: PipelineSpec, options: RunOptions): OutputPaths {
   const attempt = options.attempt ?? 1;
   const requested = spec.output.path ?? `${options.name ?? "video"}${EXTENSIONS[spec.output.format]}`;
   const requestedExt = extname(requested);
-  const stem = requestedExt ? requested.slice(0, -requestedExt.length) : requested;
-  const base = resolve(options.outDir, stem);
-  const video = `${base}${EXTENSIONS[format] || (format === "png-frames" ? "" : requestedExt)}`;
-  const temp = (path: string) => join(dirname(path), `.${basename(path)}.attempt-${attempt}.partial`);
+  const base = resolve(options.outDir, requestedExt ? requested.slice(0, -requestedExt.length) : requested);
   return {
-    video,
-    videoTemp: temp(video),
+    base,
+    requestedExt,
     preview: `${base}.preview.png`,
-    previewTemp: temp(`${base}.preview.png`),
+    previewTemp: temporary(`${base}.preview.png`, attempt),
     report: `${base}.json`,
-    reportTemp: temp(`${base}.json`),
+    reportTemp: temporary(`${base}.json`, attempt),
+    attempt,
   };
+}
+
+function videoPath(paths: OutputPaths, format: WrittenFormat, requested: WrittenFormat): string {
+  if (format === "png-frames") return paths.base;
+  return `${paths.base}${format === requested && paths.requestedExt ? paths.requestedExt : EXTENSIONS[format]}`;
 }
 
 async function sha256AndBytes(
@@ -296,6 +308,7 @@ export async function runPipeline(
     spec,
     options,
     ffmpeg: options.ffmpeg === undefined ? findFfmpeg() : Promise.resolve(options.ffmpeg ?? undefined),
+    paths: outputPaths(spec, options),
     timings: {},
     temporaries: [],
   };
@@ -304,10 +317,11 @@ export async function runPipeline(
       if (options.signal?.aborted) throw new PipelineError("E_ABORTED", "cancelled");
       await stage.run(state);
     }
-    const { format, paths, note } = await (state.output as Promise<OutputPlan>);
+    const { format, video, videoTemp, note } = await (state.output as Promise<OutputPlan>);
+    const paths = state.paths;
     const knobs = state.knobs as ResolvedKnobs;
     const result = state.result as EngineResult;
-    const file = await sha256AndBytes(paths.videoTemp, format);
+    const file = await sha256AndBytes(videoTemp, format);
     const timings: StageTimings = {
       ...(options.loadSeconds !== undefined ? { load: options.loadSeconds } : {}),
       validate: state.timings.validate ?? 0,
@@ -334,7 +348,7 @@ export async function runPipeline(
       attempt: options.attempt ?? 1,
       timings,
       output: {
-        path: paths.video,
+        path: video,
         format,
         requestedFormat: spec.output.format,
         ...file,
@@ -344,7 +358,7 @@ export async function runPipeline(
       report: paths.report,
     };
     options.signal?.throwIfAborted();
-    await moveIntoPlace(paths.videoTemp, paths.video);
+    await moveIntoPlace(videoTemp, video);
     await rename(paths.previewTemp, paths.preview);
     timings.total = now() - start;
     state.temporaries.push(paths.reportTemp);

@@ -1,11 +1,16 @@
-import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import { benchPrompts, benchRows, runBench } from "../../pipeline/bench.ts";
 import { type BenchResult, benchTable, type Machine, writeBenchDocs } from "../../pipeline/bench-docs.ts";
 import { PipelineError } from "../../pipeline/errors.ts";
-import { loadLocalModel, REPO_ROOT, resolveModelDir, runCancellable } from "../../pipeline/local.ts";
+import {
+  engineCapabilities,
+  loadLocalModel,
+  REPO_ROOT,
+  resolveModelDir,
+  runCancellable,
+} from "../../pipeline/local.ts";
 import type { Command } from "../main.ts";
 
 const usage = `usage: framefleet bench [--quick] [--json] [--write-docs] [options]
@@ -23,34 +28,15 @@ medians over the suite's runs; speedups are against the baseline of the same run
   --teacache T       threshold of the +teacache row (default 0.1)
 Progress goes to stderr.`;
 
-const CPU_FEATURES = [
-  "avx2",
-  "fma",
-  "f16c",
-  "avx512f",
-  "avx512bw",
-  "avx512_vnni",
-  "avx_vnni",
-  "avx512_bf16",
-  "amx_tile",
-  "amx_int8",
-  "amx_bf16",
-];
-
+/** The machine as the engine sees it: its CPU, the SIMD features it dispatches on, its GPU backends. */
 export function describeMachine(): Machine {
-  let flags: string[] = [];
-  try {
-    const info = readFileSync("/proc/cpuinfo", "utf8");
-    flags = (/^flags\s*:\s*(.*)$/m.exec(info)?.[1] ?? "").split(/\s+/);
-  } catch {
-    // Not Linux: the feature list stays empty.
-  }
-  const list = cpus();
+  const caps = engineCapabilities();
+  const gpus = caps.backends.filter((b) => b !== "cpu");
   return {
-    cpu: list[0]?.model.trim() ?? "unknown CPU",
-    cores: list.length,
-    cpuFeatures: CPU_FEATURES.filter((f) => flags.includes(f)),
-    gpu: null,
+    cpu: caps.cpu.brand || (cpus()[0]?.model.trim() ?? "unknown CPU"),
+    cores: cpus().length,
+    cpuFeatures: caps.cpu.features,
+    gpu: gpus.length > 0 ? gpus.join(", ") : null,
   };
 }
 

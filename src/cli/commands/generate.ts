@@ -7,6 +7,7 @@ import { readModelInfo } from "../../pipeline/model-dir.ts";
 import { createProgress } from "../../pipeline/progress.ts";
 import type { Report } from "../../pipeline/report.ts";
 import { type PipelineSpec, runPipeline, validateSpec } from "../../pipeline/run.ts";
+import { findFfmpeg } from "../../pipeline/video.ts";
 import type { Command } from "../main.ts";
 
 const usage = `usage: framefleet generate (-f JOB.yaml | --prompt TEXT) [options]
@@ -189,6 +190,8 @@ export async function generate(args: string[]): Promise<number> {
   const progress = createProgress(process.stderr);
   return runCancellable("generate", async (signal) => {
     try {
+      // Probing ffmpeg starts a process; let it answer while the model loads.
+      void findFfmpeg();
       const { name, modelName, spec } = await jobFromArgs(values);
       const dir = resolveModelDir(modelName);
       validateSpec(await readModelInfo(dir), spec);
