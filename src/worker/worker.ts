@@ -5,7 +5,14 @@
 import type { Server } from "node:http";
 import { join, relative } from "node:path";
 import { type Assignment, JobConditionType, JobReason, type JobStatus } from "../api/index.ts";
-import { EventRecorder, Informer, isNotFound, isTestFailed, type KubeClient } from "../kube/index.ts";
+import {
+  EventRecorder,
+  Informer,
+  isNotFound,
+  isTestFailed,
+  type JsonPatchOp,
+  type KubeClient,
+} from "../kube/index.ts";
 import { setCondition } from "../operator/conditions.ts";
 import { fenceOps, setStatusOps } from "../operator/fencing.ts";
 import { serveProbes } from "../operator/http.ts";
@@ -84,10 +91,13 @@ export class Worker {
     });
     this.model = await this.opts.load();
     this.log.info({ loadSeconds: this.model.loadSeconds }, "model loaded");
+    // Events of the first list are held back until the jobs an earlier process of this pod was
+    // running are known: those are handed back, never resumed.
+    let synced = false;
     this.informer.on({
-      add: (j) => this.consider(j),
-      update: (j) => this.consider(j),
-      delete: (j) => this.lost(j),
+      add: (j) => synced && this.consider(j),
+      update: (j) => synced && this.consider(j),
+      delete: (j) => synced && this.lost(j),
     });
     this.informer.start();
     await this.informer.waitForSync();
@@ -95,6 +105,7 @@ export class Worker {
       const a = mine(job, this.opts.podName);
       if (a) this.inherited.add(`${job.metadata.uid}/${a.attempt}`);
     }
+    synced = true;
     for (const job of this.informer.list()) this.consider(job);
   }
 
@@ -139,7 +150,12 @@ export class Worker {
       return;
     }
     if (cur) {
-      void this.handBack(job, a, JobReason.Requeued, `worker ${this.opts.podName} is busy with ${cur.key}`);
+      // The previous attempt is still wrapping up (its final write raced this assignment): take
+      // the new one as soon as it is done.
+      void cur.done.then(() => {
+        const latest = this.informer.get(key);
+        if (latest) this.consider(latest);
+      });
       return;
     }
     const abort = new AbortController();
@@ -180,11 +196,9 @@ export class Worker {
       const progress = latest ? progressOf(latest) : undefined;
       lastWrite = Date.now();
       written = JSON.stringify(progress);
-      await this.write(job, a, {
-        assignment: { ...a, renewTime: new Date().toISOString() },
-        ...(progress ? { progress } : {}),
-        ...extra,
-      });
+      await this.write(job, a, { ...(progress ? { progress } : {}), ...extra }, [
+        { op: "add", path: "/status/assignment/renewTime", value: new Date().toISOString() },
+      ]);
     };
     // Lease renewal and progress: a tick every second writes when progress moved, or when a
     // third of the lease has passed without a write.
@@ -367,12 +381,18 @@ export class Worker {
   }
 
   /** A fenced status write: it fails (422) once the attempt is no longer this worker's. */
-  private async write(job: JobObject, a: Assignment, fields: Record<string, unknown>): Promise<void> {
+  private async write(
+    job: JobObject,
+    a: Assignment,
+    fields: Record<string, unknown>,
+    extraOps: JsonPatchOp[] = [],
+  ): Promise<void> {
     await this.jobs.jsonPatch(
       job.metadata.namespace,
       job.metadata.name as string,
       [
         ...fenceOps({ worker: this.opts.podName, attempt: a.attempt }),
+        ...extraOps,
         ...setStatusOps(fields, job.status ?? {}),
       ],
       { subresource: "status", fieldManager: "framefleet-worker" },
