@@ -41,7 +41,11 @@ export const DEFAULT_TEACACHE_THRESHOLD = 0.1;
 export function benchRows(options: { teaCache?: number; slaTopK?: number } = {}): BenchRowDefinition[] {
   const slaTopK = options.slaTopK;
   return [
-    { name: "baseline", description: "teacher, Euler 50 steps with CFG, dense fp32", profile: "baseline" },
+    {
+      name: "baseline",
+      description: "the teacher with Euler and CFG, dense fp32 (the profile's steps)",
+      profile: "baseline",
+    },
     {
       name: "+w8a8",
       description: "INT8 weights and activations in the blocks' linear layers",
@@ -62,18 +66,18 @@ export function benchRows(options: { teaCache?: number; slaTopK?: number } = {})
     },
     {
       name: "+teacache",
-      description: "teacher, 50 steps, skipping block stacks by TeaCache",
+      description: "the baseline, skipping block stacks by TeaCache",
       profile: "baseline",
       acceleration: { teaCache: options.teaCache ?? DEFAULT_TEACACHE_THRESHOLD },
     },
     {
       name: "+rcm",
-      description: "distilled student, rcm sampler, 4 steps, no CFG",
+      description: "the distilled student, rcm sampler, 4 steps, no CFG",
       profile: "baseline",
       acceleration: { weights: "student", sampler: "rcm" },
       steps: 4,
     },
-    { name: "turbo", description: "student in 4 steps, sla on sage, w8a8", profile: "turbo" },
+    { name: "turbo", description: "the turbo profile: every technique that composes", profile: "turbo" },
   ];
 }
 

@@ -40,6 +40,12 @@ export function describeMachine(): Machine {
   };
 }
 
+/** Paths inside the checkout relative to it (docs stay the same on every machine), others as they are. */
+function displayPath(path: string): string {
+  const rel = relative(REPO_ROOT, path);
+  return rel.startsWith("..") || rel === "" ? path : rel;
+}
+
 function positiveInt(text: string | undefined, flag: string): number | undefined {
   if (text === undefined) return undefined;
   const n = Number(text);
@@ -126,7 +132,7 @@ export const command: Command = {
       });
       const result: BenchResult = {
         machine: describeMachine(),
-        model: { name: model.info.config.name, dir: relative(REPO_ROOT, model.info.dir) || "." },
+        model: { name: model.info.config.name, dir: displayPath(model.info.dir) },
         command: `framefleet bench ${args.join(" ")}`.trim(),
         date: new Date().toISOString().slice(0, 10),
         suite: {
