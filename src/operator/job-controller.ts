@@ -52,11 +52,13 @@ export class JobController {
       );
     }
     const validated = findCondition(model.status?.conditions, ModelConditionType.Validated);
-    if (validated?.status !== "True") {
+    // A model not judged yet: its status update re-enqueues this job.
+    if (!validated) return undefined;
+    if (validated.status !== "True") {
       return this.pending(
         job,
         JobReason.ModelNotReady,
-        `AcceleratedModel ${job.spec.model} is not usable: ${validated?.message ?? "not validated yet"}`,
+        `AcceleratedModel ${job.spec.model} is not usable: ${validated.message}`,
       );
     }
     const problem = await this.specProblem(job, model);
