@@ -15,65 +15,98 @@
 namespace ff {
 namespace {  // internal linkage: one copy per instruction set
 
-constexpr int64_t kQueryBlock = 32, kKeyBlock = 64;
+constexpr int64_t kQueryBlock = 32, kKeyBlock = 64, kRows = 4;
+static_assert(kQueryBlock % kRows == 0, "query blocks split into whole row groups");
+
+// Scores and P·V for kRows queries at once: each K-column and V-row load feeds kRows FMAs.
+// q: kRows query rows (pre-scaled, zero rows beyond the block), kt: [hd, kKeyBlock] transposed
+// keys, v: key rows (stride v_stride), o: [kRows, hd] running outputs.
+inline void attention_rows(const float* __restrict q, int64_t hd, const float* __restrict kt, int64_t nk, const uint8_t* mask,
+                           const float* v, int64_t v_stride, float* __restrict o, float* row_max, float* row_sum) {
+  alignas(64) float s[kRows][kKeyBlock];
+  for (int r = 0; r < kRows; ++r)
+    for (int64_t j = 0; j < kKeyBlock; ++j) s[r][j] = 0.f;
+  for (int64_t d = 0; d < hd; ++d) {
+    const float* __restrict kd = kt + d * kKeyBlock;
+    const float q0 = q[d], q1 = q[hd + d], q2 = q[2 * hd + d], q3 = q[3 * hd + d];
+    for (int64_t j = 0; j < kKeyBlock; ++j) {
+      const float k = kd[j];
+      s[0][j] += q0 * k;
+      s[1][j] += q1 * k;
+      s[2][j] += q2 * k;
+      s[3][j] += q3 * k;
+    }
+  }
+  float correction[kRows];
+  for (int r = 0; r < kRows; ++r) {
+    float block_max = -INFINITY;
+    for (int64_t j = 0; j < nk; ++j) {
+      if (mask && !mask[j]) s[r][j] = -INFINITY;
+      block_max = std::max(block_max, s[r][j]);
+    }
+    if (block_max == -INFINITY) {  // every key of the block masked: nothing to add
+      correction[r] = 1.f;
+      for (int64_t j = 0; j < kKeyBlock; ++j) s[r][j] = 0.f;
+      continue;
+    }
+    const float new_max = std::max(row_max[r], block_max);
+    correction[r] = row_max[r] == -INFINITY ? 0.f : exp_fast(row_max[r] - new_max);
+    // Exponentials in a loop without a reduction, so it vectorises; the sum follows.
+    for (int64_t j = 0; j < kKeyBlock; ++j) {
+      const float x = s[r][j];
+      const bool live = (j < nk) & (x != -INFINITY);  // & keeps the loop branch-free
+      const float p = exp_fast(live ? x - new_max : -87.0f);
+      s[r][j] = live ? p : 0.f;
+    }
+    float sum = 0.f;
+    for (int64_t j = 0; j < kKeyBlock; ++j) sum += s[r][j];
+    row_sum[r] = row_sum[r] * correction[r] + sum;
+    row_max[r] = new_max;
+  }
+  for (int r = 0; r < kRows; ++r)
+    for (int64_t d = 0; d < hd; ++d) o[r * hd + d] *= correction[r];
+  for (int64_t j = 0; j < nk; ++j) {
+    const float* __restrict vr = v + j * v_stride;
+    const float p0 = s[0][j], p1 = s[1][j], p2 = s[2][j], p3 = s[3][j];
+    for (int64_t d = 0; d < hd; ++d) {
+      const float x = vr[d];
+      o[d] += p0 * x;
+      o[hd + d] += p1 * x;
+      o[2 * hd + d] += p2 * x;
+      o[3 * hd + d] += p3 * x;
+    }
+  }
+}
 
 void attention_dense_impl(const AttentionArgs& a) {
   const int64_t hd = a.head_dim, q_blocks = (a.q_len + kQueryBlock - 1) / kQueryBlock;
   ThreadPool::global().parallel_for(a.heads * q_blocks, [&](int64_t t0, int64_t t1) {
     AlignedBuffer kt = aligned_floats(size_t(hd * kKeyBlock));  // K block transposed [hd, kKeyBlock]
+    AlignedBuffer qs = aligned_floats(size_t(kQueryBlock * hd));  // scaled queries, zero-padded
     AlignedBuffer acc = aligned_floats(size_t(kQueryBlock * hd));
-    alignas(64) float s[kKeyBlock];
     float row_max[kQueryBlock], row_sum[kQueryBlock];
     for (int64_t task = t0; task < t1; ++task) {
-      int64_t h = task / q_blocks, i0 = (task % q_blocks) * kQueryBlock;
-      int64_t nq = std::min(kQueryBlock, a.q_len - i0);
+      const int64_t h = task / q_blocks, i0 = (task % q_blocks) * kQueryBlock;
+      const int64_t nq = std::min(kQueryBlock, a.q_len - i0);
+      for (int64_t i = 0; i < kQueryBlock; ++i)
+        for (int64_t d = 0; d < hd; ++d) qs[i * hd + d] = i < nq ? a.q[(i0 + i) * a.q_stride + h * hd + d] * a.scale : 0.f;
       std::fill(acc.get(), acc.get() + kQueryBlock * hd, 0.f);
       std::fill(row_max, row_max + kQueryBlock, -INFINITY);
       std::fill(row_sum, row_sum + kQueryBlock, 0.f);
       for (int64_t j0 = 0; j0 < a.kv_len; j0 += kKeyBlock) {
-        int64_t nk = std::min(kKeyBlock, a.kv_len - j0);
-        for (int64_t j = 0; j < nk; ++j) {
+        const int64_t nk = std::min(kKeyBlock, a.kv_len - j0);
+        for (int64_t j = 0; j < kKeyBlock; ++j) {
           const float* kr = a.k + (j0 + j) * a.k_stride + h * hd;
-          for (int64_t d = 0; d < hd; ++d) kt[d * kKeyBlock + j] = kr[d];
+          for (int64_t d = 0; d < hd; ++d) kt[d * kKeyBlock + j] = j < nk ? kr[d] : 0.f;
         }
-        for (int64_t i = 0; i < nq; ++i) {
-          const float* qr = a.q + (i0 + i) * a.q_stride + h * hd;
-          for (int64_t j = 0; j < kKeyBlock; ++j) s[j] = 0.f;
-          for (int64_t d = 0; d < hd; ++d) {
-            float qd = qr[d] * a.scale;
-            const float* ktd = kt.get() + d * kKeyBlock;
-            for (int64_t j = 0; j < kKeyBlock; ++j) s[j] += qd * ktd[j];
-          }
-          float block_max = -INFINITY;
-          for (int64_t j = 0; j < nk; ++j) {
-            bool live = !a.key_mask || a.key_mask[j0 + j];
-            if (!live) s[j] = -INFINITY;
-            block_max = std::max(block_max, s[j]);
-          }
-          if (block_max == -INFINITY) continue;  // every key of the block masked
-          float new_max = std::max(row_max[i], block_max);
-          float correction = row_max[i] == -INFINITY ? 0.f : exp_fast(row_max[i] - new_max);
-          float sum = 0.f;
-          for (int64_t j = 0; j < nk; ++j) {
-            float p = s[j] == -INFINITY ? 0.f : exp_fast(s[j] - new_max);
-            s[j] = p;
-            sum += p;
-          }
-          row_sum[i] = row_sum[i] * correction + sum;
-          row_max[i] = new_max;
-          float* o = acc.get() + i * hd;
-          for (int64_t d = 0; d < hd; ++d) o[d] *= correction;
-          for (int64_t j = 0; j < nk; ++j) {
-            float p = s[j];
-            if (p == 0.f) continue;
-            const float* vr = a.v + (j0 + j) * a.v_stride + h * hd;
-            for (int64_t d = 0; d < hd; ++d) o[d] += p * vr[d];
-          }
-        }
+        const uint8_t* mask = a.key_mask ? a.key_mask + j0 : nullptr;
+        for (int64_t i = 0; i < nq; i += kRows)
+          attention_rows(qs.get() + i * hd, hd, kt.get(), nk, mask, a.v + j0 * a.v_stride + h * hd, a.v_stride, acc.get() + i * hd,
+                         row_max + i, row_sum + i);
       }
       for (int64_t i = 0; i < nq; ++i) {
         float* dst = a.out + (i0 + i) * a.out_stride + h * hd;
-        float inv = row_sum[i] > 0.f ? 1.0f / row_sum[i] : 0.f;
+        const float inv = row_sum[i] > 0.f ? 1.0f / row_sum[i] : 0.f;
         for (int64_t d = 0; d < hd; ++d) dst[d] = acc[i * hd + d] * inv;
       }
     }

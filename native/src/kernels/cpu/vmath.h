@@ -1,5 +1,5 @@
 // exp written so the compiler vectorises loops that call it (libm's expf is a scalar call):
-// round-to-nearest range reduction x = n ln2 + r, |r| <= ln2/2, degree-7 polynomial, 2^n built
+// branch-free round-to-nearest range reduction x = n ln2 + r, |r| <= ln2/2, degree-7 polynomial, 2^n built
 // from the exponent bits. Relative error below 2e-7 on [-87, 88]; inputs are clamped there.
 #pragma once
 #include <cstdint>
@@ -11,8 +11,13 @@ inline float exp_fast(float x) {
   x = x < -87.0f ? -87.0f : x;
   x = x > 88.0f ? 88.0f : x;
   float t = x * 1.44269504088896341f;
-  int n = static_cast<int>(t + (t >= 0.f ? 0.5f : -0.5f));
-  float nf = static_cast<float>(n);
+  // Round to nearest with the 1.5 * 2^23 shifter (no float->int conversion branch, so loops
+  // calling this vectorise); n is read back from the shifted value's mantissa bits.
+  float shifted = t + 12582912.0f;
+  float nf = shifted - 12582912.0f;
+  int32_t n;
+  std::memcpy(&n, &shifted, 4);
+  n -= 0x4B400000;
   float r = x - nf * 0.693145751953125f - nf * 1.42860682030941723e-6f;
   float p = 1.98412698e-4f;
   p = p * r + 1.38888889e-3f;
