@@ -105,6 +105,9 @@ export const command: Command = {
     for (const s of servers) s.close();
     client.close();
     // Leadership lost without a shutdown request: exit non-zero so the pod restarts as a fresh candidate.
-    return stopping ? 0 : 1;
+    const code = stopping ? 0 : 1;
+    // A handle left open must not keep a replica that lost its lease alive.
+    setTimeout(() => process.exit(code), 2_000).unref();
+    return code;
   },
 };

@@ -107,6 +107,7 @@ export const command: Command = {
       return 1;
     }
     await stopped;
+    setTimeout(() => process.exit(0), 2_000).unref();
     return 0;
   },
 };
