@@ -46,7 +46,9 @@ export const command: Command = {
       try {
         raw = parseYaml(process.env.FRAMEFLEET_CONFIG) ?? {};
       } catch (err) {
-        process.stderr.write(`framefleet operator: FRAMEFLEET_CONFIG is not YAML: ${(err as Error).message}\n`);
+        process.stderr.write(
+          `framefleet operator: FRAMEFLEET_CONFIG is not YAML: ${(err as Error).message}\n`,
+        );
         return 2;
       }
     } else if (values.config) {
