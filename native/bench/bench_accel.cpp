@@ -137,11 +137,14 @@ void attention_rows(int64_t n, int64_t heads, int64_t hd, const std::vector<floa
   sage.speedup = dense.seconds / sage.seconds;
   rows.push_back(sage);
 
-  for (float topK : topKs) {
+  // With proj_l absent the linear branch is exactly zero and skipped; with one (a trained
+  // model's, here a random [hd, hd]) it runs.
+  const std::vector<float> projL = noise(hd * hd, 14, 0.2f);
+  for (float topK : topKs) for (const float* proj : {static_cast<const float*>(nullptr), projL.data()}) {
     std::ostringstream shape;
-    shape << base.str() << " topK=" << topK;
+    shape << base.str() << " topK=" << topK << (proj ? " proj_l" : "");
     AccelRow sla{"attention", shape.str(), "sla", ff::variant_name(v)};
-    const ff::cpu::SlaOptions options{topK, nullptr};
+    const ff::cpu::SlaOptions options{topK, proj};
     ff::cpu::slaAttention(fast, options, v);
     compare(out, ref, sla);
     sla.seconds = median_seconds(reps, [&] { ff::cpu::slaAttention(fast, options, v); });
@@ -201,6 +204,11 @@ std::vector<AccelRow> accel_forward_rows(bool quick) {
     std::ostringstream shape;
     shape << "tokens=" << s.tokens() << " dim=" << c.dim << " layers=" << c.layers << " heads=" << c.heads;
     const int reps = s.tokens() > 1000 ? 1 : 3;
+    // Dense-equivalent operations of one forward: per block the ten block linears (attn2 k/v are
+    // per generation), Q.K^T and P.V of self-attention and of cross-attention to L text tokens.
+    const double N = double(s.tokens()), D = double(c.dim), F = double(c.ffn_dim);
+    const double L = double(text.c.dim(0));
+    const double ops = double(c.layers) * (2 * N * (6 * D * D + 2 * D * F) + 4 * N * N * D + 4 * N * L * D);
     double denseSeconds = 0;
     for (auto attention : {ff::AttentionKind::Dense, ff::AttentionKind::Sage, ff::AttentionKind::Sla}) {
       for (auto linear : {ff::LinearKind::Fp32, ff::LinearKind::W8a8}) {
@@ -220,6 +228,7 @@ std::vector<AccelRow> accel_forward_rows(bool quick) {
           compare(v, ref, row);
         }
         row.speedup = denseSeconds / row.seconds;
+        row.gflops_or_gops = ops / row.seconds / 1e9;
         rows.push_back(row);
       }
     }

@@ -28,18 +28,28 @@ void sageWriteRows(const float* o, const float* l, int64_t live, int64_t hdV, in
 namespace {
 
 // x: [rows, cols] (stride ldx), minus shift[cols] when given -> q: [rows, ldq] with one scale
-// for the whole block (absmax / 127); returns the scale.
+// for the whole block (absmax / 127); returns the scale. Rounds to nearest even through the
+// 1.5 * 2^23 addition (exact for |v| <= 127), which unlike nearbyint vectorises everywhere.
 float quantizeBlock(const float* x, int64_t ldx, int64_t rows, int64_t cols, const float* shift,
                     int8_t* q, int64_t ldq) {
-  float absMax = 0.0f;
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c)
-      absMax = std::max(absMax, std::fabs(x[r * ldx + c] - (shift ? shift[c] : 0.0f)));
+  std::vector<float> shifted(static_cast<size_t>(rows * cols));
+  float lanes[8] = {};  // independent running maxima: a single one serialises the loop
+  for (int64_t r = 0; r < rows; ++r) {
+    float* dst = shifted.data() + r * cols;
+    for (int64_t c = 0; c < cols; ++c) {
+      dst[c] = x[r * ldx + c] - (shift ? shift[c] : 0.0f);
+      const float m = std::fabs(dst[c]);
+      lanes[c % 8] = m > lanes[c % 8] ? m : lanes[c % 8];
+    }
+  }
+  const float absMax = *std::max_element(lanes, lanes + 8);
   const float inv = int8InverseScaleForAbsMax(absMax);
-  for (int64_t r = 0; r < rows; ++r)
+  constexpr float kRoundMagic = 12582912.0f;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* src = shifted.data() + r * cols;
     for (int64_t c = 0; c < cols; ++c)
-      q[r * ldq + c] =
-          static_cast<int8_t>(std::nearbyint((x[r * ldx + c] - (shift ? shift[c] : 0.0f)) * inv));
+      q[r * ldq + c] = static_cast<int8_t>(static_cast<int32_t>((src[c] * inv + kRoundMagic) - kRoundMagic));
+  }
   return int8ScaleForAbsMax(absMax);
 }
 
@@ -49,8 +59,10 @@ std::vector<float> keyChannelMean(const AttentionArgs& a, int64_t head) {
   const int64_t hd = a.head_dim;
   const float* k = a.k + head * hd;
   std::vector<double> sum(static_cast<size_t>(hd), 0.0);
-  for (int64_t i = 0; i < a.kv_len; ++i)
-    for (int64_t c = 0; c < hd; ++c) sum[static_cast<size_t>(c)] += k[i * a.k_stride + c];
+  for (int64_t i = 0; i < a.kv_len; ++i) {
+    const float* row = k + i * a.k_stride;
+    for (int64_t c = 0; c < hd; ++c) sum[static_cast<size_t>(c)] += row[c];
+  }
   std::vector<float> mean(static_cast<size_t>(hd));
   for (int64_t c = 0; c < hd; ++c)
     mean[static_cast<size_t>(c)] = static_cast<float>(sum[static_cast<size_t>(c)] / static_cast<double>(a.kv_len));
@@ -111,10 +123,10 @@ void prepareSageHead(const AttentionArgs& a, int64_t head, Variant variant, Sage
     const int64_t colTiles = h.hdV / 16;
     h.vBf16.assign(static_cast<size_t>(kPad * h.hdV), 0);
     for (int64_t j = 0; j < nk; ++j) {
-      for (int64_t c = 0; c < hd; ++c) {
-        const int64_t tile = (j / 32) * colTiles + c / 16;
-        const int64_t idx = tile * 512 + ((j % 32) / 2) * 32 + (c % 16) * 2 + (j % 2);
-        h.vBf16[static_cast<size_t>(idx)] = toBf16(v[j * a.v_stride + c]);
+      uint16_t* dst = h.vBf16.data() + (j / 32) * colTiles * 512 + ((j % 32) / 2) * 32 + (j % 2);
+      const float* src = v + j * a.v_stride;
+      for (int64_t c0 = 0; c0 < hd; c0 += 16, dst += 512) {
+        for (int64_t c = 0; c < std::min<int64_t>(16, hd - c0); ++c) dst[c * 2] = toBf16(src[c0 + c]);
       }
     }
     h.v.clear();

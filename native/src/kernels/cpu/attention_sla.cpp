@@ -6,6 +6,8 @@
 
 #include "attention_sage.h"
 #include "core/error.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/vmath.h"
 
 namespace ff::cpu {
 
@@ -13,8 +15,9 @@ namespace {
 
 constexpr float kLinearEps = 1e-5f;
 
-// phi(x) = softmax of x over its n channels (x minus shift when given).
-void softmaxChannels(const float* x, const float* shift, int64_t n, float* out) {
+// phi(x) = softmax of x over its n channels (x minus shift when given); `exact` uses libm's exp
+// (the oracle), otherwise the vectorisable exp_fast.
+void softmaxChannels(const float* x, const float* shift, int64_t n, float* out, bool exact) {
   float mx = -INFINITY;
   for (int64_t c = 0; c < n; ++c) {
     out[c] = x[c] - (shift ? shift[c] : 0.0f);
@@ -22,21 +25,27 @@ void softmaxChannels(const float* x, const float* shift, int64_t n, float* out) 
   }
   float sum = 0.0f;
   for (int64_t c = 0; c < n; ++c) {
-    out[c] = std::exp(out[c] - mx);
+    out[c] = exact ? std::exp(out[c] - mx) : exp_fast(out[c] - mx);
     sum += out[c];
   }
   const float inv = 1.0f / sum;
   for (int64_t c = 0; c < n; ++c) out[c] *= inv;
 }
 
+// C[m, n] = A[m, k] . B[n, k]^T, row-major with the given leading dimensions.
+void matmulNt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+              int64_t ldc) {
+  gemm_nt(GemmArgs{m, n, k, a, lda, b, ldb, c, ldc, nullptr, false});
+}
+
 // Mean of rows [r0, r1) of x (stride ld) minus shift -> out: [hd].
 void blockMean(const float* x, int64_t ld, int64_t r0, int64_t r1, int64_t hd, const float* shift,
                float* out) {
-  for (int64_t c = 0; c < hd; ++c) {
-    double s = 0.0;
-    for (int64_t r = r0; r < r1; ++r) s += x[r * ld + c];
-    out[c] = static_cast<float>(s / static_cast<double>(r1 - r0) - (shift ? shift[c] : 0.0f));
-  }
+  std::vector<double> sum(static_cast<size_t>(hd), 0.0);
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t c = 0; c < hd; ++c) sum[static_cast<size_t>(c)] += x[r * ld + c];
+  for (int64_t c = 0; c < hd; ++c)
+    out[c] = static_cast<float>(sum[static_cast<size_t>(c)] / static_cast<double>(r1 - r0) - (shift ? shift[c] : 0.0f));
 }
 
 void checkSla(const AttentionArgs& a, const SlaOptions& o) {
@@ -115,20 +124,26 @@ void slaAttention(const AttentionArgs& a, const SlaOptions& options, Variant var
     hBlk.assign(static_cast<size_t>(a.heads * nb * hh), 0.0f);
     zBlk.assign(static_cast<size_t>(a.heads * nb * hd), 0.0f);
     parallelChunks(a.heads * nb, [&](int64_t b, int64_t e) {
-      std::vector<float> phi(static_cast<size_t>(hd));
+      // Per key block, transposed: phiT [hd, 64] = phi(k~)^T and vT [hd, 64] = v^T (zero past
+      // the last token), so that hBlk = phiT . vT^T is one small GEMM.
+      std::vector<float> phi(static_cast<size_t>(hd)), phiT(static_cast<size_t>(hd * kSlaBlock)),
+          vT(static_cast<size_t>(hd * kSlaBlock));
       for (int64_t t = b; t < e; ++t) {
         const int64_t h = t / nb, blk = t % nb;
-        float* hb = hBlk.data() + t * hh;
+        std::fill(phiT.begin(), phiT.end(), 0.0f);
+        std::fill(vT.begin(), vT.end(), 0.0f);
         float* zb = zBlk.data() + t * hd;
-        for (int64_t j = blk * kSlaBlock; j < std::min(a.kv_len, (blk + 1) * kSlaBlock); ++j) {
-          softmaxChannels(a.k + j * a.k_stride + h * hd, heads[static_cast<size_t>(h)].kMean.data(), hd, phi.data());
+        for (int64_t r = 0; r < std::min(kSlaBlock, a.kv_len - blk * kSlaBlock); ++r) {
+          const int64_t j = blk * kSlaBlock + r;
+          softmaxChannels(a.k + j * a.k_stride + h * hd, heads[static_cast<size_t>(h)].kMean.data(), hd, phi.data(), false);
           const float* vj = a.v + j * a.v_stride + h * hd;
-          for (int64_t e1 = 0; e1 < hd; ++e1) {
-            const float p = phi[static_cast<size_t>(e1)];
-            zb[e1] += p;
-            for (int64_t d = 0; d < hd; ++d) hb[e1 * hd + d] += p * vj[d];
+          for (int64_t c = 0; c < hd; ++c) {
+            phiT[static_cast<size_t>(c * kSlaBlock + r)] = phi[static_cast<size_t>(c)];
+            vT[static_cast<size_t>(c * kSlaBlock + r)] = vj[c];
+            zb[c] += phi[static_cast<size_t>(c)];
           }
         }
+        matmulNt(hd, hd, kSlaBlock, phiT.data(), kSlaBlock, vT.data(), kSlaBlock, hBlk.data() + t * hh, hd);
       }
     });
     hAll.assign(static_cast<size_t>(a.heads * hh), 0.0f);
@@ -141,8 +156,8 @@ void slaAttention(const AttentionArgs& a, const SlaOptions& options, Variant var
   }
 
   parallelChunks(a.heads * nb, [&](int64_t b, int64_t e) {
-    std::vector<float> hRest(static_cast<size_t>(hh)), zRest(static_cast<size_t>(hd)), g(static_cast<size_t>(hh));
-    std::vector<float> phi(static_cast<size_t>(hd)), ol(static_cast<size_t>(hd));
+    std::vector<float> hRest(static_cast<size_t>(hh)), zRest(static_cast<size_t>(hd)), gT(static_cast<size_t>(hh));
+    std::vector<float> phiQ(static_cast<size_t>(kSlaBlock * hd)), num(static_cast<size_t>(kSlaBlock * hd));
     for (int64_t t = b; t < e; ++t) {
       const int64_t h = t / nb, qb = t % nb;
       const int32_t* sel = selected[static_cast<size_t>(h)].data() + qb * kc;
@@ -158,25 +173,18 @@ void slaAttention(const AttentionArgs& a, const SlaOptions& options, Variant var
         for (int64_t i = 0; i < hh; ++i) hRest[static_cast<size_t>(i)] -= hb[i];
         for (int64_t i = 0; i < hd; ++i) zRest[static_cast<size_t>(i)] -= zb[i];
       }
-      // g = hRest proj_l^T: [hd, hd], so that o_l proj_l^T = phi(q)^T g / (phi(q) . zRest + eps).
-      for (int64_t e1 = 0; e1 < hd; ++e1)
-        for (int64_t d = 0; d < hd; ++d) {
-          float s = 0.0f;
-          for (int64_t f = 0; f < hd; ++f) s += hRest[static_cast<size_t>(e1 * hd + f)] * options.projL[d * hd + f];
-          g[static_cast<size_t>(e1 * hd + d)] = s;
-        }
+      // o_l proj_l^T = phi(q)^T (hRest proj_l^T) / (phi(q) . zRest + eps); gT = proj_l hRest^T.
+      matmulNt(hd, hd, hd, options.projL, hd, hRest.data(), hd, gT.data(), hd);
       const int64_t rows = std::min(kSlaBlock, a.q_len - qb * kSlaBlock);
+      for (int64_t r = 0; r < rows; ++r)
+        softmaxChannels(a.q + (qb * kSlaBlock + r) * a.q_stride + h * hd, nullptr, hd, phiQ.data() + r * hd, false);
+      matmulNt(rows, hd, hd, phiQ.data(), hd, gT.data(), hd, num.data(), hd);  // [rows, hd]
       for (int64_t r = 0; r < rows; ++r) {
-        softmaxChannels(a.q + (qb * kSlaBlock + r) * a.q_stride + h * hd, nullptr, hd, phi.data());
+        const float* phi = phiQ.data() + r * hd;
         float den = kLinearEps;
-        for (int64_t c = 0; c < hd; ++c) den += phi[static_cast<size_t>(c)] * zRest[static_cast<size_t>(c)];
-        std::fill(ol.begin(), ol.end(), 0.0f);
-        for (int64_t e1 = 0; e1 < hd; ++e1) {
-          const float p = phi[static_cast<size_t>(e1)];
-          for (int64_t d = 0; d < hd; ++d) ol[static_cast<size_t>(d)] += p * g[static_cast<size_t>(e1 * hd + d)];
-        }
+        for (int64_t c = 0; c < hd; ++c) den += phi[c] * zRest[static_cast<size_t>(c)];
         const float inv = 1.0f / den;
-        for (int64_t d = 0; d < hd; ++d) out[r * a.out_stride + d] += ol[static_cast<size_t>(d)] * inv;
+        for (int64_t d = 0; d < hd; ++d) out[r * a.out_stride + d] += num[static_cast<size_t>(r * hd + d)] * inv;
       }
     }
   });
@@ -200,7 +208,7 @@ void slaAttentionReference(const AttentionArgs& a, const SlaOptions& options) {
       std::fill(zr.begin(), zr.end(), 0.0);
       for (int64_t j = 0; j < n; ++j) {
         if (chosen[static_cast<size_t>(j / kSlaBlock)]) continue;
-        softmaxChannels(a.k + j * a.k_stride + h * hd, kMean.data(), hd, phi.data());
+        softmaxChannels(a.k + j * a.k_stride + h * hd, kMean.data(), hd, phi.data(), true);
         for (int64_t e1 = 0; e1 < hd; ++e1) {
           zr[static_cast<size_t>(e1)] += phi[static_cast<size_t>(e1)];
           for (int64_t d = 0; d < hd; ++d)
@@ -228,7 +236,7 @@ void slaAttentionReference(const AttentionArgs& a, const SlaOptions& options) {
         float* out = a.out + i * a.out_stride + h * hd;
         for (int64_t d = 0; d < hd; ++d) out[d] = static_cast<float>(os[static_cast<size_t>(d)] / den);
         if (kc == nb || options.projL == nullptr) continue;
-        softmaxChannels(qi, nullptr, hd, phi.data());
+        softmaxChannels(qi, nullptr, hd, phi.data(), true);
         double lden = kLinearEps;
         for (int64_t c = 0; c < hd; ++c) lden += phi[static_cast<size_t>(c)] * zr[static_cast<size_t>(c)];
         for (int64_t d = 0; d < hd; ++d) {
