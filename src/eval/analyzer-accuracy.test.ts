@@ -48,8 +48,50 @@ function measure(clips: RenderedClip[]): { accuracy: Record<Attribute, number>; 
   return { accuracy, misses };
 }
 
-function report(t: { diagnostic(message: string): void }, n: number, accuracy: Record<Attribute, number>) {
+function report(
+  t: { diagnostic(message: string): void },
+  n: number,
+  accuracy: Record<Attribute, number>,
+  misses: string[],
+) {
   t.diagnostic(`${n} clips: ${attributes.map((k) => `${k} ${(100 * accuracy[k]).toFixed(1)}%`).join(", ")}`);
+  for (const miss of misses) t.diagnostic(miss);
+}
+
+interface DamageRanges {
+  blur: [number, number];
+  noise: [number, number];
+  /** Largest offset of any channel, either sign. */
+  shift: number;
+}
+
+/** Random scenes at 64-128 px, each degraded by draws from the ranges and a 1-3 frame smear. */
+function degradedSpecs(
+  count: number,
+  seed: number,
+  firstClipSeed: number,
+  frameCounts: number[],
+  ranges: DamageRanges,
+): RenderSpec[] {
+  const random = seededRandom(seed);
+  const scenes = everyScene();
+  const sizes = [64, 96, 128];
+  const between = ([lo, hi]: [number, number]) => lo + (hi - lo) * random();
+  const shift = () => ranges.shift * (2 * random() - 1);
+  return Array.from({ length: count }, (_, i) => ({
+    ...pick(scenes, random),
+    seed: firstClipSeed + i,
+    width: pick(sizes, random),
+    height: pick(sizes, random),
+    frames: pick(frameCounts, random),
+    degrade: {
+      blurSigma: between(ranges.blur),
+      noiseSigma: between(ranges.noise),
+      colourShift: [shift(), shift(), shift()],
+      smearFrames: 1 + Math.floor(3 * random()),
+      seed: i,
+    },
+  }));
 }
 
 describe("analyzer accuracy on train/render.py clips", () => {
@@ -66,62 +108,27 @@ describe("analyzer accuracy on train/render.py clips", () => {
       frames: pick(frameCounts, random),
     }));
     const { accuracy, misses } = measure(renderClips(specs));
-    report(t, specs.length, accuracy);
-    for (const m of misses) t.diagnostic(m);
+    report(t, specs.length, accuracy, misses);
     for (const key of attributes)
       assert.ok(accuracy[key] >= 0.99, `${key} ${accuracy[key]}\n${misses.join("\n")}`);
   });
 
   it("stays at least 99% right under blur, noise, colour shift and motion smear", (t) => {
-    const random = seededRandom(7);
-    const sizes = [64, 96, 128];
-    const scenes = everyScene();
-    // Blur σ 1-2 px, noise σ 8-16, each channel shifted by up to ±20, smear over 1-3 frames,
-    // at the generator's lengths (17 and 33 frames).
-    const specs: RenderSpec[] = Array.from({ length: 216 }, (_, i) => ({
-      ...pick(scenes, random),
-      seed: 200_000 + i,
-      width: pick(sizes, random),
-      height: pick(sizes, random),
-      frames: pick([17, 33], random),
-      degrade: {
-        blurSigma: 1 + random(),
-        noiseSigma: 8 + 8 * random(),
-        colourShift: [20 * (2 * random() - 1), 20 * (2 * random() - 1), 20 * (2 * random() - 1)],
-        smearFrames: 1 + Math.floor(3 * random()),
-        seed: i,
-      },
-    }));
+    // Blur σ 1-2 px, noise σ 8-16, each channel shifted by up to ±20, smear over 1-3 frames, at
+    // the generator's lengths (17 and 33 frames).
+    const specs = degradedSpecs(216, 7, 200_000, [17, 33], { blur: [1, 2], noise: [8, 16], shift: 20 });
     const { accuracy, misses } = measure(renderClips(specs));
-    report(t, specs.length, accuracy);
-    for (const m of misses) t.diagnostic(m);
+    report(t, specs.length, accuracy, misses);
     for (const key of attributes)
       assert.ok(accuracy[key] >= 0.99, `${key} ${accuracy[key]}\n${misses.join("\n")}`);
   });
 
   it("degrades gracefully when the damage goes past what a generator does", (t) => {
-    const random = seededRandom(3);
-    const sizes = [64, 96, 128];
-    const scenes = everyScene();
     // Blur σ 1.5-3 px on objects down to 13 px, noise σ 12-25, shifts up to ±30, 9-frame clips
     // (fast motion) smeared over 3 frames: shapes start to melt, so the bar is 95%.
-    const specs: RenderSpec[] = Array.from({ length: 120 }, (_, i) => ({
-      ...pick(scenes, random),
-      seed: 300_000 + i,
-      width: pick(sizes, random),
-      height: pick(sizes, random),
-      frames: pick([9, 17, 33], random),
-      degrade: {
-        blurSigma: 1.5 + 1.5 * random(),
-        noiseSigma: 12 + 13 * random(),
-        colourShift: [30 * (2 * random() - 1), 30 * (2 * random() - 1), 30 * (2 * random() - 1)],
-        smearFrames: 1 + Math.floor(3 * random()),
-        seed: i,
-      },
-    }));
+    const specs = degradedSpecs(120, 3, 300_000, [9, 17, 33], { blur: [1.5, 3], noise: [12, 25], shift: 30 });
     const { accuracy, misses } = measure(renderClips(specs));
-    report(t, specs.length, accuracy);
-    for (const m of misses) t.diagnostic(m);
+    report(t, specs.length, accuracy, misses);
     for (const key of attributes)
       assert.ok(accuracy[key] >= 0.95, `${key} ${accuracy[key]}\n${misses.join("\n")}`);
   });

@@ -1,6 +1,7 @@
 // Captions of the tiny-shapes grammar: `a {colour} {shape} moving {direction} on a {background}
 // background`. Parsing is strict so that a prompt the evaluator cannot judge fails loudly instead
 // of being scored against a guess.
+import { promptWords } from "../pipeline/model-dir.ts";
 import { backgrounds, colours, directions, type Scene, shapes } from "./vocabulary.ts";
 
 export function formatCaption(scene: Scene): string {
@@ -21,11 +22,7 @@ function pick<T extends string>(
 
 /** Applies the tokenizer's normalisation (docs/MODEL.md) before reading the grammar. */
 export function parseCaption(text: string): Scene {
-  const words = text
-    .toLowerCase()
-    .replace(/[^a-z0-9 ]/g, " ")
-    .split(" ")
-    .filter((w) => w.length > 0);
+  const words = promptWords(text);
   const expectWord = (index: number, word: string): void => {
     if (words[index] !== word) {
       throw new Error(

@@ -1,0 +1,121 @@
+import assert from "node:assert/strict";
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import type { Engine, EngineRequest } from "../pipeline/engine.ts";
+import { readModelInfo } from "../pipeline/model-dir.ts";
+import type { PipelineModel } from "../pipeline/run.ts";
+import { writeTestModelDir } from "../pipeline/test-support.ts";
+import { parseCaption } from "./caption.ts";
+import { runEval } from "./run-eval.ts";
+import { synthClip } from "./testing/synth.ts";
+import type { Direction } from "./vocabulary.ts";
+
+const opposite: Record<Direction, Direction> = { left: "right", right: "left", up: "down", down: "up" };
+
+/** An engine that draws what the prompt asks, except that the turbo profile (rcm) reverses the motion. */
+function drawingEngine(calls: EngineRequest[]): Engine {
+  return {
+    async generate(request) {
+      calls.push(request);
+      const scene = parseCaption(request.prompt);
+      const direction = request.sampler === "rcm" ? opposite[scene.direction] : scene.direction;
+      const clip = synthClip(
+        { ...scene, direction },
+        { width: request.width, height: request.height, frames: request.frames },
+      );
+      return {
+        frames: clip.data,
+        width: clip.width,
+        height: clip.height,
+        frameCount: clip.frameCount,
+        timings: {},
+      };
+    },
+  };
+}
+
+async function testModel(calls: EngineRequest[]): Promise<PipelineModel> {
+  const dir = await writeTestModelDir();
+  const configPath = join(dir, "config.json");
+  const config = JSON.parse(await readFile(configPath, "utf8"));
+  config.video = { ...config.video, width: 64, height: 64, frames: 9 };
+  await writeFile(configPath, JSON.stringify(config));
+  return { info: await readModelInfo(dir), engine: drawingEngine(calls) };
+}
+
+describe("runEval", () => {
+  it("scores each profile per split from what the analyzer reads in the generated clips", async () => {
+    const calls: EngineRequest[] = [];
+    const report = await runEval(await testModel(calls), {
+      profiles: ["baseline", "turbo"],
+      prompts: 3,
+      seeds: 2,
+    });
+    assert.equal(calls.length, 2 * 2 * 3 * 2);
+    assert.deepEqual(report.suite, { prompts: 3, seeds: 2, width: 64, height: 64, frames: 9 });
+    const all = { overall: 1, colour: 1, shape: 1, direction: 1, background: 1, n: 6 };
+    assert.deepEqual(report.profiles.baseline?.seen, all);
+    assert.deepEqual(report.profiles.baseline?.heldOut, all);
+    const reversed = { ...all, overall: 0, direction: 0 };
+    assert.deepEqual(report.profiles.turbo?.seen, reversed);
+    assert.deepEqual(report.profiles.turbo?.heldOut, reversed);
+    assert.equal(report.profiles.turbo?.knobs.sampler, "rcm");
+    const miss = report.profiles.turbo?.cases[0];
+    assert.ok(miss);
+    assert.equal(miss.read.direction, opposite[parseCaption(miss.prompt).direction]);
+    assert.equal(miss.verdict.direction, false);
+  });
+
+  it("runs each profile with its own knobs, the model's video size and the suite's seeds", async () => {
+    const calls: EngineRequest[] = [];
+    await runEval(await testModel(calls), { profiles: ["turbo"], prompts: 1, seeds: 2 });
+    assert.deepEqual(
+      calls.map((c) => [c.sampler, c.steps, c.attention, c.linear, c.seed, c.width, c.height, c.frames]),
+      [
+        ["rcm", 2, "sla", "w8a8", 1, 64, 64, 9],
+        ["rcm", 2, "sla", "w8a8", 2, 64, 64, 9],
+        ["rcm", 2, "sla", "w8a8", 1, 64, 64, 9],
+        ["rcm", 2, "sla", "w8a8", 2, 64, 64, 9],
+      ],
+    );
+  });
+
+  it("rejects an unknown profile before generating anything", async () => {
+    const calls: EngineRequest[] = [];
+    await assert.rejects(
+      runEval(await testModel(calls), { profiles: ["baseline", "fast"], prompts: 1, seeds: 1 }),
+      /profile: 'fast' is not a profile of test-shapes \(allowed: baseline, turbo\)/,
+    );
+    assert.equal(calls.length, 0);
+  });
+
+  it("rejects a model whose vocabulary lacks the suite's words before generating anything", async () => {
+    const calls: EngineRequest[] = [];
+    const model = await testModel(calls);
+    const info = { ...model.info, vocab: model.info.vocab.filter((w) => w !== "navy" && w !== "gray") };
+    await assert.rejects(
+      runEval({ ...model, info }, { profiles: ["baseline"], prompts: 8, seeds: 1 }),
+      /not in the vocabulary of test-shapes/,
+    );
+    assert.equal(calls.length, 0);
+  });
+
+  it("stops when its signal is aborted", async () => {
+    const calls: EngineRequest[] = [];
+    const controller = new AbortController();
+    await assert.rejects(
+      runEval(await testModel(calls), {
+        profiles: ["baseline"],
+        prompts: 4,
+        seeds: 1,
+        signal: controller.signal,
+        onCase: ({ done }) => {
+          if (done === 2) controller.abort();
+        },
+      }),
+      { name: "AbortError" },
+    );
+    assert.equal(calls.length, 2);
+  });
+});
