@@ -1,6 +1,8 @@
 // framefleet_bench: kernel and model benchmarks (DESIGN section 6), the load measurement and
 // the random-model writer the TypeScript tests use.
 //   framefleet_bench [--json] [--quick]          GEMM, attention, DiT forward and accel rows
+//       [--dit-table]                            plus the DiT forward per knob combination at
+//                                                576 and 4096 tokens (minutes: dense at 4096)
 //   framefleet_bench load [--bytes N] [--dir D]    mmap load vs read+parse of a ~N-byte checkpoint
 //   framefleet_bench make-model DIR [--preset tiny|bench] [--dtype F32|F16|BF16] [--no-student]
 #include <fcntl.h>
@@ -210,7 +212,7 @@ std::string machine_json() {
   return o.str();
 }
 
-int run_kernels(bool json, bool quick) {
+int run_kernels(bool json, bool quick, bool dit_table) {
   std::vector<Row> rows;
   gemm_rows(1024, 1024, 1024, true, rows);
   if (!quick) {
@@ -221,6 +223,10 @@ int run_kernels(bool json, bool quick) {
   attention_rows(576, 6, 64, rows);
   dit_rows(quick, rows);
   std::vector<ffbench::AccelRow> accel = ffbench::accel_rows(quick);
+  if (dit_table) {
+    std::vector<ffbench::AccelRow> table = ffbench::accel_forward_rows(quick);
+    accel.insert(accel.end(), table.begin(), table.end());
+  }
   if (json) {
     std::printf("{\"machine\":%s,\"rows\":[", machine_json().c_str());
     for (size_t i = 0; i < rows.size(); ++i) std::printf("%s%s", i ? "," : "", json_row(rows[i]).c_str());
@@ -361,13 +367,14 @@ int main(int argc, char** argv) {
       }
       return run_load(bytes, dir);
     }
-    bool json = false, quick = false;
+    bool json = false, quick = false, dit_table = false;
     for (int i = 1; i < argc; ++i) {
       if (std::strcmp(argv[i], "--json") == 0) json = true;
       else if (std::strcmp(argv[i], "--quick") == 0) quick = true;
+      else if (std::strcmp(argv[i], "--dit-table") == 0) dit_table = true;
       else return std::fprintf(stderr, "unknown argument %s (see the header of bench_main.cpp)\n", argv[i]), 2;
     }
-    return run_kernels(json, quick);
+    return run_kernels(json, quick, dit_table);
   } catch (const ff::Error& e) {
     std::fprintf(stderr, "%s: %s\n", ff::error_code_name(e.code()), e.what());
     return 1;
