@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 
@@ -15,11 +16,22 @@
 
 namespace {
 
+// Temporary model directories, removed when the test binary exits.
+struct TempDirs {
+  std::vector<std::string> dirs;
+  ~TempDirs() {
+    for (const std::string& d : dirs) std::filesystem::remove_all(d);
+  }
+};
+TempDirs temp_dirs;
+
 std::string temp_dir(const std::string& tag) {
   char tmpl[256];
   std::snprintf(tmpl, sizeof tmpl, "/tmp/ff-test-%s-XXXXXX", tag.c_str());
   char* d = mkdtemp(tmpl);
-  return d ? std::string(d) : std::string();
+  if (!d) ff::fail(ff::ErrorCode::Internal, "mkdtemp failed");
+  temp_dirs.dirs.emplace_back(d);
+  return d;
 }
 
 const std::string& tiny_dir() {
