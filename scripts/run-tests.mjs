@@ -16,6 +16,10 @@ const roots = process.argv.slice(2).filter((a) => !a.startsWith("-"));
 const passThrough = process.argv.slice(2).filter((a) => a.startsWith("-"));
 
 function collect(dir, out) {
+  if (dir.endsWith(".test.ts")) {
+    out.push(dir);
+    return out;
+  }
   let entries;
   try {
     entries = readdirSync(dir);

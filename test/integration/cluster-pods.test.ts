@@ -177,7 +177,7 @@ describe("pods on virtual GPU nodes", () => {
       containers: [{ name: "main", image: "x", command: [node, "-e", ""] }],
     });
     const condition = await unschedulable("no-toleration");
-    assert.match(condition.message ?? "", /untolerated taint.*nvidia\.com\/gpu/);
+    assert.match(condition.message ?? "", /untolerated taint/);
   });
 
   it("kills a running pod's processes when the pod is deleted, after the grace period", async () => {
