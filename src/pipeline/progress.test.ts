@@ -61,5 +61,9 @@ describe("progress", () => {
     assert.equal(out.chunks.length, 1, "99 steps within 0.1 s draw nothing new");
     progress.update({ stage: "denoise", step: 100, totalSteps: 100 });
     assert.equal(out.chunks.length, 2, "the end of a stage always draws");
+    progress.finish();
+    progress.finish();
+    progress.update({ stage: "decode", step: 0, totalSteps: 1 });
+    assert.equal(out.chunks.length, 3, "finish draws once; nothing draws after it");
   });
 });

@@ -12,7 +12,7 @@ export interface ProgressDisplay {
   update(event: ProgressEvent): void;
   /** A one-line message shown above the bars (or as a JSON line). */
   notice(message: string): void;
-  /** Draws the final state; call once when the run ends. */
+  /** Draws the final state once; later calls and updates change nothing. */
   finish(): void;
 }
 
@@ -49,6 +49,7 @@ export function createProgress(
   const origin = clock();
   let drawnLines = 0;
   let lastDraw = -Infinity;
+  let finished = false;
 
   function track(event: ProgressEvent, t: number): StageState {
     let state = stages.find((s) => s.stage === event.stage);
@@ -84,6 +85,7 @@ export function createProgress(
 
   return {
     update(event) {
+      if (finished) return;
       const t = clock();
       const state = track(event, t);
       if (!tty) {
@@ -113,6 +115,8 @@ export function createProgress(
       if (stages.length > 0) draw(clock());
     },
     finish() {
+      if (finished) return;
+      finished = true;
       if (tty && stages.length > 0) draw(clock());
     },
   };
