@@ -80,9 +80,14 @@ export class ApiError extends Error {
 export const isNotFound = (err: unknown): boolean => err instanceof ApiError && err.code === 404;
 export const isConflict = (err: unknown): boolean => err instanceof ApiError && err.code === 409;
 export const isGone = (err: unknown): boolean => err instanceof ApiError && err.code === 410;
-/** A JSON Patch whose `test` op failed answers 422 (Invalid); a lost fence looks like this. */
+/**
+ * A JSON Patch whose `test` op failed: the API server answers 422 Invalid with a generic message
+ * and no causes (a schema violation lists its causes). A lost fence looks like this.
+ */
 export const isTestFailed = (err: unknown): boolean =>
-  err instanceof ApiError && err.code === 422 && /test operation|testing value/i.test(err.message);
+  err instanceof ApiError &&
+  err.code === 422 &&
+  /test operation|testing value|rejected our request due to an error in our request/i.test(err.message);
 
 /** Called after every request; telemetry counts API traffic with it. */
 export type RequestObserver = (verb: string, resource: string, code: number) => void;
