@@ -71,7 +71,7 @@ describe("operator on bad input", { timeout: 300_000 }, () => {
     ["jobs", "ghost-model", "Pending", "ModelNotFound", /ghost does not exist/],
     ["jobs", "too-wide", "Failed", "DoesNotFit", /width.*between 16 and 128.*got 256/],
     ["jobs", "unknown-class", "Failed", "UnknownGpuClass", /h100 not among the model's classes/],
-    ["jobs", "unknown-words", "Failed", "UnknownWords", /'purple', 'unicorn'/],
+    ["jobs", "unknown-words", "Failed", "UnknownWords", /word 'unicorn' not in the vocabulary/],
     ["jobs", "on-broken", "Pending", "ModelNotReady", /not usable/],
   ];
 
