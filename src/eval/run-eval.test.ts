@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
-import { readFile, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import type { Engine, EngineRequest } from "../pipeline/engine.ts";
 import { readModelInfo } from "../pipeline/model-dir.ts";
+import { decodePng } from "../pipeline/png.ts";
 import type { PipelineModel } from "../pipeline/run.ts";
 import { writeTestModelDir } from "../pipeline/test-support.ts";
 import { parseCaption } from "./caption.ts";
@@ -79,6 +81,29 @@ describe("runEval", () => {
         ["rcm", 2, "sla", "w8a8", 2, 64, 64, 9],
       ],
     );
+  });
+
+  it("writes a contact sheet of every clip when asked, named by split, prompt, seed and profile", async () => {
+    const sheetsDir = join(await mkdtemp(join(tmpdir(), "framefleet-eval-")), "sheets");
+    const report = await runEval(await testModel([]), {
+      profiles: ["baseline", "turbo"],
+      prompts: 1,
+      seeds: 1,
+      sheetsDir,
+    });
+    const files = (await readdir(sheetsDir)).sort();
+    assert.equal(files.length, 4);
+    const first = report.profiles.baseline?.cases[0];
+    assert.ok(first?.sheet);
+    assert.equal(
+      first.sheet,
+      join(sheetsDir, `seen-000-${first.prompt.replaceAll(" ", "-")}-seed1.baseline.png`),
+    );
+    assert.ok(files.includes(`seen-000-${first.prompt.replaceAll(" ", "-")}-seed1.turbo.png`));
+    const png = decodePng(await readFile(first.sheet));
+    // 8 tiles of 64 px in one row, 4 px gaps
+    assert.equal(png.width, 8 * 64 + 9 * 4);
+    assert.equal(png.height, 64 + 2 * 4);
   });
 
   it("rejects an unknown profile before generating anything", async () => {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import type { EvalReport } from "../../eval/run-eval.ts";
@@ -34,7 +35,8 @@ describe("framefleet eval arguments", () => {
     const a = parseEvalArgs(["--json", "--profile", "turbo", "--profile", "fast", "--profile", "turbo"]);
     assert.deepEqual(a.profiles, ["turbo", "fast"]);
     assert.equal(a.json, true);
-    assert.deepEqual(parseEvalArgs(["--prompts", "24", "--seeds", "4", "--model", "/m"]).prompts, 24);
+    const b = parseEvalArgs(["--prompts", "24", "--seeds", "4", "--model", "/m", "--sheets", "out/sheets"]);
+    assert.deepEqual([b.prompts, b.seeds, b.model, b.sheets], [24, 4, "/m", "out/sheets"]);
   });
 
   it("rejects counts that are not positive integers and unknown options as bad requests", () => {
@@ -71,7 +73,19 @@ describe("framefleet eval arguments", () => {
 
 describe("framefleet eval on the native engine", { skip: missing }, () => {
   it("prints the accuracy report as JSON for the bundled model", () => {
-    const r = framefleet(["eval", "--json", "--profile", "turbo", "--prompts", "1", "--seeds", "1"]);
+    const sheets = join(mkdtempSync(join(tmpdir(), "framefleet-eval-")), "sheets");
+    const r = framefleet([
+      "eval",
+      "--json",
+      "--profile",
+      "turbo",
+      "--prompts",
+      "1",
+      "--seeds",
+      "1",
+      "--sheets",
+      sheets,
+    ]);
     assert.equal(r.status, 0, r.stderr);
     const report = JSON.parse(r.stdout) as EvalReport;
     assert.deepEqual(Object.keys(report.profiles), ["turbo"]);
@@ -84,6 +98,7 @@ describe("framefleet eval on the native engine", { skip: missing }, () => {
       }
     }
     assert.equal(turbo.cases.length, 2);
+    for (const c of turbo.cases) assert.ok(c.sheet && existsSync(c.sheet), `${c.sheet} missing`);
     assert.equal(turbo.knobs.sampler, "rcm");
     assert.match(r.stderr, /eval turbo 2\/2 (ok|miss) a /);
   });

@@ -6,7 +6,7 @@ import { PipelineError } from "../../pipeline/errors.ts";
 import { loadLocalModel, resolveModelDir, runCancellable } from "../../pipeline/local.ts";
 import type { Command } from "../main.ts";
 
-const usage = `usage: framefleet eval [--json] [--profile P]... [--prompts N] [--seeds K] [--model NAME|DIR]
+const usage = `usage: framefleet eval [--json] [--profile P]... [--prompts N] [--seeds K] [--model NAME|DIR] [--sheets DIR]
 
 Prompt adherence of the model's videos: generates the prompt suite (seen and held-out
 combinations of docs/DATASET.md, each under K seeds) with the native engine for each profile, reads
@@ -17,6 +17,7 @@ fraction right per attribute and overall (colour, shape and direction all right)
   --prompts N        prompts per split (default 8; the held-out split has at most ${maxPromptsPerSplit.heldOut})
   --seeds K          seeds per prompt, 1..K (default 2)
   --model NAME|DIR   model (default tiny-shapes)
+  --sheets DIR       write a contact sheet PNG of every clip there (named by split, prompt, seed, profile)
 Progress goes to stderr.`;
 
 export interface EvalArgs {
@@ -25,6 +26,8 @@ export interface EvalArgs {
   prompts: number;
   seeds: number;
   model: string;
+  /** Directory for per-clip contact sheets; none are written when absent. */
+  sheets?: string;
   help: boolean;
 }
 
@@ -45,6 +48,7 @@ export function parseEvalArgs(args: string[]): EvalArgs {
     prompts?: string;
     seeds?: string;
     model?: string;
+    sheets?: string;
     help?: boolean;
   };
   try {
@@ -56,6 +60,7 @@ export function parseEvalArgs(args: string[]): EvalArgs {
         prompts: { type: "string" },
         seeds: { type: "string" },
         model: { type: "string" },
+        sheets: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -73,6 +78,7 @@ export function parseEvalArgs(args: string[]): EvalArgs {
     prompts: positiveInt(values.prompts, "--prompts", 8),
     seeds: positiveInt(values.seeds, "--seeds", 2),
     model: values.model ?? "tiny-shapes",
+    ...(values.sheets === undefined ? {} : { sheets: values.sheets }),
     help: values.help === true,
   };
 }
@@ -112,6 +118,7 @@ export const command: Command = {
         prompts: options.prompts,
         seeds: options.seeds,
         signal,
+        ...(options.sheets === undefined ? {} : { sheetsDir: options.sheets }),
         onCase: ({ profile, done, total, result }) => {
           const mark = result.verdict.overall ? "ok" : "miss";
           const line = `eval ${profile} ${done}/${total} ${mark} ${result.prompt} (seed ${result.seed}, ${result.seconds.toFixed(1)} s)`;
