@@ -4,13 +4,22 @@
 // Every component is its own process group, recorded in <dir>/state.json so `down` (from any
 // process) can stop them; every port is a free loopback port.
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KubeClient } from "./kube-client.ts";
 import { storageClass } from "./kubelet/provisioner.ts";
-import { killGroup } from "./process-group.ts";
+import { killGroup, recordedPodProcesses } from "./process-group.ts";
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const clusterBinary = join(repoRoot, "test", "cluster", "bin", "framefleet-cluster");
@@ -119,7 +128,9 @@ function kubeconfigFor(server: string, pki: string, user: string): string {
 
 function startProcess(dir: string, name: Component, command: string, args: string[]): ChildProcess {
   const logFd = openSync(join(dir, "logs", `${name}.log`), "a");
-  const child = spawn(command, args, { cwd: dir, detached: true, stdio: ["ignore", logFd, logFd] });
+  // From the checkout, so `--import tsx` resolves whatever folder the cluster lives in.
+  const child = spawn(command, args, { cwd: repoRoot, detached: true, stdio: ["ignore", logFd, logFd] });
+  closeSync(logFd);
   child.unref();
   return child;
 }
@@ -392,14 +403,9 @@ export async function down(options: { dir?: string; log?: (line: string) => void
     stopped++;
   }
   // Pod processes the kubelet could not stop (it crashed, or was killed).
-  if (existsSync(pidsDir)) {
-    for (const name of readdirSync(pidsDir)) {
-      const pid = Number(name);
-      if (Number.isInteger(pid) && isOurProcess(pid)) {
-        await stopGroup(pid, 2_000);
-        stopped++;
-      }
-    }
+  for (const pid of recordedPodProcesses(pidsDir)) {
+    await stopGroup(pid, 2_000);
+    stopped++;
   }
   for (const c of ["controller-manager", "scheduler", "apiserver", "etcd"] as const) {
     const pid = state?.pids[c];

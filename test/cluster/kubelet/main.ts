@@ -8,6 +8,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { credentialsFromKubeconfig, KubeClient, KubeError } from "../kube-client.ts";
+import { killGroup, recordedPodProcesses } from "../process-group.ts";
 import { loadImageMap } from "./images.ts";
 import { parseNodeSpec, postStatus, registerNode, renewLease, type VirtualNode } from "./nodes.ts";
 import { GpuAllocator, type KubeletContext, PodWorker } from "./pod-worker.ts";
@@ -141,6 +142,12 @@ async function shutdown(signal: string): Promise<void> {
 process.on("SIGTERM", () => void shutdown("SIGTERM"));
 process.on("SIGINT", () => void shutdown("SIGINT"));
 
+// Containers a previous kubelet of this cluster left behind (it crashed or was SIGKILLed): their
+// pods start again from scratch below, as after a node reboot.
+for (const pid of recordedPodProcesses(join(stateDir, "pids"))) {
+  log(`killing pod process group ${pid} left by a previous kubelet`);
+  killGroup(pid, "SIGKILL");
+}
 for (const node of nodes) await registerNode(client, node);
 await heartbeat(renewLease, "lease renewal");
 setInterval(() => void heartbeat(renewLease, "lease renewal"), leaseRenewMs);
