@@ -35,9 +35,10 @@ std::vector<float> noise(size_t n, uint64_t seed, float scale) {
   return v;
 }
 
-// Median wall seconds of fn over `reps` timed calls after one warm-up call.
-double median_seconds(int reps, const std::function<void()>& fn) {
-  fn();
+// Median wall seconds of fn over `reps` timed calls, after one warm-up call unless the calls are
+// long enough for a cold first one to be just another sample.
+double median_seconds(int reps, const std::function<void()>& fn, bool warmUp = true) {
+  if (warmUp) fn();
   std::vector<double> t;
   for (int i = 0; i < reps; ++i) {
     const auto start = std::chrono::steady_clock::now();
@@ -203,7 +204,7 @@ std::vector<AccelRow> accel_forward_rows(bool quick) {
     ff::Arena arena;
     std::ostringstream shape;
     shape << "tokens=" << s.tokens() << " dim=" << c.dim << " layers=" << c.layers << " heads=" << c.heads;
-    const int reps = s.tokens() > 1000 ? 1 : 3;
+    const bool large = s.tokens() > 1000;
     // Dense-equivalent operations of one forward: per block the ten block linears (attn2 k/v are
     // per generation), Q.K^T and P.V of self-attention and of cross-attention to L text tokens.
     const double N = double(s.tokens()), D = double(c.dim), F = double(c.ffn_dim);
@@ -221,7 +222,7 @@ std::vector<AccelRow> accel_forward_rows(bool quick) {
         AccelRow row{"dit_forward", shape.str(),
                      std::string(ff::attention_name(attention)) + "+" + ff::linear_name(linear),
                      isBase ? fp32_gemm_path() : ff::variant_name(int8)};
-        row.seconds = median_seconds(reps, [&] { net.forward(k, x.data(), s, 0.7, text, out, arena); });
+        row.seconds = median_seconds(3, [&] { net.forward(k, x.data(), s, 0.7, text, out, arena); }, !large);
         if (isBase) {
           denseSeconds = row.seconds;
         } else {

@@ -10,13 +10,6 @@
 
 namespace ff::cpu {
 
-uint16_t toBf16(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, 4);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return static_cast<uint16_t>(u >> 16);
-}
-
 void sageWriteRows(const float* o, const float* l, int64_t live, int64_t hdV, int64_t headDim,
                    float* out, int64_t ldo) {
   for (int64_t r = 0; r < live; ++r) {

@@ -5,6 +5,7 @@
 // softmax runs online in fp32 with exp2, and P.V runs in bf16 on AMX (fp32 elsewhere).
 // Variants: Scalar (the oracle), Avx2, Vnni, Amx; Avx512 without VNNI runs the Avx2 build.
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "kernels/cpu/attention.h"
@@ -69,6 +70,11 @@ void sageWriteRows(const float* o, const float* l, int64_t live, int64_t hdV, in
                    float* out, int64_t ldo);
 
 // Round-to-nearest-even fp32 -> bf16 bits.
-uint16_t toBf16(float x);
+inline uint16_t toBf16(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
 
 }  // namespace ff::cpu
