@@ -69,3 +69,28 @@ def write_png(path: str, rgb: np.ndarray) -> None:
         f.write(chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)))
         f.write(chunk(b"IDAT", zlib.compress(raw, 6)))
         f.write(chunk(b"IEND", b""))
+
+
+def load_export(model_dir: str, device="cpu"):
+    """(cfg, text, teacher, student | None, vae) from a model directory, weights as fp32."""
+    from safetensors.torch import load_file
+
+    from model import load_prefixed
+
+    with open(os.path.join(model_dir, "config.json")) as f:
+        cfg = json.load(f)
+
+    def part(name):
+        return load_file(os.path.join(model_dir, name))
+
+    text = TextEncoder(cfg["text"])
+    load_prefixed(text, part("text_encoder.safetensors"), "text")
+    teacher = DiT(cfg["dit"], cfg["text"]["dim"])
+    load_prefixed(teacher, part("dit.safetensors"), "dit")
+    student = None
+    if os.path.exists(os.path.join(model_dir, "student.safetensors")):
+        student = DiT(cfg["dit"], cfg["text"]["dim"])
+        load_prefixed(student, part("student.safetensors"), "dit")
+    vae = VAEDecoder(cfg["vae"])
+    load_prefixed(vae, part("vae_decoder.safetensors"), "vae")
+    return cfg, *(m.to(device).eval() if m is not None else None for m in (text, teacher, student, vae))
