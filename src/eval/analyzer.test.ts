@@ -44,6 +44,19 @@ describe("analyzeClip", () => {
     assert.ok(a.colour.confidence > 0.9);
   });
 
+  it("finds an object larger than the renderer draws, covering over half the frame", () => {
+    const a = analyzeClip(
+      synthClip(
+        { ...base, shape: "circle", background: "gray" },
+        { width: 64, height: 64, size: 50, travel: 8 },
+      ),
+    );
+    assert.equal(a.found, true);
+    assert.equal(a.shape.value, "circle");
+    assert.equal(a.colour.value, "orange");
+    assert.equal(a.direction.value, "right");
+  });
+
   it("gives no direction to an object that stays put", () => {
     const a = analyzeClip(synthClip(base, { travel: 1 }));
     assert.equal(a.found, true);

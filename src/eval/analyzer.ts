@@ -117,63 +117,68 @@ function validate(clip: Clip): void {
   }
 }
 
-/** Median colour of a ring along the frame's edges, over all frames. */
-function borderColour(clip: Clip): Rgb {
+/** The background's colour and how far its pixels stray from it (noise, drift). */
+interface BackgroundEstimate {
+  rgb: Rgb;
+  /** Pixels farther than this from `rgb` are off the background. */
+  noiseFloor: number;
+}
+
+function distanceTo(data: Uint8Array, offset: number, rgb: Rgb): number {
+  return Math.hypot(
+    (data[offset] ?? 0) - rgb[0],
+    (data[offset + 1] ?? 0) - rgb[1],
+    (data[offset + 2] ?? 0) - rgb[2],
+  );
+}
+
+/**
+ * Read from a ring along the frame's edges over all frames, which the object seldom covers:
+ * the colour is the ring's per-channel median, the noise floor twice the distance three quarters
+ * of the ring stay within, and never below a margin that drift of a uniform background does not
+ * reach. The object's own size plays no part, so a generator's oversized object is still found.
+ */
+function estimateBackground(clip: Clip): BackgroundEstimate {
   const { width, height, frameCount, data } = clip;
   const ring = Math.max(1, Math.floor(Math.min(width, height) / 32));
-  const acc = new ColourMedian();
+  const offsets: number[] = [];
   for (let t = 0; t < frameCount; t++) {
     const base = t * width * height;
     for (let y = 0; y < height; y++) {
       const edgeRow = y < ring || y >= height - ring;
       for (let x = 0; x < width; x++) {
-        if (edgeRow || x < ring || x >= width - ring) acc.add(data, (base + y * width + x) * 3);
+        if (edgeRow || x < ring || x >= width - ring) offsets.push((base + y * width + x) * 3);
       }
     }
   }
-  return acc.value();
+  const acc = new ColourMedian();
+  for (const o of offsets) acc.add(data, o);
+  const rgb = acc.value();
+  const distances = offsets.map((o) => distanceTo(data, o, rgb)).sort((a, b) => a - b);
+  const quartile = distances[Math.floor(0.75 * (distances.length - 1))] ?? 0;
+  return { rgb, noiseFloor: Math.max(40, 2 * quartile) };
 }
 
 /**
- * A first estimate of the object's colour: the median of the pixels clearly off the background,
- * keeping the farther half of them so that blurred edges (mixtures) do not drag it towards the
- * background.
+ * A first estimate of the object's colour: the median of the pixels off the background, keeping
+ * the farther half of them so that blurred edges (mixtures) do not drag it towards the background.
  */
-function offBackgroundColour(clip: Clip, background: Rgb): Rgb | null {
+function offBackgroundColour(clip: Clip, background: BackgroundEstimate): Rgb | null {
   const { data } = clip;
   const pixels = data.length / 3;
   const distances = new Uint16Array(pixels);
-  const distanceHistogram = new Uint32Array(443);
+  const candidates = new Uint32Array(443);
   let offBackground = 0;
   for (let p = 0; p < pixels; p++) {
-    const d = Math.round(
-      Math.hypot(
-        (data[3 * p] ?? 0) - background[0],
-        (data[3 * p + 1] ?? 0) - background[1],
-        (data[3 * p + 2] ?? 0) - background[2],
-      ),
-    );
+    const d = Math.round(distanceTo(data, 3 * p, background.rgb));
     distances[p] = d;
-    distanceHistogram[d] = (distanceHistogram[d] ?? 0) + 1;
-  }
-  // Noise floor: twice the distance that 60% of all pixels stay within (they are background:
-  // the object covers at most a sixth of the frame), and never below a margin that drift of a
-  // uniform background does not reach.
-  let threshold = 40;
-  for (let d = 0, seen = 0; d < distanceHistogram.length; d++) {
-    seen += distanceHistogram[d] ?? 0;
-    if (seen >= pixels * 0.6) {
-      threshold = Math.max(threshold, 2 * d);
-      break;
+    if (d >= background.noiseFloor) {
+      candidates[d] = (candidates[d] ?? 0) + 1;
+      offBackground++;
     }
   }
-  const candidateHistogram = new Uint32Array(443);
-  for (let d = Math.ceil(threshold); d < distanceHistogram.length; d++) {
-    candidateHistogram[d] = distanceHistogram[d] ?? 0;
-    offBackground += distanceHistogram[d] ?? 0;
-  }
   if (offBackground === 0) return null;
-  const farHalf = median(candidateHistogram, offBackground);
+  const farHalf = median(candidates, offBackground);
   const acc = new ColourMedian();
   for (let p = 0; p < pixels; p++) if ((distances[p] ?? 0) >= farHalf) acc.add(data, 3 * p);
   return acc.value();
@@ -338,7 +343,8 @@ function named<T extends string>(choice: Choice<T> | null): Reading<T> {
 export function analyzeClip(clip: Clip): ClipAnalysis {
   validate(clip);
   const { width, height, frameCount, data } = clip;
-  const background = borderColour(clip);
+  const backgroundEstimate = estimateBackground(clip);
+  const background = backgroundEstimate.rgb;
   const backgroundReading = {
     ...named(nearest(backgrounds, (b) => rgbDistance(background, backgroundRgb[b]))),
     rgb: background,
@@ -351,7 +357,7 @@ export function analyzeClip(clip: Clip): ClipAnalysis {
     shape: { value: null, confidence: 0, features: null },
     direction: { value: null, confidence: 0, velocity: null },
   };
-  const estimate = offBackgroundColour(clip, background);
+  const estimate = offBackgroundColour(clip, backgroundEstimate);
   if (!estimate || rgbDistance(estimate, background) < 1) return nothing;
 
   const readings: FrameReading[] = [];
