@@ -97,29 +97,46 @@ void gemm_rows(int64_t M, int64_t N, int64_t K, bool time_reference, std::vector
   ff::gemm_nt_reference(g);
   double ref_seconds = now() - t0;
   if (time_reference) rows.push_back(Row{"gemm", shape, "reference", ref_seconds, flops / ref_seconds / 1e9, 1, true, 0, 1});
-  const int reps = flops > 1e9 ? 5 : 20;
-  auto add = [&](const std::string& variant, const std::function<void()>& fn) {
-    std::fill(out.begin(), out.end(), 0.f);
-    Row r{"gemm", shape, variant};
-    r.seconds = median_seconds(reps, fn);
-    r.gflops = flops / r.seconds / 1e9;
-    r.speedup = ref_seconds / r.seconds;
-    set_error(r, out, ref);
-    rows.push_back(r);
+  const int reps = flops > 1e9 ? 7 : 21;
+  // Candidates run interleaved (one call of each per round), so a change in machine load hits
+  // every row alike; each row reports its median.
+  struct Candidate {
+    std::string variant;
+    std::function<void()> fn;
+    std::vector<double> times;
   };
+  std::vector<Candidate> candidates;
   g.C = out.data();
   for (ff::Variant v : ff::gemm_variants()) {
     if (ff::variant_score(v) == 0) continue;
     if (v == ff::Variant::Scalar && flops > 1e9) continue;  // minutes at 1024^3; its tests cover it
-    add(std::string("ff-") + ff::variant_name(v), [&] { ff::gemm_nt_variant(v, g); });
+    candidates.push_back({std::string("ff-") + ff::variant_name(v), [&g, v] { ff::gemm_nt_variant(v, g); }, {}});
   }
 #ifdef FF_HAVE_OPENBLAS
   openblas_set_num_threads(ff::ThreadPool::global().size());
-  add("openblas", [&] { cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, out.data(), N); });
+  candidates.push_back({"openblas", [&] { cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, out.data(), N); }, {}});
 #endif
 #ifdef FF_HAVE_DNNL
-  add("onednn", [&] { dnnl_sgemm('N', 'T', M, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, out.data(), N); });
+  candidates.push_back({"onednn", [&] { dnnl_sgemm('N', 'T', M, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, out.data(), N); }, {}});
 #endif
+  for (Candidate& c : candidates) c.fn();  // warm-up
+  for (int rep = 0; rep < reps; ++rep)
+    for (Candidate& c : candidates) {
+      double t0 = now();
+      c.fn();
+      c.times.push_back(now() - t0);
+    }
+  for (Candidate& c : candidates) {
+    std::fill(out.begin(), out.end(), 0.f);
+    c.fn();
+    std::sort(c.times.begin(), c.times.end());
+    Row r{"gemm", shape, c.variant};
+    r.seconds = c.times[c.times.size() / 2];
+    r.gflops = flops / r.seconds / 1e9;
+    r.speedup = ref_seconds / r.seconds;
+    set_error(r, out, ref);
+    rows.push_back(r);
+  }
 }
 
 void attention_rows(int64_t tokens, int64_t heads, int64_t hd, std::vector<Row>& rows) {
