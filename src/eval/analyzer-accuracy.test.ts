@@ -26,10 +26,18 @@ function pick<T>(items: readonly T[], random: () => number): T {
   return items[Math.floor(random() * items.length)] as T;
 }
 
-function measure(clips: RenderedClip[]): { accuracy: Record<Attribute, number>; misses: string[] } {
+/** Clips rendered per Python run: bounds memory (a batch is held whole) at little start-up cost. */
+const batchSize = 64;
+
+function* rendered(specs: RenderSpec[]): Generator<RenderedClip> {
+  for (let i = 0; i < specs.length; i += batchSize) yield* renderClips(specs.slice(i, i + batchSize));
+}
+
+/** Renders the specs in batches and scores the analyzer's reading of each clip against its metadata. */
+function measure(specs: RenderSpec[]): { accuracy: Record<Attribute, number>; misses: string[] } {
   const correct: Record<Attribute, number> = { colour: 0, shape: 0, direction: 0, background: 0 };
   const misses: string[] = [];
-  for (const { clip, meta } of clips) {
+  for (const { clip, meta } of rendered(specs)) {
     const a = analyzeClip(clip);
     for (const key of attributes) {
       if (a[key].value === meta[key]) correct[key]++;
@@ -41,7 +49,7 @@ function measure(clips: RenderedClip[]): { accuracy: Record<Attribute, number>; 
       }
     }
   }
-  const accuracy = Object.fromEntries(attributes.map((k) => [k, correct[k] / clips.length])) as Record<
+  const accuracy = Object.fromEntries(attributes.map((k) => [k, correct[k] / specs.length])) as Record<
     Attribute,
     number
   >;
@@ -107,7 +115,7 @@ describe("analyzer accuracy on train/render.py clips", () => {
       height: pick(sizes, random),
       frames: pick(frameCounts, random),
     }));
-    const { accuracy, misses } = measure(renderClips(specs));
+    const { accuracy, misses } = measure(specs);
     report(t, specs.length, accuracy, misses);
     for (const key of attributes)
       assert.ok(accuracy[key] >= 0.99, `${key} ${accuracy[key]}\n${misses.join("\n")}`);
@@ -117,7 +125,7 @@ describe("analyzer accuracy on train/render.py clips", () => {
     // Blur σ 1-2 px, noise σ 8-16, each channel shifted by up to ±20, smear over 1-3 frames, at
     // the generator's lengths (17 and 33 frames).
     const specs = degradedSpecs(216, 7, 200_000, [17, 33], { blur: [1, 2], noise: [8, 16], shift: 20 });
-    const { accuracy, misses } = measure(renderClips(specs));
+    const { accuracy, misses } = measure(specs);
     report(t, specs.length, accuracy, misses);
     for (const key of attributes)
       assert.ok(accuracy[key] >= 0.99, `${key} ${accuracy[key]}\n${misses.join("\n")}`);
@@ -127,7 +135,7 @@ describe("analyzer accuracy on train/render.py clips", () => {
     // Blur σ 1.5-3 px on objects down to 13 px, noise σ 12-25, shifts up to ±30, 9-frame clips
     // (fast motion) smeared over 3 frames: shapes start to melt, so the bar is 95%.
     const specs = degradedSpecs(120, 3, 300_000, [9, 17, 33], { blur: [1.5, 3], noise: [12, 25], shift: 30 });
-    const { accuracy, misses } = measure(renderClips(specs));
+    const { accuracy, misses } = measure(specs);
     report(t, specs.length, accuracy, misses);
     for (const key of attributes)
       assert.ok(accuracy[key] >= 0.95, `${key} ${accuracy[key]}\n${misses.join("\n")}`);
