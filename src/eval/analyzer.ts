@@ -27,7 +27,11 @@ export interface Clip {
 export interface Reading<T> {
   /** null when the clip gives no evidence for any value. */
   value: T | null;
-  /** 0..1; see nearest() for colours, backgrounds and shapes, motionConfidence() for direction. */
+  /**
+   * 0..1. Colour and background: the margin between the nearest and second-nearest named value
+   * (nearest()); shape: the class's posterior probability (classifyShape()); direction:
+   * (|major| - |minor|) / (|major| + |minor|) of the velocity's components.
+   */
   confidence: number;
 }
 
