@@ -175,7 +175,8 @@ export function workerPod(
           resources: { requests, ...(Object.keys(limits).length ? { limits } : {}) },
           volumeMounts: mounts,
           startupProbe: probe("/healthz", { failureThreshold: 150 }),
-          readinessProbe: probe("/readyz", { failureThreshold: 2 }),
+          // Generous: a worker loading a large model must not flap between not-ready verdicts.
+          readinessProbe: probe("/readyz", { failureThreshold: 15 }),
           livenessProbe: probe("/healthz", { failureThreshold: 5, periodSeconds: 5 }),
           securityContext: {
             allowPrivilegeEscalation: false,

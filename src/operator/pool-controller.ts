@@ -21,12 +21,16 @@ import { activeAssignment, allowedClasses } from "./queue.ts";
 
 /** How long a class stays skipped after running out of capacity (default 5 min), before it is retried. */
 const NO_CAPACITY_COOLDOWN_MS = 5 * 60_000;
+/** How long a created pod may take to appear in the informer before it is no longer expected (default 30 s). */
+const CREATED_EXPECTATION_MS = 30_000;
 /** Scaling decisions are re-evaluated at least this often while workers exist (default 5 s). */
 const RESYNC_MS = 5_000;
 
 export class PoolController {
   private readonly idleSince = new Map<string, number>();
   private readonly noCapacityUntil = new Map<string, Map<string, number>>();
+  /** Pods created per model that the informer has not shown yet: name -> class and time. */
+  private readonly created = new Map<string, Map<string, { gpuClass: string; at: number }>>();
   /** Ports of pods just created, until the informer shows them. */
   private readonly portsInFlight = new Set<number>();
 
@@ -85,6 +89,15 @@ export class PoolController {
         }
       }
     }
+    // Pods this controller created that the informer has not shown yet count as pending, so
+    // two reconciles in a row never create the same worker twice.
+    const created = this.created.get(key) ?? new Map<string, { gpuClass: string; at: number }>();
+    for (const [podName, c] of created) {
+      if (pods.some((p) => p.metadata.name === podName) || now - c.at > CREATED_EXPECTATION_MS)
+        created.delete(podName);
+      else views.push({ name: podName, gpuClass: c.gpuClass, state: "pending" });
+    }
+    this.created.set(key, created);
     const usableClasses = model.spec.gpuClasses.filter((c) => {
       const m = model.status?.memory?.find((x) => x.gpuClass === c);
       return this.ctx.config.gpuClasses[c] && (m ? m.fits : true);
@@ -132,10 +145,11 @@ export class PoolController {
           leaseSeconds: this.ctx.config.workerLeaseSeconds,
           extraArgs: this.ctx.workerArgs,
         });
-        const created = await this.ctx.kinds.pods
+        const createdPod = await this.ctx.kinds.pods
           .create(ns, pod, { fieldManager: this.ctx.fieldManager })
           .finally(() => setTimeout(() => this.portsInFlight.delete(port), 10_000));
-        this.ctx.log.info({ key, pod: created.metadata.name, gpuClass }, "worker created");
+        created.set(createdPod.metadata.name as string, { gpuClass, at: Date.now() });
+        this.ctx.log.info({ key, pod: createdPod.metadata.name, gpuClass }, "worker created");
       }
       this.ctx.recorder.record(
         model,

@@ -207,7 +207,11 @@ export function installOperator(
                   { name: "metrics", containerPort: base + 2 * i },
                   { name: "health", containerPort: base + 2 * i + 1 },
                 ],
-                readinessProbe: { httpGet: { path: "/readyz", port: base + 2 * i + 1 }, periodSeconds: 2 },
+                readinessProbe: {
+                  httpGet: { path: "/readyz", port: base + 2 * i + 1 },
+                  periodSeconds: 2,
+                  failureThreshold: 15,
+                },
                 securityContext: {
                   allowPrivilegeEscalation: false,
                   readOnlyRootFilesystem: true,
