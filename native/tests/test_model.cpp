@@ -295,3 +295,14 @@ TEST(nan_weights_are_rejected_naming_the_tensor) {
   CHECK_THROWS(m->generate(tiny_request(), no_progress, nullptr), ff::ErrorCode::ModelFormat,
                "dit.safetensors: tensor dit.blocks.0.ffn.fc2.weight: NaN value at element 17");
 }
+
+TEST(overflowing_activations_fail_with_e_numeric) {
+  // Finite but huge weights: the patch embedding overflows to inf and the latents turn non-finite.
+  std::string d = model_with("overflow", "dit.safetensors", [](auto& ts) {
+    for (auto& t : ts)
+      if (t.name == "dit.patch_embed.weight")
+        for (float& v : t.values) v = v >= 0 ? 3e38f : -3e38f;
+  });
+  auto m = ff::Model::load(d, {});
+  CHECK_THROWS(m->generate(tiny_request(), no_progress, nullptr), ff::ErrorCode::Numeric, "non-finite");
+}
