@@ -40,7 +40,9 @@ describe("bench", () => {
 
   it("measures every row against the baseline of the same run", async () => {
     const model = await testModel();
+    const reported: BenchRow[] = [];
     const rows = await runBench(model, {
+      onRow: (row) => reported.push(row),
       prompts: [
         { prompt: "a white square moving right on a black background", seed: 1, heldOut: false },
         { prompt: "a red circle moving left on a black background", seed: 2, heldOut: false },
@@ -56,6 +58,7 @@ describe("bench", () => {
         ["turbo", 2, 2, "sla", 0.5],
       ],
     );
+    assert.deepEqual(reported, rows, "each row is reported as soon as it is complete");
     const [baseline, sla, turbo] = rows;
     assert.equal(baseline?.speedup, 1);
     assert.equal(baseline?.psnrVsBaseline, null);

@@ -177,6 +177,8 @@ export interface BenchOptions {
   signal?: AbortSignal;
   /** Called after each run, e.g. to show progress. */
   onRun?: (row: string, index: number, total: number, report: Report) => void;
+  /** Called when a row is complete, so a long bench shows its table as it goes. */
+  onRow?: (row: BenchRow) => void;
   /** Directory for the videos (default: a temporary one, removed at the end). */
   outDir?: string;
 }
@@ -258,6 +260,7 @@ export async function runBench(model: PipelineModel, options: BenchOptions): Pro
         promptAccuracy: correct / options.prompts.length,
         runs: seconds.length,
       });
+      options.onRow?.(rows[rows.length - 1] as BenchRow);
     }
     return rows;
   } finally {

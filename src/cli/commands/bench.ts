@@ -129,6 +129,13 @@ export const command: Command = {
               : `${JSON.stringify({ event: "bench-run", row, index, total, seconds: t.total, denoise: t.denoise, nfe: report.nfe })}\n`,
           );
         },
+        onRow: (row) => {
+          process.stderr.write(
+            tty
+              ? `${benchTable([row]).split("\n")[2]}\n`
+              : `${JSON.stringify({ event: "bench-row", ...row })}\n`,
+          );
+        },
       });
       const result: BenchResult = {
         machine: describeMachine(),
