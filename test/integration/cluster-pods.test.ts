@@ -124,7 +124,7 @@ describe("pods on virtual GPU nodes", () => {
     assert.match(env.NVIDIA_VISIBLE_DEVICES ?? "", /^\d$/);
   });
 
-  it("reports a failing container's exit code and restarts OnFailure containers", async () => {
+  it("reports exit codes and start errors, and restarts OnFailure containers", async () => {
     const script =
       "const f=process.env.COUNT;const fs=require('fs');const n=fs.existsSync(f)?+fs.readFileSync(f,'utf8'):0;fs.writeFileSync(f,String(n+1));process.exit(n<2?7:0)";
     await createPod("exit-7", {
@@ -143,9 +143,15 @@ describe("pods on virtual GPU nodes", () => {
         },
       ],
     });
+    await createPod("missing-binary", {
+      containers: [{ name: "main", image: "x", command: ["/nonexistent/tool"] }],
+    });
     const failed = await waitPhase("exit-7", ["Succeeded", "Failed"]);
     assert.equal(failed.status?.phase, "Failed");
     assert.equal(failed.status?.containerStatuses?.[0]?.state.terminated?.exitCode, 7);
+    const missing = await waitPhase("missing-binary", ["Succeeded", "Failed"]);
+    assert.equal(missing.status?.phase, "Failed");
+    assert.equal(missing.status?.containerStatuses?.[0]?.state.terminated?.reason, "StartError");
     const flaky = await waitPhase("flaky", ["Succeeded", "Failed"]);
     assert.equal(flaky.status?.phase, "Succeeded");
     assert.equal(flaky.status?.containerStatuses?.[0]?.restartCount, 2);

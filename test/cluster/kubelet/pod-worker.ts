@@ -186,15 +186,23 @@ export class PodWorker {
       run.child = child;
       run.everRan = true;
       run.exited = new Promise<void>((resolve) => {
-        child.on("error", (err) => {
-          this.onExit(run, 128, null, startedAt, "StartError", `failed to start ${cmd}: ${err.message}`);
-          resolve();
-        });
-        child.on("exit", (code, signal) => {
+        // A failed spawn may report both "error" and "exit": the first one settles the container.
+        let settled = false;
+        const settle = (report: () => void) => {
+          if (settled) return;
+          settled = true;
           if (child.pid) this.unregisterPid(child.pid);
-          this.onExit(run, code ?? 128 + signalNumber(signal), signal, startedAt);
+          report();
           resolve();
-        });
+        };
+        child.on("error", (err) =>
+          settle(() =>
+            this.onExit(run, 128, null, startedAt, "StartError", `failed to start ${cmd}: ${err.message}`),
+          ),
+        );
+        child.on("exit", (code, signal) =>
+          settle(() => this.onExit(run, code ?? 128 + signalNumber(signal), signal, startedAt)),
+        );
       });
       if (child.pid) {
         this.registerPid(child.pid);
