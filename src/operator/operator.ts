@@ -1,6 +1,7 @@
 // One operator process: informers on models, jobs and worker pods; a work queue per reconciler;
 // the dispatcher; all of it started only while this process holds the leader Lease (a standby
 // keeps nothing but its candidacy). /metrics, /healthz and /readyz are served by every replica.
+import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { EventRecorder, Informer, type KubeClient, LeaderElector, WorkQueue } from "../kube/index.ts";
 import { apiRequests, logger, reconcileErrors } from "../telemetry/index.ts";
@@ -152,7 +153,9 @@ export function startOperator(
   opts: { identity?: string; namespace?: string } = {},
 ): OperatorHandle {
   client.onRequest((verb, resource, code) => apiRequests.inc({ verb, resource, code: String(code) }));
-  const identity = opts.identity ?? process.env.POD_NAME ?? `${hostname()}-${process.pid}`;
+  // Unique per process, as client-go's: a restarted container of the same pod must campaign
+  // anew instead of renewing the lease its dead predecessor held.
+  const identity = opts.identity ?? `${process.env.POD_NAME ?? hostname()}_${randomUUID().slice(0, 8)}`;
   const shutdown = new AbortController();
   const le = settings.config.leaderElection;
   let leading = false;

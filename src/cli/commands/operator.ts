@@ -17,7 +17,7 @@ const HELP = `usage: framefleet operator [options]
                              YAML in $FRAMEFLEET_CONFIG, else built-in defaults
   --kubeconfig FILE          cluster credentials. Default: $KUBECONFIG, ~/.kube/config, or in-cluster
   --namespace NS             namespace of the leader Lease. Default: config, $POD_NAMESPACE, then default
-  --identity NAME            leader-election identity. Default: $POD_NAME or host-pid
+  --identity NAME            leader-election identity. Default: $POD_NAME (or the host) plus a random suffix
   --retry-backoff-seconds N  first retry delay of a failed attempt, doubling to 6 min. Default: 10
   --worker-arg ARG           extra argument for every worker pod (repeatable), e.g. --worker-arg=--engine=synthetic
 `;

@@ -18,8 +18,10 @@ const HELP = `usage: framefleet worker --model-name NAME (--builtin NAME | --mod
   --output-dir DIR       where videos are written. Default: /var/run/framefleet/output
   --lease-seconds N      lease on a running job; renewed every third of it. Default: 30
   --port N               port of /healthz, /readyz, /metrics. Default: 8080
-  --engine native|synthetic  synthetic skips the denoiser (load benchmarks). Default: native
-  --synthetic-step-ms N  time per sampling step of the synthetic engine. Default: 0
+  --engine native|synthetic  synthetic skips the denoiser (load benchmarks). Default:
+                         $FRAMEFLEET_WORKER_ENGINE, else native (a model sets it in spec.workers.env)
+  --synthetic-step-ms N  time per sampling step of the synthetic engine. Default:
+                         $FRAMEFLEET_SYNTHETIC_STEP_MS, else 0
   --kubeconfig FILE      cluster credentials. Default: in-cluster or $KUBECONFIG
 Environment: POD_NAME and POD_NAMESPACE (required), POD_IP (listen address), GPUS (devices held).
 `;
@@ -39,8 +41,8 @@ export const command: Command = {
         "output-dir": { type: "string", default: "/var/run/framefleet/output" },
         "lease-seconds": { type: "string", default: "30" },
         port: { type: "string", default: "8080" },
-        engine: { type: "string", default: "native" },
-        "synthetic-step-ms": { type: "string", default: "0" },
+        engine: { type: "string", default: process.env.FRAMEFLEET_WORKER_ENGINE ?? "native" },
+        "synthetic-step-ms": { type: "string", default: process.env.FRAMEFLEET_SYNTHETIC_STEP_MS ?? "0" },
         kubeconfig: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
