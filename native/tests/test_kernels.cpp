@@ -5,6 +5,7 @@
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/conv3d.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/vmath.h"
 
@@ -126,5 +127,21 @@ TEST(conv3d_matches_reference_for_each_kernel_shape) {
     ff::conv3d(s, x.data(), w.data(), bias.data(), y.data());
     ff::conv3d_ref(s, x.data(), w.data(), bias.data(), r.data());
     CHECK_MSG(fftest::rel_l2(y.data(), r.data(), y.size()) < 1e-5, "kt=" << c.kt << " kh=" << c.kh);
+  }
+}
+
+TEST(gemm_bf16_matches_its_reference_and_tracks_fp32) {
+  if (!ff::gemm_bf16_available()) return;  // needs AVX-512 BF16
+  struct Case { int64_t M, N, K; };
+  for (Case c : {Case{1, 5, 3}, Case{13, 37, 19}, Case{100, 70, 301}, Case{576, 96, 384}}) {
+    auto x = random_vector(c.M * c.K, 71), w = random_vector(c.N * c.K, 72), bias = random_vector(c.N, 73);
+    std::vector<float> y(c.M * c.N), ref(c.M * c.N), fp32(c.M * c.N);
+    ff::gemm_bf16(x.data(), c.M, ff::pack_bf16_weight(w.data(), c.N, c.K), bias.data(), y.data());
+    ff::gemm_bf16_reference(x.data(), c.M, w.data(), c.N, c.K, bias.data(), ref.data());
+    ff::GemmArgs g{c.M, c.N, c.K, x.data(), c.K, w.data(), c.K, fp32.data(), c.N, bias.data(), false};
+    ff::gemm_nt_reference(g);
+    double err = fftest::rel_l2(y.data(), ref.data(), y.size()), vs_fp32 = fftest::rel_l2(y.data(), fp32.data(), y.size());
+    CHECK_MSG(err < 1e-5, "M=" << c.M << " N=" << c.N << " K=" << c.K << " relL2 vs bf16 reference " << err);
+    CHECK_MSG(vs_fp32 < 1e-2 && vs_fp32 > 0, "relL2 vs fp32 " << vs_fp32);
   }
 }

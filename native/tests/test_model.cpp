@@ -174,8 +174,8 @@ TEST(rejects_bad_requests_with_the_field_name) {
   r.knobs.attention = ff::AttentionKind::Sla;
   if (!ff::knob_supported(ff::AttentionKind::Sla)) CHECK_THROWS(run(r), ff::ErrorCode::BadRequest, "attention: 'sla'");
   r = tiny_request();
-  r.knobs.linear = ff::LinearKind::W8a8;
-  if (!ff::knob_supported(ff::LinearKind::W8a8)) CHECK_THROWS(run(r), ff::ErrorCode::BadRequest, "linear: 'w8a8'");
+  r.knobs.linear = ff::LinearKind::Bf16;
+  if (!ff::knob_supported(ff::LinearKind::Bf16)) CHECK_THROWS(run(r), ff::ErrorCode::BadRequest, "linear: 'bf16'");
   CHECK_THROWS(ff::parse_attention("fast"), ff::ErrorCode::BadRequest, "dense, sage, sla");
 }
 
@@ -294,6 +294,25 @@ TEST(nan_weights_are_rejected_naming_the_tensor) {
   auto m = ff::Model::load(d, {});  // load maps only
   CHECK_THROWS(m->generate(tiny_request(), no_progress, nullptr), ff::ErrorCode::ModelFormat,
                "dit.safetensors: tensor dit.blocks.0.ffn.fc2.weight: NaN value at element 17");
+}
+
+TEST(bf16_linears_track_fp32_and_alternate_with_other_kinds) {
+  if (!ff::knob_supported(ff::LinearKind::Bf16)) return;  // needs AVX-512 BF16
+  auto m = ff::Model::load(tiny_dir(), {});
+  auto fp32 = m->generate(tiny_request(), no_progress, nullptr);
+  ff::Request r = tiny_request();
+  r.knobs.linear = ff::LinearKind::Bf16;
+  auto bf16 = m->generate(r, no_progress, nullptr);
+  double diff = 0;
+  for (size_t i = 0; i < fp32.frames.size(); ++i) diff += std::abs(int(bf16.frames[i]) - int(fp32.frames[i]));
+  diff /= fp32.frames.size();
+  CHECK_MSG(diff < 4.0 && bf16.frames != fp32.frames, "mean abs pixel difference " << diff);
+  if (ff::knob_supported(ff::LinearKind::W8a8)) {  // each kind keeps its own prepared weights
+    r.knobs.linear = ff::LinearKind::W8a8;
+    m->generate(r, no_progress, nullptr);
+    r.knobs.linear = ff::LinearKind::Bf16;
+    CHECK(m->generate(r, no_progress, nullptr).frames == bf16.frames);
+  }
 }
 
 TEST(overflowing_activations_fail_with_e_numeric) {

@@ -4,6 +4,7 @@
 #include "kernels/cpu/attention_sage.h"
 #include "kernels/cpu/attention_sla.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/gemm_bf16.h"
 #include "kernels/cpu/gemm_int8.h"
 
 namespace ff {
@@ -27,11 +28,15 @@ void linear(const Knobs& knobs, const LinearWeights& w, const float* x, int64_t 
   switch (knobs.linear) {
     case LinearKind::Fp32: return linear_fp32(w, x, rows, y);
     case LinearKind::W8a8: {
-      const auto* layer = static_cast<const cpu::Int8Linear*>(w.kernel_state.get());
+      const auto* layer = static_cast<const cpu::Int8Linear*>(w.state(LinearKind::W8a8));
       if (!layer) fail(ErrorCode::Internal, "linear: " + w.name + " was not prepared for w8a8");
       return cpu::linearW8A8(*layer, x, rows, y);
     }
-    case LinearKind::Bf16: break;
+    case LinearKind::Bf16: {
+      const auto* packed = static_cast<const Bf16PackedWeight*>(w.state(LinearKind::Bf16));
+      if (!packed) fail(ErrorCode::Internal, "linear: " + w.name + " was not prepared for bf16");
+      return gemm_bf16(x, rows, *packed, w.bias, y);
+    }
   }
   fail(ErrorCode::BadRequest, std::string("linear: '") + linear_name(knobs.linear) + "' kernel is not built in this engine");
 }
@@ -42,12 +47,15 @@ void prepare_linear(LinearKind kind, LinearWeights& w) {
     case LinearKind::W8a8: {
       // Per-output-channel INT8 weights: the stored <name>.weight_q/.weight_scale, else quantized now.
       const Variant v = cpu::bestInt8Variant();
-      w.kernel_state = std::make_shared<cpu::Int8Linear>(
+      w.state(LinearKind::W8a8) = std::make_shared<cpu::Int8Linear>(
           w.weight_q ? cpu::int8LinearFromQuantized(w.weight_q, w.weight_scale, w.bias, w.out, w.in, v)
                      : cpu::quantizeLinear(w.weight, w.bias, w.out, w.in, v));
       return;
     }
-    case LinearKind::Bf16: break;
+    case LinearKind::Bf16:
+      if (!gemm_bf16_available()) break;
+      w.state(LinearKind::Bf16) = std::make_shared<Bf16PackedWeight>(pack_bf16_weight(w.weight, w.out, w.in));
+      return;
   }
   fail(ErrorCode::BadRequest, std::string("linear: '") + linear_name(kind) + "' kernel is not built in this engine (" + w.name + ")");
 }
@@ -63,7 +71,7 @@ void self_attention(const Knobs& knobs, const AttentionArgs& args, const float* 
 }
 
 bool knob_supported(AttentionKind) { return true; }
-bool knob_supported(LinearKind k) { return k != LinearKind::Bf16; }
+bool knob_supported(LinearKind k) { return k != LinearKind::Bf16 || gemm_bf16_available(); }
 bool tea_cache_supported() { return true; }
 
 void require_supported(const Knobs& k) {

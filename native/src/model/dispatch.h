@@ -2,6 +2,7 @@
 // linear(), every DiT self-attention through self_attention(). An accelerated kernel is wired in
 // by adding its case here (and marking it supported in knob_supported()).
 #pragma once
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -19,9 +20,12 @@ struct LinearWeights {
   const float* bias = nullptr;          // [out] or null
   const int8_t* weight_q = nullptr;     // [out, in] stored pre-quantized, or null
   const float* weight_scale = nullptr;  // [out], with weight_q
-  // State a kernel derives once from the weights (quantized or repacked copies), built by
-  // prepare_linear() before the first forward that uses that kernel.
-  std::shared_ptr<void> kernel_state;
+  // State a kernel derives once from the weights (quantized or repacked copies), one slot per
+  // LinearKind so kinds can alternate between requests; built by prepare_linear() before the
+  // first forward that uses that kind.
+  std::array<std::shared_ptr<void>, 3> kernel_state;
+  std::shared_ptr<void>& state(LinearKind kind) { return kernel_state[static_cast<size_t>(kind)]; }
+  const void* state(LinearKind kind) const { return kernel_state[static_cast<size_t>(kind)].get(); }
 };
 
 // y: [rows, out] = x: [rows, in] · weightᵀ + bias, computed by the kernel knobs.linear selects.
