@@ -25,6 +25,7 @@
 #include "core/threadpool.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/gemm_bf16.h"
 #include "model/model.h"
 #include "random_model.h"
 
@@ -112,6 +113,12 @@ void gemm_rows(int64_t M, int64_t N, int64_t K, bool time_reference, std::vector
     if (v == ff::Variant::Scalar && flops > 1e9) continue;  // minutes at 1024^3; its tests cover it
     candidates.push_back({std::string("ff-") + ff::variant_name(v), [&g, v] { ff::gemm_nt_variant(v, g); }, {}});
   }
+  // bf16: the weight is packed once (as at model load); activations are rounded inside the call.
+  ff::Bf16PackedWeight bf16_weight;
+  if (ff::gemm_bf16_available()) {
+    bf16_weight = ff::pack_bf16_weight(B.data(), N, K);
+    candidates.push_back({"ff-bf16", [&] { ff::gemm_bf16(A.data(), M, bf16_weight, nullptr, out.data()); }, {}});
+  }
 #ifdef FF_HAVE_OPENBLAS
   openblas_set_num_threads(ff::ThreadPool::global().size());
   candidates.push_back({"openblas", [&] { cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A.data(), K, B.data(), K, 0.0f, out.data(), N); }, {}});
@@ -191,7 +198,8 @@ void dit_rows(bool quick, std::vector<Row>& rows) {
     ff::LinearKind linear;
   };
   for (Variant v : {Variant{"sage+fp32", ff::AttentionKind::Sage, ff::LinearKind::Fp32}, Variant{"dense+w8a8", ff::AttentionKind::Dense, ff::LinearKind::W8a8},
-                    Variant{"sla0.1+w8a8", ff::AttentionKind::Sla, ff::LinearKind::W8a8}}) {
+                    Variant{"sla0.1+w8a8", ff::AttentionKind::Sla, ff::LinearKind::W8a8},
+                    Variant{"dense+bf16", ff::AttentionKind::Dense, ff::LinearKind::Bf16}}) {
     if (!ff::knob_supported(v.attention) || !ff::knob_supported(v.linear)) continue;
     ff::Knobs k;
     k.attention = v.attention;
