@@ -82,4 +82,37 @@ describe("planScaling", () => {
     assert.equal(plan.unservable, 1);
     assert.deepEqual(plan.create, []);
   });
+
+  it("never lets the workers that exist exceed maxWorkers, reclaiming idle ones of another class", () => {
+    const workers = [
+      { name: "h1", gpuClass: "h100", state: "busy" as const },
+      { name: "h2", gpuClass: "h100", state: "busy" as const },
+      { name: "h3", gpuClass: "h100", state: "ready" as const, idleSinceMs: base.nowMs - 1_000 },
+      { name: "h4", gpuClass: "h100", state: "ready" as const, idleSinceMs: base.nowMs - 2_000 },
+    ];
+    const jobs = [
+      { classes: ["h100"], runningOn: "h100" },
+      { classes: ["h100"], runningOn: "h100" },
+      { classes: ["rtx5090"] },
+      { classes: ["rtx5090"] },
+    ];
+    const plan = planScaling({ ...base, workers, jobs });
+    assert.deepEqual(plan.remove.sort(), ["h3", "h4"]);
+    assert.deepEqual(plan.create, [{ gpuClass: "rtx5090", count: 2 }]);
+  });
+
+  it("creates no more than the room under maxWorkers", () => {
+    const workers = [
+      { name: "h1", gpuClass: "h100", state: "busy" as const },
+      { name: "h2", gpuClass: "h100", state: "busy" as const },
+      { name: "h3", gpuClass: "h100", state: "busy" as const },
+    ];
+    const jobs = [
+      ...workers.map(() => ({ classes: ["h100"], runningOn: "h100" })),
+      { classes: ["rtx5090"] },
+      { classes: ["rtx5090"] },
+    ];
+    const plan = planScaling({ ...base, workers, jobs });
+    assert.deepEqual(plan.create, [{ gpuClass: "rtx5090", count: 1 }]);
+  });
 });

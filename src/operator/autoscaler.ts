@@ -88,6 +88,8 @@ export function planScaling(input: ScalingInput): ScalingPlan {
 
   const create: ScalingPlan["create"] = [];
   const remove: string[] = [];
+  /** Idle workers of over-provisioned classes still inside their scale-down delay. */
+  const reclaimable: WorkerView[] = [];
   const classesSeen = new Set([...input.classes, ...live.map((w) => w.gpuClass)]);
   for (const c of classesSeen) {
     const want = desired.get(c) ?? 0;
@@ -100,17 +102,33 @@ export function planScaling(input: ScalingInput): ScalingPlan {
     // Pending workers of a class without capacity go at once; they hold nothing.
     const pending = have.filter((w) => w.state === "pending");
     const idle = have
-      .filter(
-        (w) => w.state === "ready" && input.nowMs - (w.idleSinceMs ?? input.nowMs) >= input.scaleDownDelayMs,
-      )
+      .filter((w) => w.state === "ready")
       .sort((a, b) => (a.idleSinceMs ?? 0) - (b.idleSinceMs ?? 0));
     for (const w of [...pending, ...idle]) {
       if (excess <= 0) break;
-      remove.push(w.name);
+      const idleFor = input.nowMs - (w.idleSinceMs ?? input.nowMs);
+      if (w.state === "pending" || idleFor >= input.scaleDownDelayMs) remove.push(w.name);
+      else reclaimable.push(w);
       excess--;
     }
   }
-  return { desired, create, remove, unservable, depth: input.jobs.length };
+  // maxWorkers bounds the workers that exist, not only the plan: when a class must grow while
+  // others still hold idle workers inside their delay, those go first (another class is
+  // waiting for the room), and creations never exceed the room left.
+  let room = input.maxWorkers - (live.length - remove.length);
+  const wanted = create.reduce((n, c) => n + c.count, 0);
+  for (const w of reclaimable) {
+    if (room >= wanted) break;
+    remove.push(w.name);
+    room++;
+  }
+  const allowed: ScalingPlan["create"] = [];
+  for (const c of create) {
+    const count = Math.min(c.count, Math.max(0, room));
+    if (count > 0) allowed.push({ gpuClass: c.gpuClass, count });
+    room -= count;
+  }
+  return { desired, create: allowed, remove, unservable, depth: input.jobs.length };
 }
 
 function sum(m: Map<string, number>): number {
