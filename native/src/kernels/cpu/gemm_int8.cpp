@@ -89,8 +89,14 @@ void linearW8A8(const Int8Linear& layer, const float* x, int64_t rows, float* y)
   }
   const int64_t lda = layer.inPadded;
   const int64_t rowsPadded = roundUp(rows, kRowBlock);
-  std::vector<int8_t> xq(static_cast<size_t>(rowsPadded * lda), 0);
-  std::vector<float> xs(static_cast<size_t>(rowsPadded), 0.0f);
+  // Quantized activations, reused across calls: a fresh multi-megabyte buffer per call costs
+  // page faults and zeroing comparable to the AMX GEMM itself. Rows past `rows` must be zero.
+  thread_local std::vector<int8_t> xq;
+  thread_local std::vector<float> xs;
+  if (xq.size() < static_cast<size_t>(rowsPadded * lda)) xq.resize(static_cast<size_t>(rowsPadded * lda));
+  if (xs.size() < static_cast<size_t>(rowsPadded)) xs.resize(static_cast<size_t>(rowsPadded));
+  std::memset(xq.data() + rows * lda, 0, static_cast<size_t>((rowsPadded - rows) * lda));
+  std::fill(xs.begin() + rows, xs.begin() + rowsPadded, 0.0f);
   const int64_t blocks = rowsPadded / kRowBlock;
   parallelChunks(blocks, [&](int64_t begin, int64_t end) {
     const int64_t m0 = begin * kRowBlock, m1 = std::min(rows, end * kRowBlock);
