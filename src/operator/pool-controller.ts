@@ -125,6 +125,19 @@ export class PoolController {
       workers: views,
       nowMs: now,
     });
+    // Removals first: the room they free is what creations may use.
+    for (const podName of plan.remove) {
+      await this.deletePod(podName, ns, "idle");
+      this.idleSince.delete(`${ns}/${podName}`);
+    }
+    if (plan.remove.length > 0) {
+      this.ctx.recorder.record(
+        model,
+        "Normal",
+        "ScaledDown",
+        `Removed ${plan.remove.length} idle worker(s): ${plan.remove.join(", ")}`,
+      );
+    }
     for (const { gpuClass, count } of plan.create) {
       const cls = this.ctx.config.gpuClasses[gpuClass];
       if (!cls) continue;
@@ -156,18 +169,6 @@ export class PoolController {
         "Normal",
         "ScaledUp",
         `Created ${count} ${gpuClass} worker(s) for a queue depth of ${plan.depth}`,
-      );
-    }
-    for (const podName of plan.remove) {
-      await this.deletePod(podName, ns, "idle");
-      this.idleSince.delete(`${ns}/${podName}`);
-    }
-    if (plan.remove.length > 0) {
-      this.ctx.recorder.record(
-        model,
-        "Normal",
-        "ScaledDown",
-        `Removed ${plan.remove.length} idle worker(s): ${plan.remove.join(", ")}`,
       );
     }
     // Come back when an idle worker's delay ends, when a pending pod reaches the fallback time,
