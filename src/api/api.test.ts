@@ -94,7 +94,8 @@ kind: VideoGenerationJob
 metadata: {name: d}
 spec: {model: m, prompt: p}
 `);
-    const spec = (verdict?.value as { spec: Record<string, unknown> }).spec;
+    assert.ok(verdict?.value, "the job is valid");
+    const spec = (verdict.value as { spec: Record<string, unknown> }).spec;
     assert.deepEqual(spec.video, { width: 128, height: 128, frames: 33, fps: 16 });
     assert.equal(spec.profile, "turbo");
     assert.equal(spec.priority, 0);
