@@ -44,7 +44,8 @@ ff::AttentionArgs selfAttention(AttentionInputs& in, int64_t n, int64_t heads, i
 
 TEST(w8a8_variants_equal_the_int8_reference_bit_for_bit) {
   struct Case { int64_t M, N, K; };
-  const Case cases[] = {{1, 16, 64}, {17, 37, 19}, {77, 100, 90}, {64, 384, 384}, {45, 70, 200}};
+  // 1000 rows: many row blocks, so worker threads quantize and multiply too.
+  const Case cases[] = {{1, 16, 64}, {17, 37, 19}, {77, 100, 90}, {64, 384, 384}, {45, 70, 200}, {1000, 48, 96}};
   uint64_t seed = 100;
   for (const Case& c : cases) {
     auto x = random_vector(c.M * c.K, seed++, 3.0f);

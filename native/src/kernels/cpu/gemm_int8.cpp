@@ -97,14 +97,18 @@ void linearW8A8(const Int8Linear& layer, const float* x, int64_t rows, float* y)
   if (xs.size() < static_cast<size_t>(rowsPadded)) xs.resize(static_cast<size_t>(rowsPadded));
   std::memset(xq.data() + rows * lda, 0, static_cast<size_t>((rowsPadded - rows) * lda));
   std::fill(xs.begin() + rows, xs.begin() + rowsPadded, 0.0f);
+  // The workers must see the calling thread's buffers: a thread_local named inside the lambda
+  // would be each worker's own.
+  int8_t* const xqRows = xq.data();
+  float* const xsRows = xs.data();
   const int64_t blocks = rowsPadded / kRowBlock;
   parallelChunks(blocks, [&](int64_t begin, int64_t end) {
     const int64_t m0 = begin * kRowBlock, m1 = std::min(rows, end * kRowBlock);
     if (m0 >= m1) return;
-    quantizeRows(x + m0 * layer.in, m1 - m0, layer.in, layer.in, xq.data() + m0 * lda, lda,
-                 xs.data() + m0);
-    const int8_t* a = xq.data() + m0 * lda;
-    const float* s = xs.data() + m0;
+    quantizeRows(x + m0 * layer.in, m1 - m0, layer.in, layer.in, xqRows + m0 * lda, lda,
+                 xsRows + m0);
+    const int8_t* a = xqRows + m0 * lda;
+    const float* s = xsRows + m0;
     float* ym = y + m0 * layer.out;
     switch (layer.path) {
       case Variant::Amx: {
