@@ -53,6 +53,18 @@ export function podDead(pod: PodObject | undefined): boolean {
   return !pod || pod.status?.phase === "Failed" || pod.status?.phase === "Succeeded";
 }
 
+/**
+ * Since when (epoch ms) a pod has been unable to start in a way that says its class has no
+ * usable capacity: unschedulable, or bound to a node that cannot start it (no free device).
+ */
+export function stuckSince(pod: PodObject): number | undefined {
+  const unschedulable = unschedulableSince(pod);
+  if (unschedulable !== undefined) return unschedulable;
+  const waiting = pod.status?.containerStatuses?.[0]?.state?.waiting?.reason;
+  if (waiting !== "CreateContainerConfigError" && waiting !== "CreateContainerError") return undefined;
+  return Date.parse(pod.status?.startTime ?? pod.metadata.creationTimestamp ?? "") || Date.now();
+}
+
 /** The scheduler's verdict on a pending pod: unschedulable since when (epoch ms), if so. */
 export function unschedulableSince(pod: PodObject): number | undefined {
   if (pod.status?.phase !== "Pending" || pod.spec?.nodeName) return undefined;

@@ -289,6 +289,14 @@ export class JobController {
   }
 
   private async expire(job: JobObject): Promise<ReconcileResult> {
+    // The finalizer guards a running attempt only; a finished job must delete freely.
+    const finalizers = job.metadata.finalizers ?? [];
+    if (finalizers.includes(JOB_FINALIZER)) {
+      await this.ctx.kinds.jobs.jsonPatch(job.metadata.namespace, job.metadata.name as string, [
+        { op: "test", path: "/metadata/finalizers", value: finalizers },
+        { op: "replace", path: "/metadata/finalizers", value: finalizers.filter((f) => f !== JOB_FINALIZER) },
+      ]);
+    }
     const ttl = job.spec.ttlSecondsAfterFinished;
     if (ttl === undefined) return undefined;
     const done = Date.parse(job.status?.completionTime ?? "") || Date.now();

@@ -6,14 +6,7 @@ import { ModelConditionType, ModelReason } from "../api/index.ts";
 import { isNotFound, type ReconcileResult } from "../kube/index.ts";
 import { planScaling, type WorkerView } from "./autoscaler.ts";
 import { findCondition } from "./conditions.ts";
-import {
-  type Context,
-  jobsOfModel,
-  podDead,
-  podReady,
-  unschedulableSince,
-  workersOfModel,
-} from "./context.ts";
+import { type Context, jobsOfModel, podDead, podReady, stuckSince, workersOfModel } from "./context.ts";
 import type { Dispatcher } from "./dispatcher.ts";
 import { GPU_CLASS_LABEL, type ModelObject } from "./kinds.ts";
 import { pickPort, podPort, workerPod } from "./podtemplate.ts";
@@ -82,7 +75,7 @@ export class PoolController {
         });
       } else {
         views.push({ name: pod.metadata.name as string, gpuClass: cls, state: "pending" });
-        const since = unschedulableSince(pod);
+        const since = stuckSince(pod);
         if (since !== undefined) {
           if (now - since >= fallbackMs) this.markNoCapacity(model, cls, now);
           else soonest = Math.min(soonest, since + fallbackMs);

@@ -189,16 +189,27 @@ export class Worker {
     const queueSeconds = Math.max(0, (startedAt - Date.parse(job.metadata.creationTimestamp ?? "")) / 1000);
     let latest: ProgressEvent | undefined;
     let written = "";
-    let lastWrite = 0;
+    let lastWrite = Date.now();
     let status: JobStatus = job.status ?? {};
     const generation = job.metadata.generation ?? 0;
-    const renew = async (extra: Record<string, unknown> = {}) => {
+    let announced = false;
+    const renew = async () => {
       const progress = latest ? progressOf(latest) : undefined;
       lastWrite = Date.now();
       written = JSON.stringify(progress);
-      await this.write(job, a, { ...(progress ? { progress } : {}), ...extra }, [
+      // The first write of the attempt also says it is generating; a job done within the first
+      // second needs no write before its result (the dispatcher's assignment started the lease).
+      const first = announced
+        ? {}
+        : {
+            conditions: status.conditions,
+            reason: JobReason.Generating,
+            message: `generating on ${this.opts.podName}`,
+          };
+      await this.write(job, a, { ...(progress ? { progress } : {}), ...first }, [
         { op: "add", path: "/status/assignment/renewTime", value: new Date().toISOString() },
       ]);
+      announced = true;
     };
     // Lease renewal and progress: a tick every second writes when progress moved, or when a
     // third of the lease has passed without a write.
@@ -223,11 +234,6 @@ export class Worker {
           generation,
         ),
       };
-      await renew({
-        conditions: status.conditions,
-        reason: JobReason.Generating,
-        message: `generating on ${this.opts.podName}`,
-      });
       log.info("attempt started");
       const report = await runPipeline(model, job.spec, {
         outDir: this.opts.outputDir,
