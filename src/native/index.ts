@@ -51,7 +51,7 @@ export const GenerateRequestSchema = z.strictObject({
 export type GenerateRequest = z.infer<typeof GenerateRequestSchema>;
 
 export const LoadOptionsSchema = z.strictObject({
-  /** Requests needing more working memory fail with E_OUT_OF_MEMORY; default: MemAvailable. */
+  /** Requests needing more working memory fail with E_OUT_OF_MEMORY; default: MemAvailable, bounded by the cgroup limit. */
   memoryLimitBytes: z.number().int().min(0).optional(),
 });
 export type LoadOptions = z.infer<typeof LoadOptionsSchema>;

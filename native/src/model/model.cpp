@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -33,14 +34,33 @@ std::string read_text(const std::string& path, size_t limit) {
   return s;
 }
 
+uint64_t read_u64_file(const char* path) {
+  std::ifstream in(path);
+  std::string text;
+  if (!(in >> text) || text == "max") return UINT64_MAX;
+  try {
+    return std::stoull(text);
+  } catch (const std::exception&) {
+    return UINT64_MAX;
+  }
+}
+
+// What this process may still allocate: the machine's MemAvailable, bounded by the cgroup v2
+// limit when one is set (a container's limit, not the node's memory, is what matters in a pod).
 uint64_t mem_available_bytes() {
+  uint64_t available = UINT64_MAX;
   std::ifstream in("/proc/meminfo");
-  std::string key;
+  std::string key, unit;
   uint64_t kb;
-  std::string unit;
   while (in >> key >> kb >> unit)
-    if (key == "MemAvailable:") return kb * 1024;
-  return UINT64_MAX;
+    if (key == "MemAvailable:") {
+      available = kb * 1024;
+      break;
+    }
+  const uint64_t limit = read_u64_file("/sys/fs/cgroup/memory.max");
+  const uint64_t used = read_u64_file("/sys/fs/cgroup/memory.current");
+  if (limit != UINT64_MAX && used != UINT64_MAX) available = std::min(available, limit > used ? limit - used : 0);
+  return available;
 }
 
 void check_abort(const std::atomic<int>* abort, const std::string& where = "") {
