@@ -19,15 +19,17 @@ constexpr int64_t kQueryBlock = 32, kKeyBlock = 64, kRows = 4;
 static_assert(kQueryBlock % kRows == 0, "query blocks split into whole row groups");
 
 // Scores and P·V for kRows queries at once: each K-column and V-row load feeds kRows FMAs.
-// q: kRows query rows (pre-scaled, zero rows beyond the block), kt: [hd, kKeyBlock] transposed
-// keys, v: key rows (stride v_stride), o: [kRows, hd] running outputs.
-inline void attention_rows(const float* __restrict q, int64_t hd, const float* __restrict kt, int64_t nk, const uint8_t* mask,
+// q: kRows query rows (pre-scaled, zero rows beyond the block), kt: transposed keys [hd, ...] with
+// row stride kt_stride starting at this key block, v: key rows (stride v_stride), o: [kRows, hd]
+// running outputs.
+inline void attention_rows(const float* __restrict q, int64_t hd, const float* __restrict kt, int64_t kt_stride, int64_t nk,
+                           const uint8_t* mask,
                            const float* v, int64_t v_stride, float* __restrict o, float* row_max, float* row_sum) {
   alignas(64) float s[kRows][kKeyBlock];
   for (int r = 0; r < kRows; ++r)
     for (int64_t j = 0; j < kKeyBlock; ++j) s[r][j] = 0.f;
   for (int64_t d = 0; d < hd; ++d) {
-    const float* __restrict kd = kt + d * kKeyBlock;
+    const float* __restrict kd = kt + d * kt_stride;
     const float q0 = q[d], q1 = q[hd + d], q2 = q[2 * hd + d], q3 = q[3 * hd + d];
     for (int64_t j = 0; j < kKeyBlock; ++j) {
       const float k = kd[j];
@@ -65,23 +67,48 @@ inline void attention_rows(const float* __restrict q, int64_t hd, const float* _
   }
   for (int r = 0; r < kRows; ++r)
     for (int64_t d = 0; d < hd; ++d) o[r * hd + d] *= correction[r];
-  for (int64_t j = 0; j < nk; ++j) {
-    const float* __restrict vr = v + j * v_stride;
-    const float p0 = s[0][j], p1 = s[1][j], p2 = s[2][j], p3 = s[3][j];
-    for (int64_t d = 0; d < hd; ++d) {
-      const float x = vr[d];
-      o[d] += p0 * x;
-      o[hd + d] += p1 * x;
-      o[2 * hd + d] += p2 * x;
-      o[3 * hd + d] += p3 * x;
+  // P·V in column chunks of 16: the 4 x 16 outputs stay in registers across all keys, so each
+  // V load feeds four FMAs and nothing is stored until the chunk is done.
+  constexpr int64_t kChunk = 16;
+  int64_t d0 = 0;
+  for (; d0 + kChunk <= hd; d0 += kChunk) {
+    float acc[kRows][kChunk];
+    for (int r = 0; r < kRows; ++r)
+      for (int64_t i = 0; i < kChunk; ++i) acc[r][i] = o[r * hd + d0 + i];
+    for (int64_t j = 0; j < nk; ++j) {
+      const float* __restrict vr = v + j * v_stride + d0;
+      const float p0 = s[0][j], p1 = s[1][j], p2 = s[2][j], p3 = s[3][j];
+      for (int64_t i = 0; i < kChunk; ++i) {
+        const float x = vr[i];
+        acc[0][i] += p0 * x;
+        acc[1][i] += p1 * x;
+        acc[2][i] += p2 * x;
+        acc[3][i] += p3 * x;
+      }
     }
+    for (int r = 0; r < kRows; ++r)
+      for (int64_t i = 0; i < kChunk; ++i) o[r * hd + d0 + i] = acc[r][i];
   }
+  for (; d0 < hd; ++d0)  // head_dim not a multiple of 16: the remaining columns one by one
+    for (int64_t j = 0; j < nk; ++j) {
+      const float x = v[j * v_stride + d0];
+      for (int r = 0; r < kRows; ++r) o[r * hd + d0] += s[r][j] * x;
+    }
 }
 
 void attention_dense_impl(const AttentionArgs& a) {
   const int64_t hd = a.head_dim, q_blocks = (a.q_len + kQueryBlock - 1) / kQueryBlock;
+  // Keys transposed once per call: kt[h][d][j], j padded with zero keys to whole key blocks.
+  const int64_t kv_pad = (a.kv_len + kKeyBlock - 1) / kKeyBlock * kKeyBlock;
+  AlignedBuffer kt = aligned_floats(size_t(a.heads * hd * kv_pad));
+  ThreadPool::global().parallel_for(a.heads * hd, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t h = r / hd, d = r % hd;
+      float* dst = kt.get() + r * kv_pad;
+      for (int64_t j = 0; j < kv_pad; ++j) dst[j] = j < a.kv_len ? a.k[j * a.k_stride + h * hd + d] : 0.f;
+    }
+  }, 8);
   ThreadPool::global().parallel_for(a.heads * q_blocks, [&](int64_t t0, int64_t t1) {
-    AlignedBuffer kt = aligned_floats(size_t(hd * kKeyBlock));  // K block transposed [hd, kKeyBlock]
     AlignedBuffer qs = aligned_floats(size_t(kQueryBlock * hd));  // scaled queries, zero-padded
     AlignedBuffer acc = aligned_floats(size_t(kQueryBlock * hd));
     float row_max[kQueryBlock], row_sum[kQueryBlock];
@@ -93,16 +120,13 @@ void attention_dense_impl(const AttentionArgs& a) {
       std::fill(acc.get(), acc.get() + kQueryBlock * hd, 0.f);
       std::fill(row_max, row_max + kQueryBlock, -INFINITY);
       std::fill(row_sum, row_sum + kQueryBlock, 0.f);
+      const float* kt_head = kt.get() + h * hd * kv_pad;
       for (int64_t j0 = 0; j0 < a.kv_len; j0 += kKeyBlock) {
         const int64_t nk = std::min(kKeyBlock, a.kv_len - j0);
-        for (int64_t j = 0; j < kKeyBlock; ++j) {
-          const float* kr = a.k + (j0 + j) * a.k_stride + h * hd;
-          for (int64_t d = 0; d < hd; ++d) kt[d * kKeyBlock + j] = j < nk ? kr[d] : 0.f;
-        }
         const uint8_t* mask = a.key_mask ? a.key_mask + j0 : nullptr;
         for (int64_t i = 0; i < nq; i += kRows)
-          attention_rows(qs.get() + i * hd, hd, kt.get(), nk, mask, a.v + j0 * a.v_stride + h * hd, a.v_stride, acc.get() + i * hd,
-                         row_max + i, row_sum + i);
+          attention_rows(qs.get() + i * hd, hd, kt_head + j0, kv_pad, nk, mask, a.v + j0 * a.v_stride + h * hd, a.v_stride,
+                         acc.get() + i * hd, row_max + i, row_sum + i);
       }
       for (int64_t i = 0; i < nq; ++i) {
         float* dst = a.out + (i0 + i) * a.out_stride + h * hd;
