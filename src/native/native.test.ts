@@ -149,7 +149,10 @@ describe("a loaded random model", () => {
     );
     const err = await rejectsWith(run, "E_ABORTED", /after \d+ of 400 denoising steps/);
     const stoppedAt = Number(/after (\d+) of/.exec(err.message)?.[1]);
-    assert.ok(stoppedAt >= seenAtAbort && stoppedAt < total, `stopped at ${stoppedAt}, abort seen at ${seenAtAbort}`);
+    assert.ok(
+      stoppedAt >= seenAtAbort && stoppedAt < total,
+      `stopped at ${stoppedAt}, abort seen at ${seenAtAbort}`,
+    );
     await rejectsWith(model.generate(request, { signal: AbortSignal.abort() }), "E_ABORTED");
   });
 
