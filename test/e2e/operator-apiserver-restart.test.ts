@@ -57,14 +57,9 @@ describe("operator across an API server restart", { timeout: 300_000 }, () => {
   before(async () => {
     ({ env, cleanup } = await clusterNamespace(import.meta.url));
     work = mkdtempSync(join(tmpdir(), "framefleet-e2e-"));
-    const { source, engine } = e2eModelSource(work);
-    installOperator(env, {
-      replicas: 1,
-      args:
-        engine === "synthetic"
-          ? ["--worker-arg=--engine=synthetic", "--worker-arg=--synthetic-step-ms=500"]
-          : [],
-    });
+    // A slow synthetic model, so the restart lands while jobs are generating.
+    const { source } = e2eModelSource(work, "synthetic");
+    installOperator(env, { replicas: 1 });
     apply(env, [
       {
         apiVersion: "framefleet.dev/v1alpha1",
@@ -73,6 +68,12 @@ describe("operator across an API server restart", { timeout: 300_000 }, () => {
         spec: {
           source,
           gpuClasses: ["cpu"],
+          workers: {
+            env: [
+              { name: "FRAMEFLEET_WORKER_ENGINE", value: "synthetic" },
+              { name: "FRAMEFLEET_SYNTHETIC_STEP_MS", value: "500" },
+            ],
+          },
           scaling: { minWorkers: 0, maxWorkers: 2, jobsPerWorker: 1, scaleDownDelaySeconds: 30 },
         },
       },
