@@ -17,13 +17,16 @@ import {
   waitFor,
 } from "./harness.ts";
 
-/** Stops the cluster's kube-apiserver and starts it again with the same arguments and log. */
+/**
+ * Kills the cluster's kube-apiserver (SIGKILL: a crash, and no graceful drain that would keep
+ * watches open) and starts it again with the same arguments and log.
+ */
 async function restartApiServer(clusterDir: string, downMs: number): Promise<void> {
   const statePath = join(clusterDir, "state.json");
   const state = JSON.parse(readFileSync(statePath, "utf8")) as ClusterState;
   const pid = state.pids.apiserver as number;
   const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean);
-  process.kill(pid, "SIGTERM");
+  process.kill(pid, "SIGKILL");
   await waitFor(
     "the API server to exit",
     () => {
