@@ -1,4 +1,4 @@
-// `npm run bench:operator -- [--jobs 1000] [--workers 8] [--json]`: the control-plane load
+// `npm run bench:operator -- [--jobs 1000] [--workers 8] [--json] [--dir CLUSTER_DIR]`: the control-plane load
 // benchmark. Jobs go to workers that skip the denoiser (`--engine synthetic`), so what is
 // measured is the operator, the workers' status traffic and the API server: dispatch latency
 // (p50, p99, from framefleet_dispatch_latency_seconds), jobs per second, API writes per job
@@ -23,13 +23,14 @@ const { values } = parseArgs({
     jobs: { type: "string", default: "1000" },
     workers: { type: "string", default: "8" },
     json: { type: "boolean", default: false },
+    dir: { type: "string" },
   },
 });
 const total = Number(values.jobs);
 const maxWorkers = Number(values.workers);
 const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
 
-const state = await up({ nodes: "h100=2,rtx5090=2,cpu=1", log });
+const state = await up({ dir: values.dir, nodes: "h100=2,rtx5090=2,cpu=1", log });
 const namespace = `bench-${Date.now().toString(36)}`;
 const env = testEnv(state.kubeconfig, namespace);
 kubectl(env, ["apply", "--server-side", "-f", join(REPO, "crds")]);
@@ -99,7 +100,7 @@ let peakRss = 0;
 const done = await waitFor(
   "every job to finish",
   async () => {
-    const rss = metric(await scrape(metricsUrl), "framefleet_process_resident_memory_bytes");
+    const rss = metric(await scrape(metricsUrl), "framefleet_process_process_resident_memory_bytes");
     peakRss = Math.max(peakRss, rss);
     const list = (await env.kinds.jobs.list(namespace)).items;
     const finished = list.filter((j) => ["Succeeded", "Failed"].includes(j.status?.phase ?? ""));

@@ -203,7 +203,11 @@ export class Dispatcher {
       dispatchLatency.observe({ gpu_class: assignment.gpuClass ?? "" }, (Date.now() - since) / 1000);
     this.dispatchableSince.delete(key);
     this.idleSince.delete(`${ns}/${assignment.worker}`);
-    await this.labelForWorker(job, assignment.worker);
+    // The label only tells the worker where to look; the fenced status write above is the
+    // decision. The next pass need not wait for it (the job controller repairs a missing label).
+    this.labelForWorker(job, assignment.worker).catch((err) =>
+      this.ctx.log.warn({ key, err: String(err) }, "worker label not written; the job controller retries"),
+    );
     this.ctx.recorder.record(
       job,
       "Normal",

@@ -13,10 +13,10 @@ import { setStatusOps } from "./fencing.ts";
 import { JOB_FINALIZER, type JobObject, type ModelObject, WORKER_LABEL } from "./kinds.ts";
 import { activeAssignment, allowedClasses, isFinished, queuePositions } from "./queue.ts";
 
-/** Queue positions of waiting jobs are rewritten at most this often (default 5 s) to bound API writes. */
-export const POSITION_REFRESH_MS = 5_000;
-/** Positions are kept current for this many jobs at the head of each model's queue (default 20). */
-const POSITION_HEAD = 20;
+/** Queue positions of waiting jobs are rewritten at most this often (default 10 s) to bound API writes. */
+export const POSITION_REFRESH_MS = 10_000;
+/** Positions are kept current for this many jobs at the head of each model's queue (default 10). */
+const POSITION_HEAD = 10;
 
 export class JobController {
   private readonly positionWrittenAt = new Map<string, number>();
