@@ -10,7 +10,8 @@ import { apply, e2eModelSource, installOperator, kubectl, REPO, testEnv } from "
 const namespace = process.env.DEMO_NAMESPACE ?? "framefleet-demo";
 const log = (line: string) => process.stdout.write(`demo: ${line}\n`);
 
-const state = await up({ nodes: "h100=2,rtx5090=2,cpu=1", log });
+// FRAMEFLEET_CLUSTER_DIR picks a cluster other than the default .framefleet/cluster.
+const state = await up({ dir: process.env.FRAMEFLEET_CLUSTER_DIR, nodes: "h100=2,rtx5090=2,cpu=1", log });
 const env = testEnv(state.kubeconfig, namespace);
 const run = (args: string[], input?: string) => {
   const r = kubectl(env, args, input);
