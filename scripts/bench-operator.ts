@@ -136,6 +136,7 @@ const result = {
   workerWritesPerJob: workerWrites / total,
   operatorRequestsPerJob: operatorRequests / total,
   operatorPeakRssMiB: peakRss / 2 ** 20,
+  operatorWritesByRequest: breakdown(after, before),
 };
 process.stdout.write(values.json ? `${JSON.stringify(result)}\n` : `${JSON.stringify(result, null, 2)}\n`);
 kubectl(env, ["delete", "namespace", namespace, "--wait=false"]);
@@ -159,6 +160,26 @@ function writes(text: string): number {
     sum += Number(line.split(" ").pop());
   }
   return sum;
+}
+
+/** Operator writes per job by verb, resource and response code, between two scrapes. */
+function breakdown(after: string, before: string): Record<string, number> {
+  const read = (text: string) => {
+    const out = new Map<string, number>();
+    for (const line of text.split("\n")) {
+      const m = /^framefleet_api_requests_total\{(.*)\} (\S+)$/.exec(line);
+      if (!m || /verb="(get|watch|list)"/.test(m[1] as string)) continue;
+      out.set(m[1] as string, Number(m[2]));
+    }
+    return out;
+  };
+  const b = read(before);
+  const out: Record<string, number> = {};
+  for (const [labels, n] of read(after)) {
+    const d = n - (b.get(labels) ?? 0);
+    if (d > 0) out[labels.replace(/"/g, "")] = Math.round((d / total) * 1000) / 1000;
+  }
+  return out;
 }
 
 /** Cumulative bucket counts (le -> count) of a histogram, as the difference of two scrapes. */

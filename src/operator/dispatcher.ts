@@ -20,6 +20,9 @@ import {
 } from "./kinds.ts";
 import { activeAssignment, allowedClasses, compareQueued, isDispatchable, retryNotBefore } from "./queue.ts";
 
+/** How long an assignment is assumed without the informer confirming it (default 10 s). */
+const ASSUME_MS = 10_000;
+
 export type RevokeOutcome =
   | { phase: "Queued"; reason: string; message: string }
   | { phase: "Failed"; reason: string; message: string }
@@ -29,6 +32,9 @@ export type RevokeOutcome =
 export class Dispatcher {
   /** Workers given a job whose informer update has not arrived yet: pod key -> job key. */
   private readonly assumed = new Map<string, string>();
+  /** Jobs assigned whose update the informer has not shown yet: job key -> attempt. */
+  private readonly assumedJobs = new Map<string, number>();
+  private readonly assumedAt = new Map<string, number>();
   /** When each job was first seen dispatchable, for the latency histogram. */
   private readonly dispatchableSince = new Map<string, number>();
   /** When each worker was first seen idle and ready. */
@@ -104,6 +110,17 @@ export class Dispatcher {
     let nextRetry = Number.POSITIVE_INFINITY;
     for (const job of this.ctx.jobs.list()) {
       const key = keyOf(job);
+      // Assigned by an earlier pass whose write the informer has not shown yet.
+      const assumedAttempt = this.assumedJobs.get(key);
+      if (assumedAttempt !== undefined) {
+        if (
+          (job.status?.attempts ?? 0) >= assumedAttempt ||
+          now - (this.assumedAt.get(key) ?? 0) > ASSUME_MS
+        ) {
+          this.assumedJobs.delete(key);
+          this.assumedAt.delete(key);
+        } else continue;
+      }
       if (!isDispatchable(job, now, this.ctx.retry)) {
         this.dispatchableSince.delete(key);
         const at = job.status?.phase === "Queued" ? retryNotBefore(job, this.ctx.retry) : 0;
@@ -134,6 +151,8 @@ export class Dispatcher {
         if (!pick) continue;
         workers.splice(workers.indexOf(pick), 1);
         this.assumed.set(keyOf(pick), keyOf(job));
+        this.assumedJobs.set(keyOf(job), (job.status?.attempts ?? 0) + 1);
+        this.assumedAt.set(keyOf(job), now);
         writes.push(this.assign(job, pick));
       }
     }
@@ -185,6 +204,7 @@ export class Dispatcher {
       });
     } catch (err) {
       this.assumed.delete(`${ns}/${assignment.worker}`);
+      this.assumedJobs.delete(key);
       if (isTestFailed(err) || isNotFound(err)) {
         this.ctx.log.info(
           { key, worker: assignment.worker },

@@ -15,6 +15,8 @@ import { activeAssignment, allowedClasses, isFinished, queuePositions } from "./
 
 /** Queue positions of waiting jobs are rewritten at most this often (default 10 s) to bound API writes. */
 export const POSITION_REFRESH_MS = 10_000;
+/** How long after an assignment a missing worker label counts as lost (default 5 s). */
+const LABEL_GRACE_MS = 5_000;
 /** Positions are kept current for this many jobs at the head of each model's queue (default 10). */
 const POSITION_HEAD = 10;
 
@@ -253,7 +255,13 @@ export class JobController {
       });
       return undefined;
     }
-    if (job.metadata.labels?.[WORKER_LABEL] !== a.worker) await this.dispatcher.labelForWorker(job, a.worker);
+    // The dispatcher labels right after assigning; repair only a label that is clearly missing.
+    const assignedAt = Date.parse(
+      findCondition(job.status?.conditions, JobConditionType.Running)?.lastTransitionTime ?? "",
+    );
+    if (job.metadata.labels?.[WORKER_LABEL] !== a.worker && now - assignedAt > LABEL_GRACE_MS) {
+      await this.dispatcher.labelForWorker(job, a.worker);
+    }
     return { requeueAfterMs: Math.max(50, Math.min(expires, deadline ?? expires) - now + 50) };
   }
 
