@@ -67,7 +67,7 @@ export function benchSection(result: BenchResult): string {
     "",
     `Machine: ${m.cpu}, ${m.cores} cores, CPU features ${m.cpuFeatures.join(" ") || "none"}; GPU: ${m.gpu ?? "none (CPU path)"}.`,
     `Model: ${result.model.name} (\`${result.model.dir}\`); video ${v.width}x${v.height}, ${v.frames} frames at ${v.fps} fps.`,
-    `Suite: ${s.prompts} prompts (${s.heldOut} held-out combinations), ${s.repeats} run(s) each per row${s.quick ? " (--quick)" : ""}.`,
+    `Suite: ${s.prompts} prompts (${s.heldOut} of them ${s.heldOut === 1 ? "a held-out combination" : "held-out combinations"}), ${s.repeats} run(s) each per row${s.quick ? " (--quick)" : ""}.`,
     "",
     "Each row is the baseline with one technique switched on; turbo switches on all that compose.",
     "`seconds` is the median wall time of the whole pipeline from the prompt to the MP4 written",
