@@ -34,7 +34,8 @@ describe("CRDs", () => {
       if (n.properties && typeof n.properties === "object") {
         for (const [key, child] of Object.entries(n.properties as Record<string, Record<string, unknown>>)) {
           const p = `${path}.${key}`;
-          if (!child.description) missing.push(p);
+          // The API server allows no more than `type: object` on the root metadata.
+          if (!child.description && !p.endsWith(".yaml.metadata")) missing.push(p);
           walk(child, p);
         }
       }

@@ -11,8 +11,11 @@ export const LABEL_PREFIX = `${GROUP}/`;
 export interface Rule<T> {
   /** CEL expression evaluated with `self` bound to the value (and `oldSelf` for transition rules). */
   cel: string;
-  /** CEL expression producing the message; must say what was wrong and what is allowed. */
-  messageExpression: string;
+  /**
+   * The API server's message: what was wrong and what is allowed. A static message, since CEL
+   * message expressions count against the CRD's cost budget; `check` adds the offending value.
+   */
+  message: string;
   /** Path of the offending field relative to the value, as `.a.b`; reported on both sides. */
   fieldPath?: string;
   /** The check in TypeScript: returns the message when the rule is broken, undefined otherwise. */
@@ -47,7 +50,7 @@ export function described<S extends z.ZodType>(
   if (rules.length > 0) {
     meta["x-kubernetes-validations"] = rules.map((r) => ({
       rule: r.cel,
-      messageExpression: r.messageExpression,
+      message: r.message,
       ...(r.fieldPath ? { fieldPath: r.fieldPath } : {}),
     }));
   }
@@ -63,6 +66,32 @@ export const dnsLabel = (description: string) =>
       .max(63)
       .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a DNS-1123 label (lower-case letters, digits, '-')"),
     description,
+  );
+
+const DOTDOT = /(^|\/)\.\.(\/|$)/;
+
+/**
+ * A relative path inside a volume: no leading '/', no '..' segment. The API server's regular
+ * expressions (RE2) have no lookahead, so the segment rule is CEL and the character set a pattern.
+ */
+export const relativePath = (minLength: number, maxLength: number, description: string) =>
+  described(
+    z
+      .string()
+      .min(minLength)
+      .max(maxLength)
+      .regex(/^[A-Za-z0-9._/-]*$/, "must use only letters, digits, '.', '_', '-' and '/'"),
+    description,
+    [
+      {
+        cel: "!self.startsWith('/') && !self.matches('(^|/)[.][.](/|$)')",
+        message: "must be a relative path without '..'",
+        check: (p) =>
+          p.startsWith("/") || DOTDOT.test(p)
+            ? `must be a relative path without '..' (got ${JSON.stringify(p)})`
+            : undefined,
+      },
+    ],
   );
 
 export const ConditionStatusSchema = z.enum(["True", "False", "Unknown"]);

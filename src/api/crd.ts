@@ -143,7 +143,7 @@ function renderCrd(input: CrdInput): JsonSchema {
                   description: "Versioned schema of this representation of an object.",
                 },
                 kind: { type: "string", description: "REST resource this object represents." },
-                metadata: { type: "object", description: "Standard object metadata." },
+                metadata: { type: "object" },
                 spec: openApi(input.spec),
                 status: openApi(input.status),
               },

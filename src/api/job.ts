@@ -1,6 +1,13 @@
 // VideoGenerationJob: one text-to-video request, queued, dispatched to a worker and tracked to its video.
 import { z } from "zod";
-import { API_VERSION, conditionsField, described, dnsLabel, ObjectMetaSchema } from "./common.ts";
+import {
+  API_VERSION,
+  conditionsField,
+  described,
+  dnsLabel,
+  ObjectMetaSchema,
+  relativePath,
+} from "./common.ts";
 import { KnobsSchema, RCM_MAX_STEPS } from "./knobs.ts";
 
 export const JOB_KIND = "VideoGenerationJob";
@@ -64,7 +71,7 @@ export const VideoSchema = described(
       [
         {
           cel: "(self - 1) % 4 == 0",
-          messageExpression: "'must be 1 + 4k (got ' + string(self) + ')'",
+          message: "must be 1 + 4k",
           check: (n) => ((n - 1) % 4 === 0 ? undefined : `must be 1 + 4k (got ${n})`),
         },
       ],
@@ -97,15 +104,9 @@ export const JobOutputSchema = described(
       z.enum(OUTPUT_FORMATS),
       "mp4 (H.264), webp (animated) or png-frames. Default: mp4.",
     ).default("mp4"),
-    path: described(
-      z
-        .string()
-        .min(1)
-        .max(512)
-        .regex(
-          /^(?!\/)(?!.*(^|\/)\.\.(\/|$))[A-Za-z0-9._/-]+$/,
-          "must be a relative path of letters, digits, '.', '_', '-', '/' without '..'",
-        ),
+    path: relativePath(
+      1,
+      512,
       "File path under the model's output volume; default: <namespace>/<job name>.<ext>.",
     ).optional(),
   }),
@@ -120,7 +121,7 @@ export const VideoGenerationJobSpecSchema = described(
       [
         {
           cel: "self == oldSelf",
-          messageExpression: "'spec.model is immutable (was ' + oldSelf + ')'",
+          message: "spec.model is immutable",
         },
       ],
     ),
@@ -172,7 +173,7 @@ export const VideoGenerationJobSpecSchema = described(
   [
     {
       cel: `!has(self.acceleration) || !has(self.acceleration.sampler) || self.acceleration.sampler != 'rcm' || !has(self.sampling) || !has(self.sampling.steps) || self.sampling.steps <= ${RCM_MAX_STEPS}`,
-      messageExpression: `'the rcm sampler runs 1 to ${RCM_MAX_STEPS} steps (got ' + string(self.sampling.steps) + ')'`,
+      message: `the rcm sampler runs 1 to ${RCM_MAX_STEPS} steps`,
       fieldPath: ".sampling.steps",
       check: (s) =>
         s.acceleration?.sampler === "rcm" &&
@@ -183,7 +184,7 @@ export const VideoGenerationJobSpecSchema = described(
     },
     {
       cel: "!has(self.acceleration) || !has(self.acceleration.slaTopK) || (has(self.acceleration.attention) && self.acceleration.attention == 'sla')",
-      messageExpression: "'slaTopK applies only with attention: sla'",
+      message: "slaTopK applies only with attention: sla",
       fieldPath: ".acceleration.slaTopK",
       check: (s) =>
         s.acceleration?.slaTopK !== undefined && s.acceleration.attention !== "sla"

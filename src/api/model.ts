@@ -7,6 +7,7 @@ import {
   dnsLabel,
   ObjectMetaSchema,
   QuantitySchema,
+  relativePath,
   TolerationSchema,
 } from "./common.ts";
 import { ProfileSchema } from "./knobs.ts";
@@ -30,15 +31,6 @@ export const ModelReason = {
 
 export const MODEL_PHASES = ["Pending", "Loading", "Ready", "Degraded", "Failed"] as const;
 
-const relativePath = (description: string) =>
-  described(
-    z
-      .string()
-      .max(1024)
-      .regex(/^(?!\/)(?!.*(^|\/)\.\.(\/|$)).*$/, "must be a relative path without '..'"),
-    description,
-  );
-
 export const ModelSourceSchema = described(
   z.strictObject({
     builtin: described(
@@ -49,6 +41,8 @@ export const ModelSourceSchema = described(
       z.strictObject({
         claimName: dnsLabel("PersistentVolumeClaim holding the model directory, in the model's namespace."),
         path: relativePath(
+          0,
+          1024,
           "Directory of the model inside the claim (config.json and safetensors). Default: the root.",
         ).default(""),
       }),
@@ -76,7 +70,7 @@ export const ModelSourceSchema = described(
   [
     {
       cel: "(has(self.builtin) ? 1 : 0) + (has(self.pvc) ? 1 : 0) + (has(self.hostPath) ? 1 : 0) + (has(self.http) ? 1 : 0) == 1",
-      messageExpression: "'must set exactly one of builtin, pvc, hostPath, http'",
+      message: "must set exactly one of builtin, pvc, hostPath, http",
       check: (s) => {
         const n = [s.builtin, s.pvc, s.hostPath, s.http].filter((v) => v !== undefined).length;
         return n === 1 ? undefined : `must set exactly one of builtin, pvc, hostPath, http (got ${n})`;
@@ -151,8 +145,7 @@ export const ScalingSchema = described(
   [
     {
       cel: "self.minWorkers <= self.maxWorkers",
-      messageExpression:
-        "'minWorkers must be <= maxWorkers (got ' + string(self.minWorkers) + ' > ' + string(self.maxWorkers) + ')'",
+      message: "minWorkers must be <= maxWorkers",
       fieldPath: ".minWorkers",
       check: (s) =>
         s.minWorkers <= s.maxWorkers
@@ -177,7 +170,7 @@ export const ModelOutputSchema = described(
   [
     {
       cel: "(has(self.pvc) ? 1 : 0) + (has(self.emptyDir) ? 1 : 0) == 1",
-      messageExpression: "'must set exactly one of pvc, emptyDir'",
+      message: "must set exactly one of pvc, emptyDir",
       check: (s) =>
         (s.pvc ? 1 : 0) + (s.emptyDir ? 1 : 0) === 1 ? undefined : "must set exactly one of pvc, emptyDir",
     },
