@@ -5,6 +5,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { parseAllDocuments, parse as parseYaml } from "yaml";
+import { INSTALL_FILE, renderInstall } from "../../scripts/render-install.ts";
 import { OperatorConfigSchema } from "../../src/api/index.ts";
 import { registry } from "../../src/telemetry/index.ts";
 import { clusterBinary, repoRoot, run } from "../support/cluster.ts";
@@ -165,6 +166,14 @@ describe("Helm chart", () => {
     const both = await helm(["template", "ff", chart, "--set", "keda.enabled=true"]);
     assert.notEqual(both.code, 0);
     assert.match(both.stderr, /keda.enabled needs autoscaler.enabled: false/);
+  });
+
+  it("keeps manifests/install equal to the chart's default render (npm run manifests)", () => {
+    assert.equal(
+      readFileSync(INSTALL_FILE, "utf8"),
+      renderInstall(),
+      "manifests/install is stale: run npm run manifests",
+    );
   });
 
   it("ships a valid dashboard that queries only metrics the code exports", async () => {
