@@ -2,6 +2,7 @@
 // labelled with its own pod name, and runs each assigned attempt through the pipeline. Every
 // status write is a JSON Patch fenced on (worker, attempt), so a worker whose attempt was
 // revoked cannot write; progress and lease renewals go out at most about once a second.
+import { createHash } from "node:crypto";
 import type { Server } from "node:http";
 import { join, relative } from "node:path";
 import { type Assignment, JobConditionType, JobReason, type JobStatus } from "../api/index.ts";
@@ -235,16 +236,20 @@ export class Worker {
         ),
       };
       log.info("attempt started");
-      const report = await runPipeline(model, job.spec, {
-        outDir: this.opts.outputDir,
-        name: join(job.metadata.namespace as string, job.metadata.name as string),
-        attempt: a.attempt,
-        signal: cur.abort.signal,
-        loadSeconds: model.loadSeconds,
-        onProgress: (p) => {
-          latest = p;
+      const report = await runPipeline(
+        model,
+        { ...job.spec, seed: job.spec.seed ?? seedFromUid(job.metadata.uid) },
+        {
+          outDir: this.opts.outputDir,
+          name: join(job.metadata.namespace as string, job.metadata.name as string),
+          attempt: a.attempt,
+          signal: cur.abort.signal,
+          loadSeconds: model.loadSeconds,
+          onProgress: (p) => {
+            latest = p;
+          },
         },
-      });
+      );
       clearInterval(ticker);
       const total = (Date.now() - startedAt) / 1000;
       const t = report.timings;
@@ -449,3 +454,8 @@ function progressOf(p: ProgressEvent): NonNullable<JobStatus["progress"]> {
 }
 
 const round = (s: number | undefined) => Math.round((s ?? 0) * 1000) / 1000;
+
+/** A job without a seed gets one from its UID: stable across retries, different between jobs. */
+export function seedFromUid(uid: string | undefined): number {
+  return uid ? createHash("sha256").update(uid).digest().readUInt32BE(0) : 0;
+}
