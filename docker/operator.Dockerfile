@@ -10,4 +10,4 @@ COPY src ./src
 COPY crds ./crds
 USER 65532:65532
 ENTRYPOINT ["node", "/app/bin/framefleet.js"]
-CMD ["operator", "--config=/etc/framefleet/config.yaml"]
+CMD ["operator"]

@@ -89,7 +89,7 @@ describe("Helm chart", () => {
         capabilities: { drop: ["ALL"] },
       });
       assert.equal((pod.securityContext as { runAsNonRoot: boolean }).runAsNonRoot, true);
-      assert.deepEqual(container.args, ["operator", "--config=/etc/framefleet/config.yaml"]);
+      assert.deepEqual(container.args, ["operator"]);
       for (const role of [...byKind(docs, "ClusterRole"), ...byKind(docs, "Role")]) {
         for (const rule of role.rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[]) {
           for (const v of [...rule.apiGroups, ...rule.resources, ...rule.verbs]) {

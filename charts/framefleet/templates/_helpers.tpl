@@ -46,10 +46,9 @@ app.kubernetes.io/component: operator
 {{- toJson $ns }}
 {{- end }}
 
-{{/* The operator's arguments, built in one place. */}}
+{{/* The operator's arguments, built in one place. Its configuration arrives in FRAMEFLEET_CONFIG. */}}
 {{- define "framefleet.operatorArgs" -}}
 - operator
-- --config=/etc/framefleet/config.yaml
 {{- end }}
 
 {{/* The operator's configuration file (src/api/operatorconfig.ts is its schema). */}}
