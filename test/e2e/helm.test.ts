@@ -1,4 +1,4 @@
-// Install like a user: `helm install` of charts/framefleet into the real control plane, in a
+// Install like a user: `helm install` of charts/framefleet (CRDs included) into the real control plane, in a
 // namespace that enforces the restricted Pod Security Standard, then `helm test` (which submits a
 // job and waits for its video) and `helm uninstall`.
 import assert from "node:assert/strict";
@@ -7,6 +7,8 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { apply, CLUSTER_BIN, clusterNamespace, kubectl, REPO, type TestEnv } from "./harness.ts";
+
+const CRDS = ["crd/acceleratedmodels.framefleet.dev", "crd/videogenerationjobs.framefleet.dev"];
 
 /** The test pod's log, as the process kubelet keeps it: pods/<ns>_<pod>_<uid>/logs/smoke.log. */
 function smokeLog(namespace: string, pod: string): string {
@@ -49,14 +51,25 @@ describe("helm install into the local control plane", () => {
   });
 
   it("installs, runs a job through `helm test`, and uninstalls, with every pod admitted as restricted", async () => {
+    // The test run installed the CRDs already: mark them as this release's so Helm adopts them,
+    // which also lets the test check that uninstalling keeps them (crds.keep, the default).
+    for (const crd of CRDS) {
+      const own = kubectl(env, [
+        "annotate",
+        "--overwrite",
+        crd,
+        `meta.helm.sh/release-name=${release}`,
+        `meta.helm.sh/release-namespace=${env.namespace}`,
+      ]);
+      assert.ok(own.ok, own.err);
+      const managed = kubectl(env, ["label", "--overwrite", crd, "app.kubernetes.io/managed-by=Helm"]);
+      assert.ok(managed.ok, managed.err);
+    }
     const port = 33000 + Math.floor(Math.random() * 500) * 2;
     const install = helm(env, [
       "install",
       release,
       join(REPO, "charts/framefleet"),
-      // The test run installed the CRDs already; a release cannot adopt objects it did not create.
-      "--set",
-      "crds.enabled=false",
       "--set",
       "operator.replicas=1",
       "--set",
@@ -67,6 +80,8 @@ describe("helm install into the local control plane", () => {
       `metrics.healthPort=${port + 1}`,
       "--set",
       "workers.image.repository=framefleet/worker-cpu",
+      // Take the adopted CRDs' fields over from the test run's field manager.
+      "--force-conflicts",
       "--wait",
       "--timeout=180s",
     ]);
@@ -95,7 +110,11 @@ describe("helm install into the local control plane", () => {
     assert.match(test.out, /Phase:\s+Succeeded/);
     const log = smokeLog(env.namespace, `${release}-framefleet-test`);
     assert.match(log, /: Succeeded/, `the smoke job succeeded:\n${log}`);
-    assert.match(log, /^output: \{.*"uri":"file:\/\/[^"]+\.mp4"/m, `the smoke job recorded its video:\n${log}`);
+    assert.match(
+      log,
+      /^output: \{.*"uri":"file:\/\/[^"]+\.mp4"/m,
+      `the smoke job recorded its video:\n${log}`,
+    );
 
     const events = kubectl(env, ["get", "events", "-n", env.namespace, "-o", "json"]);
     assert.ok(events.ok, events.err);
@@ -107,7 +126,15 @@ describe("helm install into the local control plane", () => {
 
     const uninstall = helm(env, ["uninstall", release, "--wait", "--timeout=120s"]);
     assert.ok(uninstall.ok, uninstall.out);
-    const crds = kubectl(env, ["get", "crd", "videogenerationjobs.framefleet.dev"]);
-    assert.ok(crds.ok, "the CRDs outlive the release");
+    for (const crd of CRDS) {
+      const kept = kubectl(env, [
+        "get",
+        crd,
+        "-o",
+        "jsonpath={.metadata.annotations.helm\\.sh/resource-policy}",
+      ]);
+      assert.ok(kept.ok, `${crd} outlives the release: ${kept.err}`);
+      assert.equal(kept.out, "keep");
+    }
   });
 });
