@@ -469,6 +469,9 @@ export class PodWorker {
   }
 
   private async flush(): Promise<void> {
+    // Yield first: a pass that finds nothing to send would otherwise finish synchronously, clear
+    // `flushing` before markDirty stores this promise, and leave every later update unsent.
+    await Promise.resolve();
     while (this.dirty) {
       this.dirty = false;
       const status = this.status();
