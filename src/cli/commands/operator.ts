@@ -13,8 +13,8 @@ import type { Command } from "../main.ts";
 
 const HELP = `usage: framefleet operator [options]
 
-  --config FILE              operator configuration (YAML; the Helm chart's ConfigMap). Default: the
-                             YAML in $FRAMEFLEET_CONFIG, else built-in defaults
+  --config FILE              operator configuration (YAML). Default: the YAML in $FRAMEFLEET_CONFIG
+                             (the Helm chart sets it from its ConfigMap), else built-in defaults
   --kubeconfig FILE          cluster credentials. Default: $KUBECONFIG, ~/.kube/config, or in-cluster
   --namespace NS             namespace of the leader Lease. Default: config, $POD_NAMESPACE, then default
   --identity NAME            leader-election identity. Default: $POD_NAME (or the host) plus a random suffix
