@@ -4,6 +4,9 @@
 //       [--dit-table]                            plus the DiT forward per knob combination at
 //                                                576 and 4096 tokens (minutes: dense at 4096)
 //   framefleet_bench load [--bytes N] [--dir D]    mmap load vs read+parse of a ~N-byte checkpoint
+//   framefleet_bench profile DIR [--profile baseline|turbo|both] [--steps N]
+//                                                per-op time of whole generations on the model in
+//                                                DIR (FRAMEFLEET_PROFILE tables), VAE per layer
 //   framefleet_bench make-model DIR [--preset tiny|bench] [--dtype F32|F16|BF16] [--no-student]
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -27,6 +30,7 @@
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/gemm_bf16.h"
 #include "model/model.h"
+#include "model/profile.h"
 #include "random_model.h"
 
 #ifdef FF_HAVE_OPENBLAS
@@ -378,11 +382,58 @@ int make_model(int argc, char** argv) {
   return 0;
 }
 
+// One untimed generation, then one profiled: per-op table and the stage timings.
+void profile_generation(ff::Model& model, const char* title, ff::Request r) {
+  auto quiet = [](const std::string&, int, int) {};
+  ff::Request warm = r;
+  warm.knobs.steps = 1;
+  model.generate(warm, quiet, nullptr);
+  ff::profile::enable(true);
+  ff::profile::reset();
+  ff::GenerateResult g = model.generate(r, quiet, nullptr);
+  ff::profile::enable(false);
+  std::printf("\n%s: total %.3f s = text %.3f + denoise %.3f + decode %.3f (nfe %d)\n", title, g.timings.total,
+              g.timings.text_encode, g.timings.denoise, g.timings.decode, g.nfe);
+  ff::profile::report(stdout, "  per op (summed over the run)");
+}
+
+int run_profile(int argc, char** argv) {
+  if (argc < 3) return std::fprintf(stderr, "usage: framefleet_bench profile DIR [--profile baseline|turbo|both] [--steps N]\n"), 2;
+  std::string which = "both";
+  int steps = 0;
+  for (int i = 3; i + 1 < argc; i += 2) {
+    if (std::strcmp(argv[i], "--profile") == 0) which = argv[i + 1];
+    else if (std::strcmp(argv[i], "--steps") == 0) steps = std::atoi(argv[i + 1]);
+  }
+  auto model = ff::Model::load(argv[2], {});
+  ff::Request r;
+  r.prompt = "a red circle moving left on a black background";
+  r.seed = 1;
+  if (which == "baseline" || which == "both") {
+    ff::Request b = r;
+    b.knobs.steps = steps > 0 ? steps : 2;
+    profile_generation(*model, "baseline", b);
+  }
+  if (which == "turbo" || which == "both") {
+    ff::Request t = r;
+    t.knobs.weights = ff::WeightsKind::Student;
+    t.knobs.sampler = ff::SamplerKind::Rcm;
+    t.knobs.steps = steps > 0 ? std::min(steps, 4) : 4;
+    t.knobs.guidance_scale = 1.0;
+    t.knobs.attention = ff::AttentionKind::Sla;
+    t.knobs.sla_top_k = 0.1;
+    t.knobs.linear = ff::LinearKind::W8a8;
+    profile_generation(*model, "turbo", t);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
     if (argc > 1 && std::strcmp(argv[1], "make-model") == 0) return make_model(argc, argv);
+    if (argc > 1 && std::strcmp(argv[1], "profile") == 0) return run_profile(argc, argv);
     if (argc > 1 && std::strcmp(argv[1], "load") == 0) {
       uint64_t bytes = uint64_t(1) << 30;
       std::string dir;

@@ -130,6 +130,32 @@ TEST(conv3d_matches_reference_for_each_kernel_shape) {
   }
 }
 
+TEST(conv3d_direct_and_im2col_match_reference_on_vae_shapes) {
+  // Widths below, at and past one and two 16-float vectors; channel counts off the block of 8;
+  // causal 3x3x3, spatial 1x3x3 and pointwise kernels.
+  struct Case { int64_t ci, co, t, h, w, kt, kh, kw; };
+  const Case cases[] = {{8, 64, 3, 4, 16, 3, 3, 3}, {16, 8, 2, 3, 64, 3, 3, 3}, {8, 3, 2, 5, 33, 1, 3, 3},
+                        {5, 9, 3, 3, 47, 3, 3, 3},  {7, 17, 1, 2, 1, 1, 3, 3},  {3, 2, 2, 2, 80, 3, 1, 3},
+                        {4, 6, 2, 3, 20, 1, 1, 1}};
+  uint64_t seed = 400;
+  for (const Case& c : cases) {
+    ff::Conv3dShape s{c.ci, c.co, c.t, c.h, c.w, c.kt, c.kh, c.kw};
+    auto x = random_vector(c.ci * c.t * c.h * c.w, seed++), w = random_vector(c.co * c.ci * c.kt * c.kh * c.kw, seed++);
+    auto bias = random_vector(c.co, seed++);
+    std::vector<float> r(c.co * c.t * c.h * c.w), y(r.size(), -7.f);
+    ff::conv3d_ref(s, x.data(), w.data(), bias.data(), r.data());
+    ff::conv3d_im2col(s, x.data(), w.data(), bias.data(), y.data());
+    CHECK_MSG(fftest::rel_l2(y.data(), r.data(), y.size()) < 1e-5, "im2col w=" << c.w << " co=" << c.co);
+    if (!ff::conv3d_direct_available()) continue;
+    std::fill(y.begin(), y.end(), -7.f);
+    ff::conv3d_direct_avx512(s, x.data(), w.data(), bias.data(), y.data());
+    CHECK_MSG(fftest::rel_l2(y.data(), r.data(), y.size()) < 1e-5, "direct w=" << c.w << " co=" << c.co << " kt=" << c.kt);
+    ff::conv3d_direct_avx512(s, x.data(), w.data(), nullptr, y.data());
+    ff::conv3d_ref(s, x.data(), w.data(), nullptr, r.data());
+    CHECK_MSG(fftest::rel_l2(y.data(), r.data(), y.size()) < 1e-5, "direct without bias w=" << c.w);
+  }
+}
+
 TEST(gemm_bf16_matches_its_reference_and_tracks_fp32) {
   if (!ff::gemm_bf16_available()) return;  // needs AVX-512 BF16
   struct Case { int64_t M, N, K; };

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/ops.h"
+#include "model/profile.h"
 
 namespace ff {
 
@@ -176,36 +177,53 @@ void Dit::block(const Knobs& knobs, int i, float* tok, const LatentShape& s, con
   float* o = arena.alloc(N * D);
 
   // self-attention: h = LN(tok) * (1 + sc1) + s1; tok += g1 * o(attn(rope(norm_q(q h)), rope(norm_k(k h)), v h))
+  { FF_PROFILE("norm+modulate");
   layer_norm(tok, h, N, D, nullptr, nullptr, eps);
-  modulate(h, N, D, s1, sc1);
+  modulate(h, N, D, s1, sc1); }
+  { FF_PROFILE("linear qkv1");
   linear(knobs, b.q1, h, N, q);  // [N, D]
   linear(knobs, b.k1, h, N, k);
-  linear(knobs, b.v1, h, N, v);
+  linear(knobs, b.v1, h, N, v); }
+  { FF_PROFILE("rmsnorm+rope");
   rms_norm(q, q, N, D, b.norm_q1, eps);
   rms_norm(k, k, N, D, b.norm_k1, eps);
   RopeGrid grid{s.grid_t, s.grid_h, s.grid_w};
   rope3d(q, D, H, hd, grid, c_.rope_theta);  // [N, H, hd]
-  rope3d(k, D, H, hd, grid, c_.rope_theta);
-  self_attention(knobs, AttentionArgs{N, N, H, hd, q, D, k, D, v, D, o, D, nullptr, scale}, b.proj_l);
-  linear(knobs, b.o1, o, N, h);
-  add_gated(tok, h, N, D, g1);
+  rope3d(k, D, H, hd, grid, c_.rope_theta); }
+  { FF_PROFILE("self-attention");
+  self_attention(knobs, AttentionArgs{N, N, H, hd, q, D, k, D, v, D, o, D, nullptr, scale}, b.proj_l); }
+  { FF_PROFILE("linear o1");
+  linear(knobs, b.o1, o, N, h); }
+  { FF_PROFILE("residual");
+  add_gated(tok, h, N, D, g1); }
 
   // cross-attention to the text: tok += o2(attn(norm_q(q norm3(tok)), k_text, v_text))
-  layer_norm(tok, h, N, D, b.norm3_w, b.norm3_b, eps);
-  linear(knobs, b.q2, h, N, q);
-  rms_norm(q, q, N, D, b.norm_q2, eps);
-  attention_dense(AttentionArgs{N, L, H, hd, q, D, text.k[i].data(), D, text.v[i].data(), D, o, D, text.mask.data(), scale});
-  linear(knobs, b.o2, o, N, h);
-  add_gated(tok, h, N, D, nullptr);
+  { FF_PROFILE("norm+modulate");
+  layer_norm(tok, h, N, D, b.norm3_w, b.norm3_b, eps); }
+  { FF_PROFILE("linear q2");
+  linear(knobs, b.q2, h, N, q); }
+  { FF_PROFILE("rmsnorm+rope");
+  rms_norm(q, q, N, D, b.norm_q2, eps); }
+  { FF_PROFILE("cross-attention");
+  attention_dense(AttentionArgs{N, L, H, hd, q, D, text.k[i].data(), D, text.v[i].data(), D, o, D, text.mask.data(), scale}); }
+  { FF_PROFILE("linear o2");
+  linear(knobs, b.o2, o, N, h); }
+  { FF_PROFILE("residual");
+  add_gated(tok, h, N, D, nullptr); }
 
   // FFN: tok += g2 * fc2(gelu(fc1(LN(tok) * (1 + sc2) + s2)))
   float* f = arena.alloc(N * F);
+  { FF_PROFILE("norm+modulate");
   layer_norm(tok, h, N, D, nullptr, nullptr, eps);
-  modulate(h, N, D, s2, sc2);
-  linear(knobs, b.fc1, h, N, f);  // [N, F]
-  gelu_inplace(f, N * F);
-  linear(knobs, b.fc2, f, N, h);
-  add_gated(tok, h, N, D, g2);
+  modulate(h, N, D, s2, sc2); }
+  { FF_PROFILE("linear fc1");
+  linear(knobs, b.fc1, h, N, f); } // [N, F]
+  { FF_PROFILE("gelu");
+  gelu_inplace(f, N * F); }
+  { FF_PROFILE("linear fc2");
+  linear(knobs, b.fc2, f, N, h); }
+  { FF_PROFILE("residual");
+  add_gated(tok, h, N, D, g2); }
 }
 
 void Dit::head(const float* tok, const LatentShape& s, const DitTime& time, float* v, Arena& arena) const {
@@ -234,6 +252,7 @@ void Dit::head(const float* tok, const LatentShape& s, const DitTime& time, floa
 
 void Dit::forward(const Knobs& knobs, const float* x, const LatentShape& s, double t, const DitText& text, float* v, Arena& arena,
                   TeaCache* cache) const {
+  FF_PROFILE("dit forward");
   arena.reset();
   DitTime time = time_embedding(t);
   const int64_t n = s.tokens() * c_.dim;
@@ -265,6 +284,7 @@ void Dit::forward(const Knobs& knobs, const float* x, const LatentShape& s, doub
     arena.rewind(after_tokens);  // block scratch is dead once the residual stream is updated
   }
   if (cache) cache->store_residual(before, tok, n);
+  FF_PROFILE("head");
   head(tok, s, time, v, arena);
 }
 

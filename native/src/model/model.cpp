@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "model/profile.h"
 #include "sampling/samplers.h"
 
 namespace ff {

@@ -3,11 +3,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <mutex>
+#include <set>
 
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "kernels/cpu/conv3d.h"
 #include "kernels/cpu/ops.h"
+#include "model/profile.h"
 
 namespace ff {
 
@@ -30,11 +33,20 @@ void add_res_block(std::vector<ParamSpec>& p, const std::string& name, int64_t a
 
 // x: [C, T, H, W] -> silu(channel_rms_norm(x) * w)
 Tensor norm_silu(const Tensor& x, const float* w) {
+  FF_PROFILE("vae norm+silu");
   Tensor y(x.shape());
   const int64_t c = x.dim(0), positions = x.numel() / c;
   channel_rms_norm(x.data(), y.data(), c, positions, w, kVaeEps);
   silu_inplace(y.data(), y.numel());
   return y;
+}
+
+// Profile labels must outlive the profile: one interned string per layer name.
+const char* profile_name(const std::string& name) {
+  static std::mutex mu;
+  static std::set<std::string> names;
+  std::lock_guard<std::mutex> lock(mu);
+  return names.insert(name).first->c_str();
 }
 
 }  // namespace
@@ -56,6 +68,7 @@ std::vector<ParamSpec> vae_params(const VaeConfig& c) {
 }
 
 Tensor VaeDecoder::conv(const std::string& name, const Tensor& x, int64_t out_channels, int kt, int kh, int kw) const {
+  FF_PROFILE(profile_name(name));
   Conv3dShape s{x.dim(0), out_channels, x.dim(1), x.dim(2), x.dim(3), kt, kh, kw};
   Tensor y({out_channels, x.dim(1), x.dim(2), x.dim(3)});
   conv3d(s, x.data(), w_.f32(name + ".weight"), w_.f32(name + ".bias"), y.data());
@@ -100,11 +113,14 @@ Tensor VaeDecoder::decode(const float* latents, const LatentShape& s) const {
     // nearest 2x spatial upsampling, then the 1x3x3 conv
     const int64_t T = x.dim(1), H = x.dim(2), W = x.dim(3);
     Tensor u({c, T, 2 * H, 2 * W});
-    ThreadPool::global().parallel_for(c * T, [&](int64_t p0, int64_t p1) {
-      for (int64_t p = p0; p < p1; ++p)
-        for (int64_t y = 0; y < 2 * H; ++y)
-          for (int64_t xx = 0; xx < 2 * W; ++xx) u.data()[(p * 2 * H + y) * 2 * W + xx] = x.data()[(p * H + y / 2) * W + xx / 2];
-    });
+    {
+      FF_PROFILE("vae upsample");
+      ThreadPool::global().parallel_for(c * T, [&](int64_t p0, int64_t p1) {
+        for (int64_t p = p0; p < p1; ++p)
+          for (int64_t y = 0; y < 2 * H; ++y)
+            for (int64_t xx = 0; xx < 2 * W; ++xx) u.data()[(p * 2 * H + y) * 2 * W + xx] = x.data()[(p * H + y / 2) * W + xx / 2];
+      });
+    }
     x = conv(up + ".space", u, c, 1, 3, 3);
   }
   return conv("vae.conv_out", norm_silu(x, w_.f32("vae.norm_out.weight")), 3, 1, 3, 3);

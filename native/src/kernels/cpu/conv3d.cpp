@@ -1,12 +1,23 @@
 #include "kernels/cpu/conv3d.h"
 
+#include "core/cpu_features.h"
 #include "core/tensor.h"
 #include "core/threadpool.h"
 #include "kernels/cpu/gemm.h"
 
 namespace ff {
 
+bool conv3d_direct_available() {
+  static const bool ok = variant_score(Variant::Avx512) > 0;
+  return ok;
+}
+
 void conv3d(const Conv3dShape& s, const float* x, const float* w, const float* bias, float* y) {
+  if (conv3d_direct_available()) return conv3d_direct_avx512(s, x, w, bias, y);
+  conv3d_im2col(s, x, w, bias, y);
+}
+
+void conv3d_im2col(const Conv3dShape& s, const float* x, const float* w, const float* bias, float* y) {
   const int64_t hw = s.height * s.width, kvol = s.kt * s.kh * s.kw, K = s.in_channels * kvol;
   const int64_t ph = s.kh / 2, pw = s.kw / 2;
   AlignedBuffer cols = aligned_floats(size_t(hw * K));

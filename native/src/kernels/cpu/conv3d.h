@@ -10,8 +10,14 @@ struct Conv3dShape {
   int64_t in_channels, out_channels, frames, height, width, kt, kh, kw;
 };
 
-// im2col of one output frame into [H*W, Ci*kt*kh*kw] then one GEMM per frame.
+// Dispatches: the direct AVX-512 kernel where the CPU has it, else conv3d_im2col.
 void conv3d(const Conv3dShape& s, const float* x, const float* w, const float* bias, float* y);
+// im2col of one output frame into [H*W, Ci*kt*kh*kw] then one GEMM per frame (any CPU).
+void conv3d_im2col(const Conv3dShape& s, const float* x, const float* w, const float* bias, float* y);
+// Direct convolution vectorised over the output width (conv3d_avx512.cpp); needs AVX-512.
+void conv3d_direct_avx512(const Conv3dShape& s, const float* x, const float* w, const float* bias, float* y);
+// Whether conv3d_direct_avx512 can run on this CPU.
+bool conv3d_direct_available();
 // Direct loops in double: the oracle.
 void conv3d_ref(const Conv3dShape& s, const float* x, const float* w, const float* bias, float* y);
 
