@@ -1,0 +1,69 @@
+// C entry points of the CUDA attention kernels over device pointers in SDPA's layout
+// [heads, n, hd] (bf16, contiguous), for bench/gpu/bench_attention.py through ctypes. Each returns
+// 0 on success, or 1 with the message in ff_cuda_last_error(). Work is queued on the given stream.
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <exception>
+#include <stdexcept>
+#include <string>
+
+#include "kernels/cuda/attention.h"
+
+namespace {
+
+thread_local std::string g_error;
+
+ff::cuda::AttnTensor bhnd(void* p, int n, int hd) { return {p, static_cast<int64_t>(n) * hd, hd}; }
+
+template <typename F>
+int guarded(F&& f) {
+  try {
+    f();
+    return 0;
+  } catch (const std::exception& e) {
+    g_error = e.what();
+    return 1;
+  }
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* ff_cuda_last_error() { return g_error.c_str(); }
+
+size_t ff_cuda_workspace_bytes(int heads, int n, int hd) {
+  return ff::cuda::attentionWorkspaceBytes({heads, n, n, hd, 0.0f});
+}
+
+int ff_cuda_flash(int heads, int n, int hd, void* q, void* k, void* v, void* out, void* stream) {
+  return guarded([&] {
+    ff::cuda::flashAttention({heads, n, n, hd, 0.0f}, bhnd(q, n, hd), bhnd(k, n, hd), bhnd(v, n, hd), bhnd(out, n, hd),
+                             static_cast<cudaStream_t>(stream));
+  });
+}
+
+int ff_cuda_sage(int heads, int n, int hd, void* q, void* k, void* v, void* out, void* ws, size_t wsBytes, void* stream) {
+  return guarded([&] {
+    ff::cuda::sageAttention({heads, n, n, hd, 0.0f}, bhnd(q, n, hd), bhnd(k, n, hd), bhnd(v, n, hd), bhnd(out, n, hd), ws,
+                            wsBytes, static_cast<cudaStream_t>(stream));
+  });
+}
+
+// proj: bf16 [hd, hd] or null (sparse branch only); selected: int32 [heads, nb, kc] or null.
+int ff_cuda_sla(int heads, int n, int hd, float topK, void* q, void* k, void* v, void* out, void* proj, void* selected,
+                void* ws, size_t wsBytes, void* stream) {
+  return guarded([&] {
+    static cublasHandle_t handle = nullptr;
+    if (!handle && cublasCreate(&handle) != CUBLAS_STATUS_SUCCESS) throw std::runtime_error("cublasCreate failed");
+    ff::cuda::SlaOptions o;
+    o.topK = topK;
+    o.projL = proj;
+    o.selectedOut = static_cast<int32_t*>(selected);
+    ff::cuda::slaAttention({heads, n, n, hd, 0.0f}, bhnd(q, n, hd), bhnd(k, n, hd), bhnd(v, n, hd), bhnd(out, n, hd), o, ws,
+                           wsBytes, handle, static_cast<cudaStream_t>(stream));
+  });
+}
+
+}  // extern "C"

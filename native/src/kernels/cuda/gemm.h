@@ -1,0 +1,16 @@
+// Linear layers on the GPU through cuBLAS: y = x W^T with x [M, K] and W [N, K] row-major (the
+// safetensors layout of a linear weight), y [M, N] row-major. bf16 operands accumulate in fp32;
+// int8 operands (W8A8) accumulate exactly in int32 (K a multiple of 4). Device pointers only; the
+// handle is bound to `stream`; failures throw std::runtime_error.
+#pragma once
+#include <cstdint>
+
+struct CUstream_st;
+struct cublasContext;
+
+namespace ff::cuda {
+
+void gemmBf16(cublasContext* h, CUstream_st* stream, int m, int n, int k, const void* x, const void* w, void* y);
+void gemmInt8(cublasContext* h, CUstream_st* stream, int m, int n, int k, const int8_t* x, const int8_t* w, int32_t* y);
+
+}  // namespace ff::cuda
