@@ -115,6 +115,31 @@ TEST(rope3d_matches_reference_and_preserves_norms) {
   CHECK(std::fabs(n0 - n1) / n0 < 1e-5);
 }
 
+TEST(layer_norm_modulate_matches_reference_then_modulation) {
+  // Row widths below, at and off the 16-lane blocks; with and without affine weights.
+  for (int64_t dim : {5, 16, 192, 203}) {
+    const int64_t rows = 37;
+    auto x = random_vector(rows * dim, 500 + dim), w = random_vector(dim, 501), b = random_vector(dim, 502);
+    auto shift = random_vector(dim, 503), scale = random_vector(dim, 504);
+    std::vector<float> y(x.size()), r(x.size());
+    for (bool affine : {false, true}) {
+      const float* wp = affine ? w.data() : nullptr;
+      const float* bp = affine ? b.data() : nullptr;
+      ff::layer_norm_modulate(x.data(), y.data(), rows, dim, wp, bp, shift.data(), scale.data(), 1e-6f);
+      ff::layer_norm_ref(x.data(), r.data(), rows, dim, wp, bp, 1e-6f);
+      for (int64_t i = 0; i < rows * dim; ++i) r[i] = float(double(r[i]) * (1.0 + scale[i % dim]) + shift[i % dim]);
+      CHECK_MSG(fftest::rel_l2(y.data(), r.data(), y.size()) < 1e-5, "dim " << dim << " affine " << affine);
+      ff::rms_norm(x.data(), y.data(), rows, dim, wp, 1e-6f);
+      ff::rms_norm_ref(x.data(), r.data(), rows, dim, wp, 1e-6f);
+      CHECK_MSG(fftest::rel_l2(y.data(), r.data(), y.size()) < 1e-5, "rms dim " << dim);
+    }
+    std::vector<float> acc = x, want(x.size());
+    ff::add_gated(acc.data(), y.data(), rows, dim, scale.data());
+    for (int64_t i = 0; i < rows * dim; ++i) want[i] = x[i] + scale[i % dim] * y[i];
+    CHECK(fftest::rel_l2(acc.data(), want.data(), acc.size()) < 1e-6);
+  }
+}
+
 TEST(conv3d_matches_reference_for_each_kernel_shape) {
   struct Case { int64_t ci, co, t, h, w, kt, kh, kw; };
   const Case cases[] = {{3, 5, 4, 6, 7, 3, 3, 3}, {4, 8, 2, 5, 5, 1, 1, 1}, {6, 3, 3, 8, 4, 1, 3, 3}};

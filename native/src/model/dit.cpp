@@ -178,8 +178,7 @@ void Dit::block(const Knobs& knobs, int i, float* tok, const LatentShape& s, con
 
   // self-attention: h = LN(tok) * (1 + sc1) + s1; tok += g1 * o(attn(rope(norm_q(q h)), rope(norm_k(k h)), v h))
   { FF_PROFILE("norm+modulate");
-  layer_norm(tok, h, N, D, nullptr, nullptr, eps);
-  modulate(h, N, D, s1, sc1); }
+  layer_norm_modulate(tok, h, N, D, nullptr, nullptr, s1, sc1, eps); }
   { FF_PROFILE("linear qkv1");
   linear(knobs, b.q1, h, N, q);  // [N, D]
   linear(knobs, b.k1, h, N, k);
@@ -214,8 +213,7 @@ void Dit::block(const Knobs& knobs, int i, float* tok, const LatentShape& s, con
   // FFN: tok += g2 * fc2(gelu(fc1(LN(tok) * (1 + sc2) + s2)))
   float* f = arena.alloc(N * F);
   { FF_PROFILE("norm+modulate");
-  layer_norm(tok, h, N, D, nullptr, nullptr, eps);
-  modulate(h, N, D, s2, sc2); }
+  layer_norm_modulate(tok, h, N, D, nullptr, nullptr, s2, sc2, eps); }
   { FF_PROFILE("linear fc1");
   linear(knobs, b.fc1, h, N, f); } // [N, F]
   { FF_PROFILE("gelu");
@@ -236,8 +234,7 @@ void Dit::head(const float* tok, const LatentShape& s, const DitTime& time, floa
   }
   float* h = arena.alloc(N * D);
   float* out = arena.alloc(N * P);
-  layer_norm(tok, h, N, D, nullptr, nullptr, float(c_.eps));
-  modulate(h, N, D, mod, mod + D);
+  layer_norm_modulate(tok, h, N, D, nullptr, nullptr, mod, mod + D, float(c_.eps));
   linear_fp32(head_proj_, h, N, out);  // [N, C*pt*ph*pw]
   for (int64_t n = 0; n < N; ++n) {    // unpatchify -> [C, T, H, W]
     int64_t gf = n / (s.grid_h * s.grid_w), gr = (n / s.grid_w) % s.grid_h, gc = n % s.grid_w;
@@ -268,8 +265,7 @@ void Dit::forward(const Knobs& knobs, const float* x, const LatentShape& s, doub
       shift[j] = time.m[j] + blocks_[0].modulation[j];
       scale[j] = time.m[D + j] + blocks_[0].modulation[D + j];
     }
-    layer_norm(tok, h, s.tokens(), D, nullptr, nullptr, float(c_.eps));
-    modulate(h, s.tokens(), D, shift.data(), scale.data());
+    layer_norm_modulate(tok, h, s.tokens(), D, nullptr, nullptr, shift.data(), scale.data(), float(c_.eps));
     if (!cache->should_compute(h, n)) {
       cache->apply_residual(tok, n);
       head(tok, s, time, v, arena);

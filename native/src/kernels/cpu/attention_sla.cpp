@@ -5,15 +5,13 @@
 #include <numeric>
 
 #include "attention_sage.h"
+#include "kernels/cpu/attention_sla_impl.h"
 #include "core/error.h"
-#include "kernels/cpu/gemm.h"
 #include "kernels/cpu/vmath.h"
 
 namespace ff::cpu {
 
 namespace {
-
-constexpr float kLinearEps = 1e-5f;
 
 // phi(x) = softmax of x over its n channels (x minus shift when given); `exact` uses libm's exp
 // (the oracle), otherwise the vectorisable exp_fast.
@@ -30,12 +28,6 @@ void softmaxChannels(const float* x, const float* shift, int64_t n, float* out, 
   }
   const float inv = 1.0f / sum;
   for (int64_t c = 0; c < n; ++c) out[c] *= inv;
-}
-
-// C[m, n] = A[m, k] . B[n, k]^T, row-major with the given leading dimensions.
-void matmulNt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
-              int64_t ldc) {
-  gemm_nt(GemmArgs{m, n, k, a, lda, b, ldb, c, ldc, nullptr, false});
 }
 
 // Mean of rows [r0, r1) of x (stride ld) minus shift -> out: [hd].
@@ -99,95 +91,18 @@ std::vector<int32_t> slaSelectBlocks(const AttentionArgs& a, int64_t head, const
   return selected;
 }
 
+void slaAttentionAvx512(const AttentionArgs& a, const SlaOptions& options, Variant variant, bool linear);
+
 void slaAttention(const AttentionArgs& a, const SlaOptions& options, Variant variant) {
   checkSla(a, options);
   if (variant == Variant::Avx512) variant = Variant::Avx2;
-  const int64_t hd = a.head_dim, hh = hd * hd;
   const int64_t nb = (a.kv_len + kSlaBlock - 1) / kSlaBlock;
-  const int64_t kc = slaSelectedCount(options.topK, nb);
-  const bool linear = kc < nb && !allZero(options.projL, hh);
-
-  std::vector<SageHead> heads(static_cast<size_t>(a.heads));
-  std::vector<std::vector<int32_t>> selected(static_cast<size_t>(a.heads));
-  parallelChunks(a.heads, [&](int64_t b, int64_t e) {
-    for (int64_t h = b; h < e; ++h) {
-      SageHead& sh = heads[static_cast<size_t>(h)];
-      prepareSageHead(a, h, variant, sh);
-      selected[static_cast<size_t>(h)] = slaSelectBlocks(a, h, sh.kMean.data(), kc);
-    }
-  });
-
-  // Linear branch state per head and key block: hBlk [hd, hd] = sum phi(k~_j) v_j^T and
-  // zBlk [hd] = sum phi(k~_j); hAll, zAll their sums over all blocks.
-  std::vector<float> hBlk, zBlk, hAll, zAll;
-  if (linear) {
-    hBlk.assign(static_cast<size_t>(a.heads * nb * hh), 0.0f);
-    zBlk.assign(static_cast<size_t>(a.heads * nb * hd), 0.0f);
-    parallelChunks(a.heads * nb, [&](int64_t b, int64_t e) {
-      // Per key block, transposed: phiT [hd, 64] = phi(k~)^T and vT [hd, 64] = v^T (zero past
-      // the last token), so that hBlk = phiT . vT^T is one small GEMM.
-      std::vector<float> phi(static_cast<size_t>(hd)), phiT(static_cast<size_t>(hd * kSlaBlock)),
-          vT(static_cast<size_t>(hd * kSlaBlock));
-      for (int64_t t = b; t < e; ++t) {
-        const int64_t h = t / nb, blk = t % nb;
-        std::fill(phiT.begin(), phiT.end(), 0.0f);
-        std::fill(vT.begin(), vT.end(), 0.0f);
-        float* zb = zBlk.data() + t * hd;
-        for (int64_t r = 0; r < std::min(kSlaBlock, a.kv_len - blk * kSlaBlock); ++r) {
-          const int64_t j = blk * kSlaBlock + r;
-          softmaxChannels(a.k + j * a.k_stride + h * hd, heads[static_cast<size_t>(h)].kMean.data(), hd, phi.data(), false);
-          const float* vj = a.v + j * a.v_stride + h * hd;
-          for (int64_t c = 0; c < hd; ++c) {
-            phiT[static_cast<size_t>(c * kSlaBlock + r)] = phi[static_cast<size_t>(c)];
-            vT[static_cast<size_t>(c * kSlaBlock + r)] = vj[c];
-            zb[c] += phi[static_cast<size_t>(c)];
-          }
-        }
-        matmulNt(hd, hd, kSlaBlock, phiT.data(), kSlaBlock, vT.data(), kSlaBlock, hBlk.data() + t * hh, hd);
-      }
-    });
-    hAll.assign(static_cast<size_t>(a.heads * hh), 0.0f);
-    zAll.assign(static_cast<size_t>(a.heads * hd), 0.0f);
-    for (int64_t h = 0; h < a.heads; ++h)
-      for (int64_t blk = 0; blk < nb; ++blk) {
-        for (int64_t i = 0; i < hh; ++i) hAll[static_cast<size_t>(h * hh + i)] += hBlk[static_cast<size_t>((h * nb + blk) * hh + i)];
-        for (int64_t i = 0; i < hd; ++i) zAll[static_cast<size_t>(h * hd + i)] += zBlk[static_cast<size_t>((h * nb + blk) * hd + i)];
-      }
-  }
-
-  parallelChunks(a.heads * nb, [&](int64_t b, int64_t e) {
-    std::vector<float> hRest(static_cast<size_t>(hh)), zRest(static_cast<size_t>(hd)), gT(static_cast<size_t>(hh));
-    std::vector<float> phiQ(static_cast<size_t>(kSlaBlock * hd)), num(static_cast<size_t>(kSlaBlock * hd));
-    for (int64_t t = b; t < e; ++t) {
-      const int64_t h = t / nb, qb = t % nb;
-      const int32_t* sel = selected[static_cast<size_t>(h)].data() + qb * kc;
-      float* out = a.out + qb * kSlaBlock * a.out_stride + h * hd;
-      sageQueryBlock(heads[static_cast<size_t>(h)], qb, sel, kc, out, a.out_stride);
-      if (!linear) continue;
-      // Unselected blocks R(b): all blocks minus the selected ones.
-      std::copy_n(hAll.data() + h * hh, hh, hRest.begin());
-      std::copy_n(zAll.data() + h * hd, hd, zRest.begin());
-      for (int64_t s = 0; s < kc; ++s) {
-        const float* hb = hBlk.data() + (h * nb + sel[s]) * hh;
-        const float* zb = zBlk.data() + (h * nb + sel[s]) * hd;
-        for (int64_t i = 0; i < hh; ++i) hRest[static_cast<size_t>(i)] -= hb[i];
-        for (int64_t i = 0; i < hd; ++i) zRest[static_cast<size_t>(i)] -= zb[i];
-      }
-      // o_l proj_l^T = phi(q)^T (hRest proj_l^T) / (phi(q) . zRest + eps); gT = proj_l hRest^T.
-      matmulNt(hd, hd, hd, options.projL, hd, hRest.data(), hd, gT.data(), hd);
-      const int64_t rows = std::min(kSlaBlock, a.q_len - qb * kSlaBlock);
-      for (int64_t r = 0; r < rows; ++r)
-        softmaxChannels(a.q + (qb * kSlaBlock + r) * a.q_stride + h * hd, nullptr, hd, phiQ.data() + r * hd, false);
-      matmulNt(rows, hd, hd, phiQ.data(), hd, gT.data(), hd, num.data(), hd);  // [rows, hd]
-      for (int64_t r = 0; r < rows; ++r) {
-        const float* phi = phiQ.data() + r * hd;
-        float den = kLinearEps;
-        for (int64_t c = 0; c < hd; ++c) den += phi[c] * zRest[static_cast<size_t>(c)];
-        const float inv = 1.0f / den;
-        for (int64_t d = 0; d < hd; ++d) out[r * a.out_stride + d] += num[static_cast<size_t>(r * hd + d)] * inv;
-      }
-    }
-  });
+  const bool linear = slaSelectedCount(options.topK, nb) < nb && !allZero(options.projL, a.head_dim * a.head_dim);
+  // The linear branch's loops run 16 lanes wide where the requested sparse variant is an
+  // AVX-512 one (Vnni, Amx); Scalar and Avx2 requests run the baseline build of the same code.
+  if (variant_score(Variant::Avx512) > 0 && (variant == Variant::Vnni || variant == Variant::Amx))
+    return slaAttentionAvx512(a, options, variant, linear);
+  sla_detail::slaAttentionImpl(a, options, variant, linear);
 }
 
 void slaAttentionReference(const AttentionArgs& a, const SlaOptions& options) {
@@ -237,7 +152,7 @@ void slaAttentionReference(const AttentionArgs& a, const SlaOptions& options) {
         for (int64_t d = 0; d < hd; ++d) out[d] = static_cast<float>(os[static_cast<size_t>(d)] / den);
         if (kc == nb || options.projL == nullptr) continue;
         softmaxChannels(qi, nullptr, hd, phi.data(), true);
-        double lden = kLinearEps;
+        double lden = sla_detail::kLinearEps;
         for (int64_t c = 0; c < hd; ++c) lden += phi[static_cast<size_t>(c)] * zr[static_cast<size_t>(c)];
         for (int64_t d = 0; d < hd; ++d) {
           double num = 0.0;

@@ -3,35 +3,51 @@
 #include <cmath>
 #include <vector>
 
+#include "core/cpu_features.h"
 #include "core/threadpool.h"
+#include "kernels/cpu/ops_impl.h"
 #include "kernels/cpu/vmath.h"
 
 namespace ff {
 
+// ops_avx512.cpp: the same loops compiled 16 lanes wide.
+void gelu_span_avx512(float* x, int64_t n);
+void silu_span_avx512(float* x, int64_t n);
+void layer_norm_rows_avx512(const float* x, float* y, int64_t r0, int64_t r1, int64_t dim, const float* w, const float* b,
+                            const float* shift, const float* scale, float eps);
+void rms_norm_rows_avx512(const float* x, float* y, int64_t r0, int64_t r1, int64_t dim, const float* w, float eps);
+void add_gated_rows_avx512(float* x, const float* y, int64_t r0, int64_t r1, int64_t dim, const float* gate);
+
 namespace {
+
+bool have_avx512() {
+  static const bool ok = variant_score(Variant::Avx512) > 0;
+  return ok;
+}
+
+void gelu_span(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = gelu_fast(x[i]);
+}
+
+void silu_span(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = silu_fast(x[i]);
+}
+
 void rows_parallel(int64_t rows, int64_t dim, const std::function<void(int64_t, int64_t)>& fn) {
   ThreadPool::global().parallel_for(rows, fn, std::max<int64_t>(1, 16384 / std::max<int64_t>(dim, 1)));
 }
 }  // namespace
 
 void layer_norm(const float* x, float* y, int64_t rows, int64_t dim, const float* w, const float* b, float eps) {
+  layer_norm_modulate(x, y, rows, dim, w, b, nullptr, nullptr, eps);
+}
+
+void layer_norm_modulate(const float* x, float* y, int64_t rows, int64_t dim, const float* w, const float* b,
+                         const float* shift, const float* scale, float eps) {
+  const bool wide = have_avx512();
   rows_parallel(rows, dim, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const float* xr = x + r * dim;
-      float* yr = y + r * dim;
-      float sum = 0.f;
-      for (int64_t i = 0; i < dim; ++i) sum += xr[i];
-      float mean = sum / dim;
-      float var = 0.f;
-      for (int64_t i = 0; i < dim; ++i) var += (xr[i] - mean) * (xr[i] - mean);
-      float inv = 1.0f / std::sqrt(var / dim + eps);
-      for (int64_t i = 0; i < dim; ++i) {
-        float v = (xr[i] - mean) * inv;
-        if (w) v *= w[i];
-        if (b) v += b[i];
-        yr[i] = v;
-      }
-    }
+    if (wide) return layer_norm_rows_avx512(x, y, r0, r1, dim, w, b, shift, scale, eps);
+    for (int64_t r = r0; r < r1; ++r) ops_detail::layer_norm_row(x + r * dim, y + r * dim, dim, w, b, shift, scale, eps);
   });
 }
 
@@ -48,15 +64,10 @@ void layer_norm_ref(const float* x, float* y, int64_t rows, int64_t dim, const f
 }
 
 void rms_norm(const float* x, float* y, int64_t rows, int64_t dim, const float* w, float eps) {
+  const bool wide = have_avx512();
   rows_parallel(rows, dim, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const float* xr = x + r * dim;
-      float* yr = y + r * dim;
-      float ss = 0.f;
-      for (int64_t i = 0; i < dim; ++i) ss += xr[i] * xr[i];
-      float inv = 1.0f / std::sqrt(ss / dim + eps);
-      for (int64_t i = 0; i < dim; ++i) yr[i] = xr[i] * inv * (w ? w[i] : 1.0f);
-    }
+    if (wide) return rms_norm_rows_avx512(x, y, r0, r1, dim, w, eps);
+    for (int64_t r = r0; r < r1; ++r) ops_detail::rms_norm_row(x + r * dim, y + r * dim, dim, w, eps);
   });
 }
 
@@ -101,9 +112,8 @@ void channel_rms_norm_ref(const float* x, float* y, int64_t channels, int64_t po
 }
 
 void gelu_inplace(float* x, int64_t n) {
-  ThreadPool::global().parallel_for(n, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) x[i] = gelu_fast(x[i]);
-  }, 16384);
+  auto* span = have_avx512() ? gelu_span_avx512 : gelu_span;
+  ThreadPool::global().parallel_for(n, [&](int64_t b, int64_t e) { span(x + b, e - b); }, 16384);
 }
 
 void gelu_ref(float* x, int64_t n) {
@@ -114,9 +124,8 @@ void gelu_ref(float* x, int64_t n) {
 }
 
 void silu_inplace(float* x, int64_t n) {
-  ThreadPool::global().parallel_for(n, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) x[i] = silu_fast(x[i]);
-  }, 16384);
+  auto* span = have_avx512() ? silu_span_avx512 : silu_span;
+  ThreadPool::global().parallel_for(n, [&](int64_t b, int64_t e) { span(x + b, e - b); }, 16384);
 }
 
 void silu_ref(float* x, int64_t n) {
@@ -131,13 +140,10 @@ void modulate(float* x, int64_t rows, int64_t dim, const float* shift, const flo
 }
 
 void add_gated(float* x, const float* y, int64_t rows, int64_t dim, const float* gate) {
+  const bool wide = have_avx512();
   rows_parallel(rows, dim, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      if (gate)
-        for (int64_t i = 0; i < dim; ++i) x[r * dim + i] += gate[i] * y[r * dim + i];
-      else
-        for (int64_t i = 0; i < dim; ++i) x[r * dim + i] += y[r * dim + i];
-    }
+    if (wide) return add_gated_rows_avx512(x, y, r0, r1, dim, gate);
+    for (int64_t r = r0; r < r1; ++r) ops_detail::add_gated_row(x + r * dim, y + r * dim, dim, gate);
   });
 }
 
@@ -157,17 +163,32 @@ template <class Real>
 void rope3d_impl(float* x, int64_t stride, int64_t heads, int64_t head_dim, RopeGrid grid, double theta, bool parallel) {
   int64_t tokens = grid.frames * grid.rows * grid.cols;
   auto parts = rope_parts(head_dim);
-  // Angles per (axis position, pair) are shared by every token and head: table [hd/2] per token.
+  // cos/sin per (axis position, pair), shared by every token and head: one table per axis
+  // [positions][pairs of that part], built once per call.
+  const int64_t extent[3] = {grid.frames, grid.rows, grid.cols};
+  std::vector<Real> cos_t[3], sin_t[3];
+  for (const RopePart& p : parts) {
+    const int64_t pairs = p.size / 2;
+    cos_t[p.axis].resize(extent[p.axis] * pairs);
+    sin_t[p.axis].resize(extent[p.axis] * pairs);
+    for (int64_t pos = 0; pos < extent[p.axis]; ++pos)
+      for (int64_t j = 0; j < pairs; ++j) {
+        Real angle = Real(pos) * Real(std::pow(theta, -2.0 * double(j) / double(p.size)));
+        cos_t[p.axis][pos * pairs + j] = std::cos(angle);
+        sin_t[p.axis][pos * pairs + j] = std::sin(angle);
+      }
+  }
   auto body = [&](int64_t t0, int64_t t1) {
     std::vector<Real> cs(head_dim / 2), sn(head_dim / 2);
     for (int64_t n = t0; n < t1; ++n) {
       int64_t pos[3] = {n / (grid.rows * grid.cols), (n / grid.cols) % grid.rows, n % grid.cols};
-      for (const RopePart& p : parts)
-        for (int64_t j = 0; j < p.size / 2; ++j) {
-          Real angle = Real(pos[p.axis]) * Real(std::pow(theta, -2.0 * double(j) / double(p.size)));
-          cs[p.offset / 2 + j] = std::cos(angle);
-          sn[p.offset / 2 + j] = std::sin(angle);
+      for (const RopePart& p : parts) {
+        const int64_t pairs = p.size / 2;
+        for (int64_t j = 0; j < pairs; ++j) {
+          cs[p.offset / 2 + j] = cos_t[p.axis][pos[p.axis] * pairs + j];
+          sn[p.offset / 2 + j] = sin_t[p.axis][pos[p.axis] * pairs + j];
         }
+      }
       for (int64_t h = 0; h < heads; ++h) {
         float* v = x + n * stride + h * head_dim;
         for (int64_t j = 0; j < head_dim / 2; ++j) {
@@ -178,7 +199,7 @@ void rope3d_impl(float* x, int64_t stride, int64_t heads, int64_t head_dim, Rope
       }
     }
   };
-  if (parallel) ThreadPool::global().parallel_for(tokens, body, 16);
+  if (parallel) ThreadPool::global().parallel_for(tokens, body, 64);
   else body(0, tokens);
 }
 

@@ -7,6 +7,9 @@ namespace ff {
 
 // x: [rows, dim] -> y: [rows, dim]; y = (x - mean) / sqrt(var + eps) * w + b (w, b may be null).
 void layer_norm(const float* x, float* y, int64_t rows, int64_t dim, const float* w, const float* b, float eps);
+// layer_norm then modulate in one pass: y = LN(x) * (1 + scale) + shift (shift/scale may be null).
+void layer_norm_modulate(const float* x, float* y, int64_t rows, int64_t dim, const float* w, const float* b,
+                         const float* shift, const float* scale, float eps);
 void layer_norm_ref(const float* x, float* y, int64_t rows, int64_t dim, const float* w, const float* b, float eps);
 // x: [rows, dim] -> y; y = x / sqrt(mean(x^2) + eps) * w (w may be null). x may equal y.
 void rms_norm(const float* x, float* y, int64_t rows, int64_t dim, const float* w, float eps);

@@ -1,0 +1,180 @@
+// The fast SLA path (attention_sla.h), compiled once per instruction set: attention_sla.cpp
+// (baseline x86-64) and attention_sla_avx512.cpp (AVX-512; the plain loops below vectorise 16
+// lanes wide there). The sparse branch is sageQueryBlock on the requested variant.
+//
+// Linear branch, per head, with vp_j = proj_l v_j (v projected once per token):
+//   G_b = sum_{j in block b} phi(k~_j) vp_j^T  [hd, hd],  z_b = sum_{j in b} phi(k~_j)  [hd]
+//   for query block q: G_R = sum_b G_b - sum_{b selected} G_b (likewise z_R), and each query row
+//   gets  phi(q)^T G_R / (phi(q) . z_R + eps),  which equals o_l proj_l^T of docs/MODEL.md
+// since proj_l is linear: no per-query-block GEMM remains, only [64, hd] x [hd, hd] loops.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels/cpu/attention_sage.h"
+#include "kernels/cpu/attention_sla.h"
+#include "kernels/cpu/vmath.h"
+
+// Internal linkage on purpose (see gemm_driver.h): each file compiles its own copy.
+namespace ff::cpu::sla_detail {
+namespace {
+
+constexpr float kLinearEps = 1e-5f;
+
+// phi(x) = softmax over the n channels of x - shift (shift may be null), exp_fast. The max and
+// the sum run in 16 independent lanes so they vectorise without reassociating flags.
+inline void softmaxFast(const float* x, const float* shift, int64_t n, float* out) {
+  constexpr int64_t L = 16;
+  float lane[L];
+  for (int64_t c = 0; c < n; ++c) out[c] = shift ? x[c] - shift[c] : x[c];
+  for (int64_t l = 0; l < L; ++l) lane[l] = -INFINITY;
+  int64_t c = 0;
+  for (; c + L <= n; c += L)
+    for (int64_t l = 0; l < L; ++l) lane[l] = out[c + l] > lane[l] ? out[c + l] : lane[l];
+  float mx = -INFINITY;
+  for (; c < n; ++c) mx = out[c] > mx ? out[c] : mx;
+  for (int64_t l = 0; l < L; ++l) mx = lane[l] > mx ? lane[l] : mx;
+  for (int64_t l = 0; l < L; ++l) lane[l] = 0.0f;
+  for (c = 0; c + L <= n; c += L)
+    for (int64_t l = 0; l < L; ++l) {
+      out[c + l] = exp_fast(out[c + l] - mx);
+      lane[l] += out[c + l];
+    }
+  float sum = 0.0f;
+  for (; c < n; ++c) {
+    out[c] = exp_fast(out[c] - mx);
+    sum += out[c];
+  }
+  for (int64_t l = 0; l < L; ++l) sum += lane[l];
+  const float inv = 1.0f / sum;
+  for (c = 0; c < n; ++c) out[c] *= inv;
+}
+
+// out[0, n) = sum_{i < m} x[i] * rows[i * n, +n): the accumulator stays in registers when n is
+// the compile-time HD (64, the family's head dim); HD 0 takes n at run time (n <= 256).
+template <int HD>
+inline void combineRows(const float* x, int64_t m, const float* rows, int64_t n, int64_t stride_x, float* out) {
+  const int64_t width = HD ? HD : n;
+  float acc[HD ? HD : kSageMaxHeadDim];
+  for (int64_t d = 0; d < width; ++d) acc[d] = 0.0f;
+  for (int64_t i = 0; i < m; ++i) {
+    const float s = x[i * stride_x];
+    const float* r = rows + i * width;
+    for (int64_t d = 0; d < width; ++d) acc[d] += s * r[d];
+  }
+  for (int64_t d = 0; d < width; ++d) out[d] = acc[d];
+}
+
+// Scratch that lives as long as the calling thread, so a forward allocates (and page-faults)
+// once instead of once per layer.
+inline std::vector<float>& scratch(int slot, size_t n) {
+  thread_local std::vector<float> buffers[4];
+  std::vector<float>& b = buffers[slot];
+  if (b.size() < n) b.resize(n);
+  return b;
+}
+
+void slaAttentionImpl(const AttentionArgs& a, const SlaOptions& options, Variant variant, bool linear) {
+  const int64_t hd = a.head_dim, hh = hd * hd;
+  const int64_t nb = (a.kv_len + kSlaBlock - 1) / kSlaBlock;
+  const int64_t kc = slaSelectedCount(options.topK, nb);
+
+  std::vector<SageHead> heads(static_cast<size_t>(a.heads));
+  std::vector<std::vector<int32_t>> selected(static_cast<size_t>(a.heads));
+  parallelChunks(a.heads, [&](int64_t b, int64_t e) {
+    for (int64_t h = b; h < e; ++h) {
+      SageHead& sh = heads[static_cast<size_t>(h)];
+      prepareSageHead(a, h, variant, sh);
+      selected[static_cast<size_t>(h)] = slaSelectBlocks(a, h, sh.kMean.data(), kc);
+    }
+  });
+
+  float* gBlk = nullptr;  // [heads, nb, hd, hd]
+  float* zBlk = nullptr;  // [heads, nb, hd]
+  std::vector<float> gAll, zAll, projT;
+  if (linear) {
+    gBlk = scratch(0, static_cast<size_t>(a.heads * nb * hh)).data();
+    zBlk = scratch(1, static_cast<size_t>(a.heads * nb * hd)).data();
+    projT.resize(static_cast<size_t>(hh));  // projT[f, d] = proj_l[d, f]
+    for (int64_t d = 0; d < hd; ++d)
+      for (int64_t f = 0; f < hd; ++f) projT[static_cast<size_t>(f * hd + d)] = options.projL[d * hd + f];
+    parallelChunks(a.heads * nb, [&](int64_t b, int64_t e) {
+      // Per key block: phi [rows, hd] = phi(k~), vp [rows, hd] = v proj_l^T, then
+      // G = phi^T vp row by row and z = column sums of phi.
+      std::vector<float> phi(static_cast<size_t>(kSlaBlock * hd)), vp(static_cast<size_t>(kSlaBlock * hd));
+      for (int64_t t = b; t < e; ++t) {
+        const int64_t h = t / nb, blk = t % nb;
+        float* g = gBlk + t * hh;
+        float* z = zBlk + t * hd;
+        const int64_t rows = std::min(kSlaBlock, a.kv_len - blk * kSlaBlock);
+        for (int64_t r = 0; r < rows; ++r) {
+          const int64_t j = blk * kSlaBlock + r;
+          softmaxFast(a.k + j * a.k_stride + h * hd, heads[static_cast<size_t>(h)].kMean.data(), hd, phi.data() + r * hd);
+          const float* vj = a.v + j * a.v_stride + h * hd;
+          if (hd == 64) combineRows<64>(vj, hd, projT.data(), hd, 1, vp.data() + r * hd);
+          else combineRows<0>(vj, hd, projT.data(), hd, 1, vp.data() + r * hd);
+        }
+        for (int64_t c = 0; c < hd; ++c) {
+          if (hd == 64) combineRows<64>(phi.data() + c, rows, vp.data(), hd, hd, g + c * hd);
+          else combineRows<0>(phi.data() + c, rows, vp.data(), hd, hd, g + c * hd);
+        }
+        std::fill(z, z + hd, 0.0f);
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t c = 0; c < hd; ++c) z[c] += phi[static_cast<size_t>(r * hd + c)];
+      }
+    });
+    gAll.assign(static_cast<size_t>(a.heads * hh), 0.0f);
+    zAll.assign(static_cast<size_t>(a.heads * hd), 0.0f);
+    for (int64_t h = 0; h < a.heads; ++h)
+      for (int64_t blk = 0; blk < nb; ++blk) {
+        const float* g = gBlk + (h * nb + blk) * hh;
+        const float* z = zBlk + (h * nb + blk) * hd;
+        float* ga = gAll.data() + h * hh;
+        float* za = zAll.data() + h * hd;
+        for (int64_t i = 0; i < hh; ++i) ga[i] += g[i];
+        for (int64_t i = 0; i < hd; ++i) za[i] += z[i];
+      }
+  }
+
+  parallelChunks(a.heads * nb, [&](int64_t b, int64_t e) {
+    std::vector<float> gRest(static_cast<size_t>(hh)), zRest(static_cast<size_t>(hd));
+    std::vector<float> phiQ(static_cast<size_t>(hd)), num(static_cast<size_t>(hd));
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t h = t / nb, qb = t % nb;
+      const int32_t* sel = selected[static_cast<size_t>(h)].data() + qb * kc;
+      float* out = a.out + qb * kSlaBlock * a.out_stride + h * hd;
+      sageQueryBlock(heads[static_cast<size_t>(h)], qb, sel, kc, out, a.out_stride);
+      if (!linear) continue;
+      std::copy_n(gAll.data() + h * hh, hh, gRest.begin());
+      std::copy_n(zAll.data() + h * hd, hd, zRest.begin());
+      for (int64_t s = 0; s < kc; ++s) {
+        const float* g = gBlk + (h * nb + sel[s]) * hh;
+        const float* z = zBlk + (h * nb + sel[s]) * hd;
+        for (int64_t i = 0; i < hh; ++i) gRest[static_cast<size_t>(i)] -= g[i];
+        for (int64_t i = 0; i < hd; ++i) zRest[static_cast<size_t>(i)] -= z[i];
+      }
+      const int64_t rows = std::min(kSlaBlock, a.q_len - qb * kSlaBlock);
+      for (int64_t r = 0; r < rows; ++r) {
+        softmaxFast(a.q + (qb * kSlaBlock + r) * a.q_stride + h * hd, nullptr, hd, phiQ.data());
+        float den = kLinearEps;
+        {
+          float lane[16] = {};
+          int64_t c = 0;
+          for (; c + 16 <= hd; c += 16)
+            for (int64_t l = 0; l < 16; ++l) lane[l] += phiQ[static_cast<size_t>(c + l)] * zRest[static_cast<size_t>(c + l)];
+          for (; c < hd; ++c) den += phiQ[static_cast<size_t>(c)] * zRest[static_cast<size_t>(c)];
+          for (int64_t l = 0; l < 16; ++l) den += lane[l];
+        }
+        if (hd == 64) combineRows<64>(phiQ.data(), hd, gRest.data(), hd, 1, num.data());
+        else combineRows<0>(phiQ.data(), hd, gRest.data(), hd, 1, num.data());
+        const float inv = 1.0f / den;
+        float* o = out + r * a.out_stride;
+        for (int64_t d = 0; d < hd; ++d) o[d] += num[static_cast<size_t>(d)] * inv;
+      }
+    }
+  });
+}
+
+}  // namespace
+}  // namespace ff::cpu::sla_detail

@@ -1,0 +1,83 @@
+// Row kernels of ops.h compiled once per instruction set (ops.cpp for baseline x86-64,
+// ops_avx512.cpp 16 lanes wide). Reductions run in 16 independent lanes so they vectorise
+// without reassociating flags; each row is one pass to reduce and one to write.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+// Internal linkage on purpose (see gemm_driver.h): each file compiles its own copy.
+namespace ff::ops_detail {
+namespace {
+
+constexpr int64_t kLanes = 16;
+
+// sum of x[i] and of x[i]^2 over n values
+inline void sums(const float* x, int64_t n, float& s1, float& s2) {
+  float a[kLanes] = {}, b[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) {
+      a[l] += x[i + l];
+      b[l] += x[i + l] * x[i + l];
+    }
+  s1 = 0.f;
+  s2 = 0.f;
+  for (; i < n; ++i) {
+    s1 += x[i];
+    s2 += x[i] * x[i];
+  }
+  for (int64_t l = 0; l < kLanes; ++l) {
+    s1 += a[l];
+    s2 += b[l];
+  }
+}
+
+// sum of (x[i] - mean)^2
+inline float centered_squares(const float* x, int64_t n, float mean) {
+  float a[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) a[l] += (x[i + l] - mean) * (x[i + l] - mean);
+  float s = 0.f;
+  for (; i < n; ++i) s += (x[i] - mean) * (x[i] - mean);
+  for (int64_t l = 0; l < kLanes; ++l) s += a[l];
+  return s;
+}
+
+// y = ((x - mean) / sqrt(var + eps) * w + b) * (1 + scale) + shift; each of w, b, shift/scale
+// may be null (shift and scale come together).
+inline void layer_norm_row(const float* __restrict x, float* __restrict y, int64_t dim, const float* w, const float* b,
+                           const float* shift, const float* scale, float eps) {
+  float s1, s2;
+  sums(x, dim, s1, s2);
+  const float mean = s1 / float(dim);
+  const float var = centered_squares(x, dim, mean) / float(dim);
+  const float inv = 1.0f / std::sqrt(var + eps);
+  for (int64_t i = 0; i < dim; ++i) {
+    float v = (x[i] - mean) * inv;
+    if (w) v *= w[i];
+    if (b) v += b[i];
+    if (scale) v = v * (1.0f + scale[i]) + shift[i];
+    y[i] = v;
+  }
+}
+
+inline void rms_norm_row(const float* x, float* y, int64_t dim, const float* w, float eps) {
+  float s1, s2;
+  sums(x, dim, s1, s2);
+  const float inv = 1.0f / std::sqrt(s2 / float(dim) + eps);
+  if (w)
+    for (int64_t i = 0; i < dim; ++i) y[i] = x[i] * inv * w[i];
+  else
+    for (int64_t i = 0; i < dim; ++i) y[i] = x[i] * inv;
+}
+
+inline void add_gated_row(float* __restrict x, const float* __restrict y, int64_t dim, const float* gate) {
+  if (gate)
+    for (int64_t i = 0; i < dim; ++i) x[i] += gate[i] * y[i];
+  else
+    for (int64_t i = 0; i < dim; ++i) x[i] += y[i];
+}
+
+}  // namespace
+}  // namespace ff::ops_detail
