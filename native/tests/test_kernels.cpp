@@ -47,8 +47,11 @@ TEST(exp_fast_is_accurate_over_its_range) {
 }
 
 TEST(attention_dense_matches_reference_with_and_without_mask) {
-  for (int masked = 0; masked < 2; ++masked) {
-    const int64_t nq = 45, nk = masked ? 16 : 131, heads = 3, hd = 24, stride = heads * hd + 5;
+  // Long key sets (64-key blocks) and short ones (one 16-key block, as the text's).
+  struct Case { int masked; int64_t nk; };
+  for (Case c : {Case{0, 131}, Case{1, 16}, Case{0, 7}, Case{0, 16}, Case{0, 17}}) {
+    const int masked = c.masked;
+    const int64_t nq = 45, nk = c.nk, heads = 3, hd = 24, stride = heads * hd + 5;
     auto q = random_vector(nq * stride, 11 + masked, 2.0f), k = random_vector(nk * stride, 12, 2.0f), v = random_vector(nk * stride, 13);
     std::vector<uint8_t> mask(nk, 1);
     if (masked)
@@ -60,7 +63,7 @@ TEST(attention_dense_matches_reference_with_and_without_mask) {
     a.out = ref.data();
     ff::attention_reference(a);
     double err = fftest::rel_l2(out.data(), ref.data(), out.size());
-    CHECK_MSG(err < 1e-5, "masked=" << masked << " relL2=" << err);
+    CHECK_MSG(err < 1e-5, "masked=" << masked << " nk=" << nk << " relL2=" << err);
     if (ff::variant_score(ff::Variant::Avx512) > 0) {
       a.out = out.data();
       ff::attention_dense_variant(ff::Variant::Scalar, a);

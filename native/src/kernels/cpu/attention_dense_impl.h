@@ -15,13 +15,17 @@
 namespace ff {
 namespace {  // internal linkage: one copy per instruction set
 
-constexpr int64_t kQueryBlock = 32, kKeyBlock = 64, kRows = 4;
+constexpr int64_t kQueryBlock = 32, kRows = 4;
+// Keys per block: 64, or 16 when the whole key set fits in 16 (cross-attention to the text), so
+// short key sets are not padded fourfold.
+constexpr int64_t kKeyBlockLong = 64, kKeyBlockShort = 16;
 static_assert(kQueryBlock % kRows == 0, "query blocks split into whole row groups");
 
 // Scores and P·V for kRows queries at once: each K-column and V-row load feeds kRows FMAs.
 // q: kRows query rows (pre-scaled, zero rows beyond the block), kt: transposed keys [hd, ...] with
 // row stride kt_stride starting at this key block, v: key rows (stride v_stride), o: [kRows, hd]
 // running outputs.
+template <int64_t kKeyBlock>
 inline void attention_rows(const float* __restrict q, int64_t hd, const float* __restrict kt, int64_t kt_stride, int64_t nk,
                            const uint8_t* mask,
                            const float* v, int64_t v_stride, float* __restrict o, float* row_max, float* row_sum) {
@@ -96,7 +100,8 @@ inline void attention_rows(const float* __restrict q, int64_t hd, const float* _
     }
 }
 
-void attention_dense_impl(const AttentionArgs& a) {
+template <int64_t kKeyBlock>
+void attention_dense_blocks(const AttentionArgs& a) {
   const int64_t hd = a.head_dim, q_blocks = (a.q_len + kQueryBlock - 1) / kQueryBlock;
   // Keys transposed once per call: kt[h][d][j], j padded with zero keys to whole key blocks.
   const int64_t kv_pad = (a.kv_len + kKeyBlock - 1) / kKeyBlock * kKeyBlock;
@@ -125,7 +130,7 @@ void attention_dense_impl(const AttentionArgs& a) {
         const int64_t nk = std::min(kKeyBlock, a.kv_len - j0);
         const uint8_t* mask = a.key_mask ? a.key_mask + j0 : nullptr;
         for (int64_t i = 0; i < nq; i += kRows)
-          attention_rows(qs.get() + i * hd, hd, kt_head + j0, kv_pad, nk, mask, a.v + j0 * a.v_stride + h * hd, a.v_stride,
+          attention_rows<kKeyBlock>(qs.get() + i * hd, hd, kt_head + j0, kv_pad, nk, mask, a.v + j0 * a.v_stride + h * hd, a.v_stride,
                          acc.get() + i * hd, row_max + i, row_sum + i);
       }
       for (int64_t i = 0; i < nq; ++i) {
@@ -135,6 +140,11 @@ void attention_dense_impl(const AttentionArgs& a) {
       }
     }
   });
+}
+
+void attention_dense_impl(const AttentionArgs& a) {
+  if (a.kv_len <= kKeyBlockShort) return attention_dense_blocks<kKeyBlockShort>(a);
+  attention_dense_blocks<kKeyBlockLong>(a);
 }
 
 }  // namespace
