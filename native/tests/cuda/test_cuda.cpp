@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <stdexcept>
@@ -19,6 +20,8 @@
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/gemm.h"
+#include "kernels/cuda/ops.h"
+#include "kernels/cpu/ops.h"
 
 namespace {
 
@@ -52,17 +55,29 @@ struct DeviceBuffer {
   void poison() { FF_CUDA(cudaMemset(p, 0xFF, bytes)); }
 };
 
-DeviceBuffer uploadBf16(const std::vector<float>& v) {
-  std::vector<uint16_t> h(v.size());
-  for (size_t i = 0; i < v.size(); ++i) h[i] = toBf16(v[i]);
-  DeviceBuffer d(h.size() * 2);
-  FF_CUDA(cudaMemcpy(d.p, h.data(), d.bytes, cudaMemcpyHostToDevice));
+DeviceBuffer uploadBytes(const void* src, size_t bytes) {
+  DeviceBuffer d(bytes);
+  FF_CUDA(cudaMemcpy(d.p, src, bytes, cudaMemcpyHostToDevice));
   return d;
 }
 
+template <typename T>
+std::vector<T> download(const DeviceBuffer& d, size_t n) {
+  std::vector<T> h(n);
+  FF_CUDA(cudaMemcpy(h.data(), d.p, n * sizeof(T), cudaMemcpyDeviceToHost));
+  return h;
+}
+
+DeviceBuffer uploadF32(const std::vector<float>& v) { return uploadBytes(v.data(), v.size() * 4); }
+
+DeviceBuffer uploadBf16(const std::vector<float>& v) {
+  std::vector<uint16_t> h(v.size());
+  for (size_t i = 0; i < v.size(); ++i) h[i] = toBf16(v[i]);
+  return uploadBytes(h.data(), h.size() * 2);
+}
+
 std::vector<float> downloadBf16(const DeviceBuffer& d, size_t n) {
-  std::vector<uint16_t> h(n);
-  FF_CUDA(cudaMemcpy(h.data(), d.p, n * 2, cudaMemcpyDeviceToHost));
+  const std::vector<uint16_t> h = download<uint16_t>(d, n);
   std::vector<float> v(n);
   for (size_t i = 0; i < n; ++i) v[i] = fromBf16(h[i]);
   return v;
@@ -210,8 +225,7 @@ void testSla(const AttnCase& c, float topK, bool withProj, cublasHandle_t cublas
   FF_CUDA(cudaDeviceSynchronize());
 
   // The block map must be exactly the CPU engine's.
-  std::vector<int32_t> gotSel(static_cast<size_t>(c.heads) * nb * kc);
-  FF_CUDA(cudaMemcpy(gotSel.data(), sel.p, gotSel.size() * 4, cudaMemcpyDeviceToHost));
+  const std::vector<int32_t> gotSel = download<int32_t>(sel, static_cast<size_t>(c.heads) * nb * kc);
   size_t rowsDiffer = 0;
   for (int h = 0; h < c.heads; ++h) {
     const std::vector<float> mean = ff::cpu::keyChannelMean(args, h);
@@ -248,14 +262,11 @@ void testGemm(cublasHandle_t cublas) {
   std::vector<int8_t> xi(static_cast<size_t>(m) * k), wi(static_cast<size_t>(n) * k);
   for (auto& e : xi) e = static_cast<int8_t>(di(g_rng));
   for (auto& e : wi) e = static_cast<int8_t>(di(g_rng));
-  DeviceBuffer dxi(xi.size()), dwi(wi.size()), dyi(ref.size() * 4);
-  FF_CUDA(cudaMemcpy(dxi.p, xi.data(), xi.size(), cudaMemcpyHostToDevice));
-  FF_CUDA(cudaMemcpy(dwi.p, wi.data(), wi.size(), cudaMemcpyHostToDevice));
+  DeviceBuffer dxi = uploadBytes(xi.data(), xi.size()), dwi = uploadBytes(wi.data(), wi.size()), dyi(ref.size() * 4);
   dyi.poison();
   ff::cuda::gemmInt8(cublas, nullptr, m, n, k, static_cast<int8_t*>(dxi.p), static_cast<int8_t*>(dwi.p), static_cast<int32_t*>(dyi.p));
   FF_CUDA(cudaDeviceSynchronize());
-  std::vector<int32_t> yi(ref.size());
-  FF_CUDA(cudaMemcpy(yi.data(), dyi.p, yi.size() * 4, cudaMemcpyDeviceToHost));
+  const std::vector<int32_t> yi = download<int32_t>(dyi, ref.size());
   size_t wrong = 0;
   for (int i = 0; i < m; ++i)
     for (int j = 0; j < n; ++j) {
@@ -265,6 +276,57 @@ void testGemm(cublasHandle_t cublas) {
     }
   if (wrong) ++g_failures;
   std::printf("%-58s entries differing from exact int32: %zu  %s\n", "gemm int8 300x264x512 (cuBLAS)", wrong, wrong ? "FAIL" : "PASS");
+}
+
+// The DiT's row-wise ops against the CPU engine's double-precision references (bf16 outputs are
+// compared at bf16 tolerance).
+void testOps() {
+  const int rows = 333, dim = 384, heads = 6, hd = 64;
+  const std::vector<float> x = randomBf16(static_cast<size_t>(rows) * dim, 2.0f, 0.5f), w = randomBf16(dim, 1.0f, 1.0f),
+                           b = randomBf16(dim, 0.3f), shift = randomBf16(dim, 0.5f), scale = randomBf16(dim, 0.2f);
+  DeviceBuffer dx = uploadF32(x), dw = uploadF32(w), db = uploadF32(b), dshift = uploadF32(shift), dscale = uploadF32(scale),
+               dy(x.size() * 2);
+
+  std::vector<float> ref(x.size());
+  ff::layer_norm_ref(x.data(), ref.data(), rows, dim, w.data(), b.data(), 1e-6f);
+  ff::modulate(ref.data(), rows, dim, shift.data(), scale.data());
+  dy.poison();
+  ff::cuda::layerNormModulate(static_cast<float*>(dx.p), dy.p, rows, dim, static_cast<float*>(dw.p), static_cast<float*>(db.p),
+                              static_cast<float*>(dshift.p), static_cast<float*>(dscale.p), 1e-6f, nullptr);
+  FF_CUDA(cudaDeviceSynchronize());
+  report("layer norm + affine + modulate 333x384", downloadBf16(dy, x.size()), ref, 1e-2, 0.9999);
+
+  DeviceBuffer dq = uploadBf16(x);
+  ff::rms_norm_ref(x.data(), ref.data(), rows, dim, w.data(), 1e-6f);
+  ff::cuda::rmsNorm(dq.p, rows, dim, dim, static_cast<float*>(dw.p), 1e-6f, nullptr);
+  FF_CUDA(cudaDeviceSynchronize());
+  report("rms norm (in place) 333x384", downloadBf16(dq, x.size()), ref, 1e-2, 0.9999);
+
+  // RoPE on a 3 x 9 x 37 grid (333 tokens), 6 heads of 64.
+  std::vector<float> xr = x;
+  DeviceBuffer dr = uploadBf16(xr);
+  ff::rope3d_ref(xr.data(), dim, heads, hd, ff::RopeGrid{3, 9, 37}, 10000.0);
+  ff::cuda::rope3d(dr.p, dim, heads, hd, 3, 9, 37, 10000.0, nullptr);
+  FF_CUDA(cudaDeviceSynchronize());
+  report("rope3d grid 3x9x37, 6 heads of 64", downloadBf16(dr, x.size()), xr, 1e-2, 0.9999);
+
+  std::vector<float> xg(x.size());
+  for (size_t i = 0; i < x.size(); ++i) xg[i] = x[i] + b[i % dim];
+  ff::gelu_ref(xg.data(), static_cast<int64_t>(xg.size()));
+  DeviceBuffer dg = uploadBf16(x);
+  ff::cuda::biasGelu(dg.p, rows, dim, static_cast<float*>(db.p), nullptr);
+  FF_CUDA(cudaDeviceSynchronize());
+  report("bias + gelu (tanh) 333x384", downloadBf16(dg, x.size()), xg, 1e-2, 0.9999);
+
+  const std::vector<float> y = randomBf16(x.size(), 1.0f);
+  std::vector<float> yb(y.size()), xa = x;
+  for (size_t i = 0; i < y.size(); ++i) yb[i] = y[i] + b[i % dim];
+  ff::add_gated(xa.data(), yb.data(), rows, dim, scale.data());
+  DeviceBuffer dxa = uploadF32(x), dyy = uploadBf16(y);
+  ff::cuda::addGated(static_cast<float*>(dxa.p), dyy.p, rows, dim, static_cast<float*>(db.p), static_cast<float*>(dscale.p),
+                     nullptr);
+  FF_CUDA(cudaDeviceSynchronize());
+  report("residual += gate * (y + bias) 333x384", download<float>(dxa, x.size()), xa, 1e-6, 0.999999);
 }
 
 }  // namespace
@@ -281,11 +343,16 @@ int main() {
     testDenseAndSage({3, 2304, 2304, 64, false});
     testDenseAndSage({2, 777, 1000, 128, true});
     testDenseAndSage({2, 1000, 1000, 128, false});
+    setenv("FF_CUDA_ATTN_NARROW", "1", 1);  // the other dense tile shape
+    testDenseAndSage({2, 777, 1000, 128, true});
+    testDenseAndSage({3, 2304, 2304, 64, false});
+    unsetenv("FF_CUDA_ATTN_NARROW");
     testSla({3, 2304, 2304, 64, false}, 0.1f, true, cublas);
     testSla({2, 1000, 1000, 128, true}, 0.25f, true, cublas);
     testSla({2, 1000, 1000, 128, false}, 0.1f, false, cublas);
     testSla({1, 300, 300, 64, true}, 1.0f, true, cublas);
     testGemm(cublas);
+    testOps();
     FF_CUBLAS(cublasDestroy(cublas));
   } catch (const std::exception& e) {
     std::printf("error: %s\n", e.what());

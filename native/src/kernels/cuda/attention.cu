@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -25,6 +26,10 @@ constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLinearEps = 1e-5f;
 
 enum class Mode { Flash, Sage, Linear };
+
+// Full (dense) attention CTAs: 4 warps of 2 x 16 query rows. SLA keeps one 64-row query block per
+// CTA (4 warps of 16 rows) since each query block has its own key blocks.
+constexpr int kFullWarps = 4, kFullMT = 2;
 
 struct KernelParams {
   const uint8_t* q;
@@ -122,16 +127,18 @@ __device__ __forceinline__ void pvAccum(float (&o)[NT][4], const uint32_t (&a)[K
   }
 }
 
-template <int HD, int WARPS, Mode M>
+template <int HD, int WARPS, int MT, Mode M>
 constexpr int attnSmemBytes() {
   constexpr int es = M == Mode::Sage ? 1 : 2;
-  return (WARPS * 16 + 2 * 64) * (HD * es + 16) + 2 * 64 * (HD * 2 + 16);
+  return (WARPS * 16 * MT + 2 * 64) * (HD * es + 16) + 2 * 64 * (HD * 2 + 16);
 }
 
-template <int HD, int WARPS, Mode M>
+// WARPS warps, each owning MT tiles of 16 query rows (every K/V fragment read from shared memory
+// feeds MT matrix products).
+template <int HD, int WARPS, int MT, Mode M>
 __global__ void __launch_bounds__(WARPS * 32, 1) attnKernel(KernelParams p) {
   constexpr int kThreads = WARPS * 32;
-  constexpr int kBM = WARPS * 16;
+  constexpr int kBM = WARPS * 16 * MT;
   constexpr int kES = M == Mode::Sage ? 1 : 2;
   constexpr int kQKB = HD * kES, kQKP = kQKB + 16;
   constexpr int kVB = HD * 2, kVP = kVB + 16;
@@ -146,6 +153,7 @@ __global__ void __launch_bounds__(WARPS * 32, 1) attnKernel(KernelParams p) {
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int g = lane >> 2, c4 = lane & 3;
   const int h = blockIdx.y, qt = blockIdx.x, q0 = qt * kBM;
+  const int wrow = warp * 16 * MT;  // first row of this warp within the tile
   const uint8_t* gq = p.q + h * p.qHead;
   const uint8_t* gk = p.k + h * p.kHead;
   const uint8_t* gv = p.v + h * p.vHead;
@@ -160,15 +168,24 @@ __global__ void __launch_bounds__(WARPS * 32, 1) attnKernel(KernelParams p) {
   }
   cpCommit();
 
-  uint32_t qf[kKCH][4];
-  float o[kNT][4];
+  // Q fragments are re-read from shared memory for every key tile (ldmatrix): holding them would
+  // cost MT * kKCH * 4 registers and spill at head_dim 128.
+  auto qFrag = [&](uint32_t (&a)[4], int mt, int c) {
+    ldsm4(a, sQ + (wrow + mt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * kQKP + c * 32 + (lane >> 4) * 16);
+  };
+  float o[MT][kNT][4];
+  float mrow[MT][2], lrow[MT][2], qsc[MT];
 #pragma unroll
-  for (int n = 0; n < kNT; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
-  float mrow0 = -INFINITY, mrow1 = -INFINITY, lrow0 = 0.0f, lrow1 = 0.0f;
-  float qsc = 1.0f;
-  if constexpr (M == Mode::Sage) {
-    const int qb = min((q0 + warp * 16) / 64, p.qBlocks - 1);
-    qsc = p.qScale[h * p.qBlocks + qb];
+  for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+    for (int n = 0; n < kNT; ++n) o[mt][n][0] = o[mt][n][1] = o[mt][n][2] = o[mt][n][3] = 0.0f;
+    mrow[mt][0] = mrow[mt][1] = -INFINITY;
+    lrow[mt][0] = lrow[mt][1] = 0.0f;
+    qsc[mt] = 1.0f;
+    if constexpr (M == Mode::Sage) {
+      const int qb = min((q0 + wrow + mt * 16) / 64, p.qBlocks - 1);
+      qsc[mt] = p.qScale[h * p.qBlocks + qb];
+    }
   }
 
   for (int i = 0; i < nTiles; ++i) {
@@ -183,53 +200,68 @@ __global__ void __launch_bounds__(WARPS * 32, 1) attnKernel(KernelParams p) {
       cpWait<0>();
     }
     __syncthreads();
-    if (i == 0) {
-#pragma unroll
-      for (int c = 0; c < kKCH; ++c)
-        ldsm4(qf[c], sQ + (warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * kQKP + c * 32 + (lane >> 4) * 16);
-    }
     const uint8_t* ks = sK + stage * 64 * kQKP;
     const uint8_t* vs = sV + stage * 64 * kVP;
     const int tile = list ? list[i] : i;
 
-    float s[8][4];
+    float s[MT][8][4];
     if constexpr (M == Mode::Sage) {
-      int acc[8][4];
+      int acc[MT][8][4];
 #pragma unroll
-      for (int j = 0; j < 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0;
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) acc[mt][j][0] = acc[mt][j][1] = acc[mt][j][2] = acc[mt][j][3] = 0;
 #pragma unroll
       for (int c = 0; c < kKCH; ++c) {
+        uint32_t qa[MT][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) qFrag(qa[mt], mt, c);
 #pragma unroll
         for (int np = 0; np < 4; ++np) {
           uint32_t b[4];
           ldsm4(b, ks + (np * 16 + (lane & 7) + (lane >> 4) * 8) * kQKP + c * 32 + ((lane >> 3) & 1) * 16);
-          mmaS8(acc[2 * np], qf[c], b[0], b[1]);
-          mmaS8(acc[2 * np + 1], qf[c], b[2], b[3]);
+#pragma unroll
+          for (int mt = 0; mt < MT; ++mt) {
+            mmaS8(acc[mt][2 * np], qa[mt], b[0], b[1]);
+            mmaS8(acc[mt][2 * np + 1], qa[mt], b[2], b[3]);
+          }
         }
       }
-      const float sc = qsc * p.kScale[h * p.kBlocks + tile];
+      const float ksc = p.kScale[h * p.kBlocks + tile];
 #pragma unroll
-      for (int j = 0; j < 8; ++j)
+      for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) s[j][e] = static_cast<float>(acc[j][e]) * sc;
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) s[mt][j][e] = static_cast<float>(acc[mt][j][e]) * (qsc[mt] * ksc);
     } else {
 #pragma unroll
-      for (int j = 0; j < 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.0f;
 #pragma unroll
       for (int c = 0; c < kKCH; ++c) {
+        uint32_t qa[MT][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) qFrag(qa[mt], mt, c);
 #pragma unroll
         for (int np = 0; np < 4; ++np) {
           uint32_t b[4];
           ldsm4(b, ks + (np * 16 + (lane & 7) + (lane >> 4) * 8) * kQKP + c * 32 + ((lane >> 3) & 1) * 16);
-          mmaBf16(s[2 * np], qf[c], b[0], b[1]);
-          mmaBf16(s[2 * np + 1], qf[c], b[2], b[3]);
+#pragma unroll
+          for (int mt = 0; mt < MT; ++mt) {
+            mmaBf16(s[mt][2 * np], qa[mt], b[0], b[1]);
+            mmaBf16(s[mt][2 * np + 1], qa[mt], b[2], b[3]);
+          }
         }
       }
       if constexpr (M == Mode::Flash) {
 #pragma unroll
-        for (int j = 0; j < 8; ++j)
+        for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-          for (int e = 0; e < 4; ++e) s[j][e] *= p.scaleLog2;
+          for (int j = 0; j < 8; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) s[mt][j][e] *= p.scaleLog2;
       }
     }
 
@@ -237,116 +269,148 @@ __global__ void __launch_bounds__(WARPS * 32, 1) attnKernel(KernelParams p) {
       const int kbase = tile * 64;
       if (kbase + 64 > p.nK) {
 #pragma unroll
-        for (int j = 0; j < 8; ++j)
+        for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-          for (int e = 0; e < 4; ++e)
-            if (kbase + j * 8 + 2 * c4 + (e & 1) >= p.nK) s[j][e] = -INFINITY;
+          for (int j = 0; j < 8; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e)
+              if (kbase + j * 8 + 2 * c4 + (e & 1) >= p.nK) s[mt][j][e] = -INFINITY;
       }
-      float mx0 = mrow0, mx1 = mrow1;
 #pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        mx0 = fmaxf(mx0, fmaxf(s[j][0], s[j][1]));
-        mx1 = fmaxf(mx1, fmaxf(s[j][2], s[j][3]));
-      }
-      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-      const float a0 = exp2f(mrow0 - mx0), a1 = exp2f(mrow1 - mx1);
-      mrow0 = mx0;
-      mrow1 = mx1;
-      float sum0 = 0.0f, sum1 = 0.0f;
+      for (int mt = 0; mt < MT; ++mt) {
+        float mx0 = mrow[mt][0], mx1 = mrow[mt][1];
 #pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        s[j][0] = exp2f(s[j][0] - mx0);
-        s[j][1] = exp2f(s[j][1] - mx0);
-        s[j][2] = exp2f(s[j][2] - mx1);
-        s[j][3] = exp2f(s[j][3] - mx1);
-        sum0 += s[j][0] + s[j][1];
-        sum1 += s[j][2] + s[j][3];
-      }
-      lrow0 = lrow0 * a0 + sum0;
-      lrow1 = lrow1 * a1 + sum1;
+        for (int j = 0; j < 8; ++j) {
+          mx0 = fmaxf(mx0, fmaxf(s[mt][j][0], s[mt][j][1]));
+          mx1 = fmaxf(mx1, fmaxf(s[mt][j][2], s[mt][j][3]));
+        }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        const float a0 = exp2f(mrow[mt][0] - mx0), a1 = exp2f(mrow[mt][1] - mx1);
+        mrow[mt][0] = mx0;
+        mrow[mt][1] = mx1;
+        float sum0 = 0.0f, sum1 = 0.0f;
 #pragma unroll
-      for (int n = 0; n < kNT; ++n) {
-        o[n][0] *= a0;
-        o[n][1] *= a0;
-        o[n][2] *= a1;
-        o[n][3] *= a1;
+        for (int j = 0; j < 8; ++j) {
+          s[mt][j][0] = exp2f(s[mt][j][0] - mx0);
+          s[mt][j][1] = exp2f(s[mt][j][1] - mx0);
+          s[mt][j][2] = exp2f(s[mt][j][2] - mx1);
+          s[mt][j][3] = exp2f(s[mt][j][3] - mx1);
+          sum0 += s[mt][j][0] + s[mt][j][1];
+          sum1 += s[mt][j][2] + s[mt][j][3];
+        }
+        lrow[mt][0] = lrow[mt][0] * a0 + sum0;
+        lrow[mt][1] = lrow[mt][1] * a1 + sum1;
+#pragma unroll
+        for (int n = 0; n < kNT; ++n) {
+          o[mt][n][0] *= a0;
+          o[mt][n][1] *= a0;
+          o[mt][n][2] *= a1;
+          o[mt][n][3] *= a1;
+        }
       }
     } else {
 #pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        lrow0 += s[j][0] + s[j][1];
-        lrow1 += s[j][2] + s[j][3];
-      }
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          lrow[mt][0] += s[mt][j][0] + s[mt][j][1];
+          lrow[mt][1] += s[mt][j][2] + s[mt][j][3];
+        }
     }
 
-    uint32_t pf[4][4];
+    // P.V: each V fragment feeds the MT row tiles.
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
-      pf[kk][0] = packBf16(s[2 * kk][0], s[2 * kk][1]);
-      pf[kk][1] = packBf16(s[2 * kk][2], s[2 * kk][3]);
-      pf[kk][2] = packBf16(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-      pf[kk][3] = packBf16(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+      uint32_t pf[MT][4];
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+        pf[mt][0] = packBf16(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+        pf[mt][1] = packBf16(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+        pf[mt][2] = packBf16(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+        pf[mt][3] = packBf16(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+      }
+#pragma unroll
+      for (int dp = 0; dp < kNT / 2; ++dp) {
+        uint32_t b[4];
+        ldsm4t(b, vs + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * kVP + (dp * 16 + (lane >> 4) * 8) * 2);
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          mmaBf16(o[mt][2 * dp], pf[mt], b[0], b[1]);
+          mmaBf16(o[mt][2 * dp + 1], pf[mt], b[2], b[3]);
+        }
+      }
     }
-    pvAccum<kNT, 4, kVP>(o, pf, vs, lane);
     __syncthreads();
   }
 
-  lrow0 += __shfl_xor_sync(0xffffffffu, lrow0, 1);
-  lrow0 += __shfl_xor_sync(0xffffffffu, lrow0, 2);
-  lrow1 += __shfl_xor_sync(0xffffffffu, lrow1, 1);
-  lrow1 += __shfl_xor_sync(0xffffffffu, lrow1, 2);
-  const int r0 = q0 + warp * 16 + g, r1 = r0 + 8;
   uint8_t* go = p.out + h * p.oHead;
-
-  if constexpr (M != Mode::Linear) {
-    const float inv0 = 1.0f / lrow0, inv1 = 1.0f / lrow1;
-#pragma unroll
-    for (int n = 0; n < kNT; ++n) {
-      const int col = n * 8 + 2 * c4;
-      if (r0 < p.nQ) *reinterpret_cast<uint32_t*>(go + r0 * p.oTok + col * 2) = packBf16(o[n][0] * inv0, o[n][1] * inv0);
-      if (r1 < p.nQ) *reinterpret_cast<uint32_t*>(go + r1 * p.oTok + col * 2) = packBf16(o[n][2] * inv1, o[n][3] * inv1);
-    }
-  } else {
-    // o holds phi(q).sum_sel phi(k~)^T (v proj^T); the rest is phi(q).H_all minus it.
-#pragma unroll
-    for (int n = 0; n < kNT; ++n) o[n][0] = -o[n][0], o[n][1] = -o[n][1], o[n][2] = -o[n][2], o[n][3] = -o[n][3];
+  if constexpr (M == Mode::Linear) {
+    // H_all rows in the (now free) V stages for the phi(q).H_all term.
     loadTile<HD, kVB, kVP, kThreads>(sV, p.hall + static_cast<int64_t>(h) * HD * HD * 2, kVB, 0, HD, tid);
     cpCommit();
     cpWait<0>();
     __syncthreads();
-    pvAccum<kNT, kKCH, kVP>(o, qf, sV, lane);
-    // phi(q) . z_all from the A fragments: a0/a2 hold row g, a1/a3 row g+8.
-    const float* z = p.zall + h * HD;
-    float d0 = 0.0f, d1 = 0.0f;
+  }
 #pragma unroll
-    for (int c = 0; c < kKCH; ++c) {
-      const int col = c * 16 + 2 * c4;
-      const float2 za = *reinterpret_cast<const float2*>(z + col), zb = *reinterpret_cast<const float2*>(z + col + 8);
-      const float2 x0 = unpackBf16(qf[c][0]), x1 = unpackBf16(qf[c][1]), x2 = unpackBf16(qf[c][2]),
-                   x3 = unpackBf16(qf[c][3]);
-      d0 += x0.x * za.x + x0.y * za.y + x2.x * zb.x + x2.y * zb.y;
-      d1 += x1.x * za.x + x1.y * za.y + x3.x * zb.x + x3.y * zb.y;
-    }
-    d0 += __shfl_xor_sync(0xffffffffu, d0, 1);
-    d0 += __shfl_xor_sync(0xffffffffu, d0, 2);
-    d1 += __shfl_xor_sync(0xffffffffu, d1, 1);
-    d1 += __shfl_xor_sync(0xffffffffu, d1, 2);
-    const float inv0 = 1.0f / (d0 - lrow0 + kLinearEps), inv1 = 1.0f / (d1 - lrow1 + kLinearEps);
+  for (int mt = 0; mt < MT; ++mt) {
+    float l0 = lrow[mt][0], l1 = lrow[mt][1];
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const int r0 = q0 + wrow + mt * 16 + g, r1 = r0 + 8;
+    if constexpr (M != Mode::Linear) {
+      const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
 #pragma unroll
-    for (int n = 0; n < kNT; ++n) {
-      const int col = n * 8 + 2 * c4;
-      if (r0 < p.nQ) {
-        auto* dst = reinterpret_cast<uint32_t*>(go + r0 * p.oTok + col * 2);
-        const float2 prev = unpackBf16(*dst);
-        *dst = packBf16(prev.x + o[n][0] * inv0, prev.y + o[n][1] * inv0);
+      for (int n = 0; n < kNT; ++n) {
+        const int col = n * 8 + 2 * c4;
+        if (r0 < p.nQ)
+          *reinterpret_cast<uint32_t*>(go + r0 * p.oTok + col * 2) = packBf16(o[mt][n][0] * inv0, o[mt][n][1] * inv0);
+        if (r1 < p.nQ)
+          *reinterpret_cast<uint32_t*>(go + r1 * p.oTok + col * 2) = packBf16(o[mt][n][2] * inv1, o[mt][n][3] * inv1);
       }
-      if (r1 < p.nQ) {
-        auto* dst = reinterpret_cast<uint32_t*>(go + r1 * p.oTok + col * 2);
-        const float2 prev = unpackBf16(*dst);
-        *dst = packBf16(prev.x + o[n][2] * inv1, prev.y + o[n][3] * inv1);
+    } else {
+      // o holds phi(q).sum_sel phi(k~)^T (v proj^T); the linear branch is phi(q).H_all minus it.
+      float (&om)[kNT][4] = o[mt];
+#pragma unroll
+      for (int n = 0; n < kNT; ++n) om[n][0] = -om[n][0], om[n][1] = -om[n][1], om[n][2] = -om[n][2], om[n][3] = -om[n][3];
+      uint32_t qf[kKCH][4];
+#pragma unroll
+      for (int c = 0; c < kKCH; ++c) qFrag(qf[c], mt, c);
+      pvAccum<kNT, kKCH, kVP>(om, qf, sV, lane);
+      // phi(q) . z_all from the A fragments: a0/a2 hold row g, a1/a3 row g+8.
+      const float* z = p.zall + h * HD;
+      float d0 = 0.0f, d1 = 0.0f;
+#pragma unroll
+      for (int c = 0; c < kKCH; ++c) {
+        const int col = c * 16 + 2 * c4;
+        const float2 za = *reinterpret_cast<const float2*>(z + col), zb = *reinterpret_cast<const float2*>(z + col + 8);
+        const float2 x0 = unpackBf16(qf[c][0]), x1 = unpackBf16(qf[c][1]), x2 = unpackBf16(qf[c][2]),
+                     x3 = unpackBf16(qf[c][3]);
+        d0 += x0.x * za.x + x0.y * za.y + x2.x * zb.x + x2.y * zb.y;
+        d1 += x1.x * za.x + x1.y * za.y + x3.x * zb.x + x3.y * zb.y;
+      }
+      d0 += __shfl_xor_sync(0xffffffffu, d0, 1);
+      d0 += __shfl_xor_sync(0xffffffffu, d0, 2);
+      d1 += __shfl_xor_sync(0xffffffffu, d1, 1);
+      d1 += __shfl_xor_sync(0xffffffffu, d1, 2);
+      const float inv0 = 1.0f / (d0 - l0 + kLinearEps), inv1 = 1.0f / (d1 - l1 + kLinearEps);
+#pragma unroll
+      for (int n = 0; n < kNT; ++n) {
+        const int col = n * 8 + 2 * c4;
+        if (r0 < p.nQ) {
+          auto* dst = reinterpret_cast<uint32_t*>(go + r0 * p.oTok + col * 2);
+          const float2 prev = unpackBf16(*dst);
+          *dst = packBf16(prev.x + om[n][0] * inv0, prev.y + om[n][1] * inv0);
+        }
+        if (r1 < p.nQ) {
+          auto* dst = reinterpret_cast<uint32_t*>(go + r1 * p.oTok + col * 2);
+          const float2 prev = unpackBf16(*dst);
+          *dst = packBf16(prev.x + om[n][2] * inv1, prev.y + om[n][3] * inv1);
+        }
       }
     }
   }
@@ -553,24 +617,24 @@ KernelParams baseParams(const AttnShape& s, const AttnTensor& q, const AttnTenso
   return p;
 }
 
-template <int HD, int WARPS, Mode M>
+template <int HD, int WARPS, int MT, Mode M>
 void launchAttn(const KernelParams& p, int heads, cudaStream_t stream) {
-  constexpr int smem = attnSmemBytes<HD, WARPS, M>();
+  constexpr int smem = attnSmemBytes<HD, WARPS, MT, M>();
   static bool configured = false;
   if (!configured) {
-    FF_CUDA(cudaFuncSetAttribute(attnKernel<HD, WARPS, M>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    FF_CUDA(cudaFuncSetAttribute(attnKernel<HD, WARPS, MT, M>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     configured = true;
   }
-  const int rowsPerCta = WARPS * 16;
+  const int rowsPerCta = WARPS * 16 * MT;
   dim3 grid((p.nQ + rowsPerCta - 1) / rowsPerCta, heads);
-  attnKernel<HD, WARPS, M><<<grid, WARPS * 32, smem, stream>>>(p);
+  attnKernel<HD, WARPS, MT, M><<<grid, WARPS * 32, smem, stream>>>(p);
   FF_CUDA_LAUNCHED("attnKernel");
 }
 
-template <int WARPS, Mode M>
+template <int WARPS, int MT, Mode M>
 void launchAttnHd(int hd, const KernelParams& p, int heads, cudaStream_t stream) {
-  if (hd == 64) launchAttn<64, WARPS, M>(p, heads, stream);
-  else launchAttn<128, WARPS, M>(p, heads, stream);
+  if (hd == 64) launchAttn<64, WARPS, MT, M>(p, heads, stream);
+  else launchAttn<128, WARPS, MT, M>(p, heads, stream);
 }
 
 // Smoothing mean, INT8 quantization (and, for SLA, pooled means, phi and z_all) of q and k.
@@ -605,6 +669,13 @@ KernelParams sageParams(const AttnShape& s, const AttnTensor& v, const AttnTenso
   return p;
 }
 
+// FF_CUDA_ATTN_NARROW=1: dense attention on 8 warps of 16 rows instead of 4 warps of 2 x 16 (a
+// tuning switch for bench/gpu; both tile shapes are tested).
+bool narrowTiles() {
+  const char* e = std::getenv("FF_CUDA_ATTN_NARROW");
+  return e != nullptr && e[0] == '1';
+}
+
 void requireWorkspace(const AttnShape& s, size_t have) {
   const size_t need = attentionWorkspaceBytes(s);
   if (have < need) throw std::invalid_argument("CUDA attention: workspace of " + std::to_string(have) + " bytes, need " + std::to_string(need));
@@ -625,7 +696,8 @@ void flashAttention(const AttnShape& s, const AttnTensor& q, const AttnTensor& k
   checkShape(s, all, 4);
   KernelParams p = baseParams(s, q, k, v, out, 2);
   p.scaleLog2 = softmaxScale(s) * kLog2e;
-  launchAttnHd<8, Mode::Flash>(s.headDim, p, s.heads, stream);
+  if (narrowTiles()) launchAttnHd<8, 1, Mode::Flash>(s.headDim, p, s.heads, stream);
+  else launchAttnHd<kFullWarps, kFullMT, Mode::Flash>(s.headDim, p, s.heads, stream);
 }
 
 void sageAttention(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, const AttnTensor& v,
@@ -635,7 +707,8 @@ void sageAttention(const AttnShape& s, const AttnTensor& q, const AttnTensor& k,
   requireWorkspace(s, workspaceBytes);
   const Workspace w(s, workspace);
   prepareSage(s, q, k, w, false, false, stream);
-  launchAttnHd<8, Mode::Sage>(s.headDim, sageParams(s, v, out, w), s.heads, stream);
+  if (narrowTiles()) launchAttnHd<8, 1, Mode::Sage>(s.headDim, sageParams(s, v, out, w), s.heads, stream);
+  else launchAttnHd<kFullWarps, kFullMT, Mode::Sage>(s.headDim, sageParams(s, v, out, w), s.heads, stream);
 }
 
 void slaAttention(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, const AttnTensor& v,
@@ -660,7 +733,7 @@ void slaAttention(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, 
   KernelParams sp = sageParams(s, v, out, w);
   sp.blocks = blocks;
   sp.kc = kc;
-  launchAttnHd<4, Mode::Sage>(hd, sp, H, stream);
+  launchAttnHd<4, 1, Mode::Sage>(hd, sp, H, stream);
   if (!linear) return;
 
   // vp = v proj_l^T per head ([hd, N] column-major = [N, hd] row-major), then
@@ -680,7 +753,7 @@ void slaAttention(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, 
   lp.kc = kc;
   lp.hall = reinterpret_cast<const uint8_t*>(w.hall);
   lp.zall = w.zall;
-  launchAttnHd<4, Mode::Linear>(hd, lp, H, stream);
+  launchAttnHd<4, 1, Mode::Linear>(hd, lp, H, stream);
 }
 
 }  // namespace ff::cuda

@@ -1,0 +1,172 @@
+"""Times the engine's CUDA attention kernels against torch.nn.functional.scaled_dot_product_attention.
+
+Our kernels are called through native/build-gpu/libframefleet_cuda_capi.so (ctypes) on PyTorch's
+current stream, on the same bf16 tensors that SDPA gets, so both are timed the same way: CUDA
+events around each call, warm-up first, median of many runs. Accuracy is the cosine and relative L2
+against an fp32 reference: fp32 SDPA for flash/sage/SDPA itself, train/model.py's sla_attention in
+fp32 (the definition of SLA) for ours, on the first heads. Prints a table last and writes JSON.
+
+usage: python3 bench/gpu/bench_attention.py --lib PATH.so --out results.json [--big]
+"""
+
+import argparse
+import ctypes
+import json
+import math
+import os
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "train"))
+from model import sla_attention  # noqa: E402  (the PyTorch reference of the model family)
+
+
+def load(lib_path):
+    lib = ctypes.CDLL(lib_path)
+    vp, i, f, sz = ctypes.c_void_p, ctypes.c_int, ctypes.c_float, ctypes.c_size_t
+    lib.ff_cuda_last_error.restype = ctypes.c_char_p
+    lib.ff_cuda_workspace_bytes.restype = sz
+    lib.ff_cuda_workspace_bytes.argtypes = [i, i, i]
+    lib.ff_cuda_flash.argtypes = [i, i, i, vp, vp, vp, vp, vp]
+    lib.ff_cuda_sage.argtypes = [i, i, i, vp, vp, vp, vp, vp, sz, vp]
+    lib.ff_cuda_sla.argtypes = [i, i, i, f, vp, vp, vp, vp, vp, vp, vp, sz, vp]
+    return lib
+
+
+def check(lib, rc):
+    if rc != 0:
+        raise RuntimeError(lib.ff_cuda_last_error().decode())
+
+
+def time_ms(fn, warmup, reps):
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b))
+    return statistics.median(times), min(times), max(times)
+
+
+def compare(x, ref):
+    x, ref = x.double().flatten(), ref.double().flatten()
+    if not torch.isfinite(x).all():
+        return {"cos": float("nan"), "rel_l2": float("nan"), "finite": False}
+    return {
+        "cos": float(torch.dot(x, ref) / (x.norm() * ref.norm())),
+        "rel_l2": float((x - ref).norm() / ref.norm()),
+        "finite": True,
+    }
+
+
+def bench_shape(lib, heads, n, hd, top_k, reps, ref_heads):
+    torch.manual_seed(0)
+    dev = "cuda"
+    shape = (1, heads, n, hd)
+    q = torch.randn(shape, device=dev, dtype=torch.bfloat16)
+    k = (torch.randn(shape, device=dev) + 2.0 * torch.randn(1, heads, 1, hd, device=dev)).to(torch.bfloat16)
+    v = torch.randn(shape, device=dev, dtype=torch.bfloat16)
+    proj = (0.05 * torch.randn(hd, hd, device=dev)).to(torch.bfloat16)
+    out = torch.empty_like(q)
+    ws_bytes = lib.ff_cuda_workspace_bytes(heads, n, hd)
+    ws = torch.empty(ws_bytes, device=dev, dtype=torch.uint8)
+    nb = (n + 63) // 64
+    kc = min(max(int(math.floor(top_k * nb + 0.5)), 1), nb)
+    sel = torch.empty(heads * nb * kc, device=dev, dtype=torch.int32)
+    stream = ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)
+    p = [t.data_ptr() for t in (q, k, v, out)]
+    dense_flops = 4.0 * heads * n * n * hd
+
+    runs = {
+        "sdpa_bf16": lambda: F.scaled_dot_product_attention(q, k, v),
+        "ours_flash_bf16": lambda: check(lib, lib.ff_cuda_flash(heads, n, hd, *p, stream)),
+        "ours_sage_int8": lambda: check(lib, lib.ff_cuda_sage(heads, n, hd, *p, ws.data_ptr(), ws_bytes, stream)),
+        "ours_flash_bf16_narrow": lambda: check(lib, lib.ff_cuda_flash(heads, n, hd, *p, stream)),
+        "ours_sage_int8_narrow": lambda: check(lib, lib.ff_cuda_sage(heads, n, hd, *p, ws.data_ptr(), ws_bytes, stream)),
+        f"ours_sla_top{top_k}_sparse_only": lambda: check(
+            lib, lib.ff_cuda_sla(heads, n, hd, top_k, *p, None, sel.data_ptr(), ws.data_ptr(), ws_bytes, stream)
+        ),
+        f"ours_sla_top{top_k}": lambda: check(
+            lib, lib.ff_cuda_sla(heads, n, hd, top_k, *p, proj.data_ptr(), sel.data_ptr(), ws.data_ptr(), ws_bytes, stream)
+        ),
+    }
+    rows = []
+    warmup = 3 if n > 10000 else 10
+    sdpa_ms = None
+    rh = min(ref_heads, heads)
+    with torch.no_grad():
+        ref_dense = F.scaled_dot_product_attention(q[:, :rh].float(), k[:, :rh].float(), v[:, :rh].float())
+        ref_sla = sla_attention(q[:, :rh].float(), k[:, :rh].float(), v[:, :rh].float(), top_k, proj.float())
+        ref_sla_sparse = sla_attention(q[:, :rh].float(), k[:, :rh].float(), v[:, :rh].float(), top_k, None)
+    for name, fn in runs.items():
+        os.environ["FF_CUDA_ATTN_NARROW"] = "1" if name.endswith("_narrow") else "0"
+        out.fill_(float("nan"))
+        med, lo, hi = time_ms(fn, warmup, reps)
+        torch.cuda.synchronize()
+        got = (sdpa_out := F.scaled_dot_product_attention(q, k, v)) if name == "sdpa_bf16" else out
+        if name == "sdpa_bf16":
+            sdpa_ms = med
+        if "sla" in name:
+            ref = ref_sla if name.endswith(str(top_k)) else ref_sla_sparse
+            acc = compare(got[:, :rh], ref)
+            acc_dense = compare(got[:, :rh], ref_dense)
+            acc["cos_vs_dense"] = acc_dense["cos"]
+        else:
+            acc = compare(got[:, :rh], ref_dense)
+        rows.append(
+            {
+                "shape": [1, heads, n, hd],
+                "kernel": name,
+                "median_ms": med,
+                "min_ms": lo,
+                "max_ms": hi,
+                "reps": reps,
+                "tflops_dense_equivalent": dense_flops / (med * 1e-3) / 1e12,
+                "speedup_vs_sdpa": sdpa_ms / med,
+                "ref_heads": rh,
+                **acc,
+            }
+        )
+        del got
+    del sdpa_out
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lib", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--big", action="store_true", help="also [1, 40, 75600, 128] (Wan2.1-14B at 720p)")
+    ap.add_argument("--top-k", type=float, default=0.1)
+    args = ap.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    lib = load(args.lib)
+    name = torch.cuda.get_device_name()
+    rows = []
+    rows += bench_shape(lib, 3, 2304, 64, args.top_k, reps=200, ref_heads=3)
+    rows += bench_shape(lib, 12, 32760, 128, args.top_k, reps=30, ref_heads=2)
+    if args.big:
+        rows += bench_shape(lib, 40, 75600, 128, args.top_k, reps=10, ref_heads=1)
+    Path(args.out).write_text(json.dumps({"device": name, "torch": torch.__version__, "rows": rows}, indent=1))
+    print(f"\ndevice: {name}  torch {torch.__version__}  (median of CUDA-event timings; TFLOP/s = 4*H*N^2*hd / time)")
+    print(f"{'shape':<22}{'kernel':<30}{'ms':>9}{'TFLOP/s':>9}{'vs SDPA':>9}{'cos':>10}{'relL2':>9}{'cos/dense':>10}")
+    for r in rows:
+        cd = r.get("cos_vs_dense")
+        print(
+            f"{str(r['shape']):<22}{r['kernel']:<30}{r['median_ms']:>9.3f}{r['tflops_dense_equivalent']:>9.1f}"
+            f"{r['speedup_vs_sdpa']:>8.2f}x{r['cos']:>10.5f}{r['rel_l2']:>9.2e}{'' if cd is None else f'{cd:>10.4f}'}"
+        )
+
+
+if __name__ == "__main__":
+    main()
