@@ -21,7 +21,7 @@ BUILD=native/build-gpu
     -DCMAKE_CUDA_ARCHITECTURES="${FF_CUDA_ARCHS:-90}" "${extra[@]}" >"$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
   ninja -C "$BUILD" framefleet_cuda_tests framefleet_cuda_capi >"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
   echo "build: $(( $(date +%s) - t0 )) s"
-  "$BUILD/framefleet_cuda_tests"; tests=$?
+  timeout 180 "$BUILD/framefleet_cuda_tests"; tests=$?
   echo "tests exit: $tests"
-  PYTHONUNBUFFERED=1 python3 bench/gpu/bench_attention.py --lib "$BUILD/libframefleet_cuda_capi.so" --out "$OUT/attention.json" "$@"
+  PYTHONUNBUFFERED=1 timeout 300 python3 bench/gpu/bench_attention.py --lib "$BUILD/libframefleet_cuda_capi.so" --out "$OUT/attention.json" "$@"
 } 2>&1 | tee "$OUT/log"
