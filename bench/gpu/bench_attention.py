@@ -99,6 +99,7 @@ def bench_shape(lib, heads, n, hd, top_k, reps, ref_heads):
             lib, lib.ff_cuda_sla(heads, n, hd, top_k, *p, proj.data_ptr(), sel.data_ptr(), ws.data_ptr(), ws_bytes, stream)
         ),
     }
+    runs[f"ours_sla_top{top_k}_wide"] = runs[f"ours_sla_top{top_k}"]
     rows = []
     warmup = 3 if n > 10000 else 10
     sdpa_ms = None
@@ -109,6 +110,7 @@ def bench_shape(lib, heads, n, hd, top_k, reps, ref_heads):
         ref_sla_sparse = sla_attention(q[:, :rh].float(), k[:, :rh].float(), v[:, :rh].float(), top_k, None)
     for name, fn in runs.items():
         os.environ["FF_CUDA_ATTN_NARROW"] = "1" if name.endswith("_narrow") else "0"
+        os.environ["FF_CUDA_SLA_WIDE"] = "1" if name.endswith("_wide") else "0"
         out.fill_(float("nan"))
         med, lo, hi = time_ms(fn, warmup, reps)
         torch.cuda.synchronize()
@@ -116,7 +118,7 @@ def bench_shape(lib, heads, n, hd, top_k, reps, ref_heads):
         if name == "sdpa_bf16":
             sdpa_ms = med
         if "sla" in name:
-            ref = ref_sla if name.endswith(str(top_k)) else ref_sla_sparse
+            ref = ref_sla_sparse if "sparse_only" in name else ref_sla
             acc = compare(got[:, :rh], ref)
             acc_dense = compare(got[:, :rh], ref_dense)
             acc["cos_vs_dense"] = acc_dense["cos"]

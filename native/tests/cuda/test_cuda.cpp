@@ -351,6 +351,10 @@ int main() {
     testSla({2, 1000, 1000, 128, true}, 0.25f, true, cublas);
     testSla({2, 1000, 1000, 128, false}, 0.1f, false, cublas);
     testSla({1, 300, 300, 64, true}, 1.0f, true, cublas);
+    setenv("FF_CUDA_SLA_WIDE", "1", 1);  // the other SLA tile shape
+    testSla({3, 2304, 2304, 64, false}, 0.1f, true, cublas);
+    testSla({2, 1000, 1000, 128, true}, 0.25f, true, cublas);
+    unsetenv("FF_CUDA_SLA_WIDE");
     testGemm(cublas);
     testOps();
     FF_CUBLAS(cublasDestroy(cublas));

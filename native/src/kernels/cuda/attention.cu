@@ -669,12 +669,14 @@ KernelParams sageParams(const AttnShape& s, const AttnTensor& v, const AttnTenso
   return p;
 }
 
-// FF_CUDA_ATTN_NARROW=1: dense attention on 8 warps of 16 rows instead of 4 warps of 2 x 16 (a
-// tuning switch for bench/gpu; both tile shapes are tested).
-bool narrowTiles() {
-  const char* e = std::getenv("FF_CUDA_ATTN_NARROW");
+// Tuning switches for bench/gpu (every tile shape they select is tested):
+// FF_CUDA_ATTN_NARROW=1: dense attention on 8 warps of 16 rows instead of 4 warps of 2 x 16;
+// FF_CUDA_SLA_WIDE=1: SLA query blocks on 2 warps of 2 x 16 rows instead of 4 warps of 16.
+bool envFlag(const char* name) {
+  const char* e = std::getenv(name);
   return e != nullptr && e[0] == '1';
 }
+bool narrowTiles() { return envFlag("FF_CUDA_ATTN_NARROW"); }
 
 void requireWorkspace(const AttnShape& s, size_t have) {
   const size_t need = attentionWorkspaceBytes(s);
@@ -733,7 +735,9 @@ void slaAttention(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, 
   KernelParams sp = sageParams(s, v, out, w);
   sp.blocks = blocks;
   sp.kc = kc;
-  launchAttnHd<4, 1, Mode::Sage>(hd, sp, H, stream);
+  const bool wide = envFlag("FF_CUDA_SLA_WIDE");
+  if (wide) launchAttnHd<2, 2, Mode::Sage>(hd, sp, H, stream);
+  else launchAttnHd<4, 1, Mode::Sage>(hd, sp, H, stream);
   if (!linear) return;
 
   // vp = v proj_l^T per head ([hd, N] column-major = [N, hd] row-major), then
@@ -753,7 +757,8 @@ void slaAttention(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, 
   lp.kc = kc;
   lp.hall = reinterpret_cast<const uint8_t*>(w.hall);
   lp.zall = w.zall;
-  launchAttnHd<4, 1, Mode::Linear>(hd, lp, H, stream);
+  if (wide) launchAttnHd<2, 2, Mode::Linear>(hd, lp, H, stream);
+  else launchAttnHd<4, 1, Mode::Linear>(hd, lp, H, stream);
 }
 
 }  // namespace ff::cuda
