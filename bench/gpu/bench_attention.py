@@ -6,7 +6,7 @@ events around each call, warm-up first, median of many runs. Accuracy is the cos
 against an fp32 reference: fp32 SDPA for flash/sage/SDPA itself, train/model.py's sla_attention in
 fp32 (the definition of SLA) for ours, on the first heads. Prints a table last and writes JSON.
 
-usage: python3 bench/gpu/bench_attention.py --lib PATH.so --out results.json [--big]
+usage: python3 bench/gpu/bench_attention.py --lib PATH.so --out results.json [--big | --big-only]
 """
 
 import argparse
@@ -148,6 +148,7 @@ def main():
     ap.add_argument("--lib", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--big", action="store_true", help="also [1, 40, 75600, 128] (Wan2.1-14B at 720p)")
+    ap.add_argument("--big-only", action="store_true", help="only [1, 40, 75600, 128]")
     ap.add_argument("--top-k", type=float, default=0.1)
     args = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -155,8 +156,8 @@ def main():
     lib = load(args.lib)
     name = torch.cuda.get_device_name()
     rows = []
-    shapes = [(3, 2304, 64, 200, 3), (12, 32760, 128, 30, 2)]
-    if args.big:
+    shapes = [] if args.big_only else [(3, 2304, 64, 200, 3), (12, 32760, 128, 30, 2)]
+    if args.big or args.big_only:
         shapes.append((40, 75600, 128, 10, 1))
     for heads, n, hd, reps, ref_heads in shapes:
         try:

@@ -9,12 +9,19 @@
 #include <string>
 
 #include "kernels/cuda/attention.h"
+#include "kernels/cuda/dit_forward.h"
 
 namespace {
 
 thread_local std::string g_error;
 
 ff::cuda::AttnTensor bhnd(void* p, int n, int hd) { return {p, static_cast<int64_t>(n) * hd, hd}; }
+
+cublasHandle_t cublasHandle() {
+  static cublasHandle_t handle = nullptr;
+  if (!handle && cublasCreate(&handle) != CUBLAS_STATUS_SUCCESS) throw std::runtime_error("cublasCreate failed");
+  return handle;
+}
 
 template <typename F>
 int guarded(F&& f) {
@@ -55,14 +62,39 @@ int ff_cuda_sage(int heads, int n, int hd, void* q, void* k, void* v, void* out,
 int ff_cuda_sla(int heads, int n, int hd, float topK, void* q, void* k, void* v, void* out, void* proj, void* selected,
                 void* ws, size_t wsBytes, void* stream) {
   return guarded([&] {
-    static cublasHandle_t handle = nullptr;
-    if (!handle && cublasCreate(&handle) != CUBLAS_STATUS_SUCCESS) throw std::runtime_error("cublasCreate failed");
     ff::cuda::SlaOptions o;
     o.topK = topK;
     o.projL = proj;
     o.selectedOut = static_cast<int32_t*>(selected);
     ff::cuda::slaAttention({heads, n, n, hd, 0.0f}, bhnd(q, n, hd), bhnd(k, n, hd), bhnd(v, n, hd), bhnd(out, n, hd), o, ws,
-                           wsBytes, handle, static_cast<cudaStream_t>(stream));
+                           wsBytes, cublasHandle(), static_cast<cudaStream_t>(stream));
+  });
+}
+
+// dims: tokens, dim, heads, ffn, layers, ctxTokens, patchOut, frames, rows, cols (ints); see
+// native/src/kernels/cuda/dit_forward.h for the pointers. attention: 0 flash, 1 sage, 2 SLA.
+size_t ff_cuda_dit_scratch_bytes(const int* dims) {
+  ff::cuda::DitShape s{dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7], dims[8], dims[9]};
+  return ff::cuda::ditScratchBytes(s);
+}
+
+int ff_cuda_dit_forward(const int* dims, float eps, double ropeTheta, int attention, float topK, float* tok, const void* ctx,
+                        const float* modulation, const void* const* blocks, const float* headMod, const void* headW,
+                        const float* headB, void* out, void* scratch, size_t scratchBytes, void* stream) {
+  return guarded([&] {
+    ff::cuda::DitShape s{dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7], dims[8], dims[9], eps, ropeTheta};
+    ff::cuda::DitArgs a;
+    a.tok = tok;
+    a.ctx = ctx;
+    a.modulation = modulation;
+    a.blocks = blocks;
+    a.headMod = headMod;
+    a.headW = headW;
+    a.headB = headB;
+    a.out = out;
+    a.attention = static_cast<ff::cuda::DitAttention>(attention);
+    a.slaTopK = topK;
+    ff::cuda::ditForward(s, a, scratch, scratchBytes, cublasHandle(), static_cast<cudaStream_t>(stream));
   });
 }
 

@@ -1,27 +1,40 @@
 #!/usr/bin/env bash
 # The one script the GPU machine runs (docs/CUDA.md): configure native/ with its optional CUDA part
-# (no Node addon), build the CUDA test binary and the ctypes library, run the tests, then time the
-# attention kernels against PyTorch SDPA. Logs and JSON go under $OUT (default out/gpu); the table
-# is printed last. Extra arguments go to bench_attention.py (e.g. --big).
+# (no Node addon), build the CUDA test binary and the ctypes library, run the tests, time the
+# attention kernels against PyTorch SDPA, then the DiT forward against train/model.py. Logs and
+# JSON go under $OUT (default out/gpu); the tables are printed last. FF_GPU_BUDGET_S (default 420)
+# bounds the whole script: each stage gets at most what is left; FF_GPU_BIG=1 adds the
+# [1, 40, 75600, 128] attention shape at the end.
 set -o pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-$PWD/out/gpu}
 mkdir -p "$OUT"
 command -v nvcc >/dev/null || export PATH=/usr/local/cuda/bin:$PATH
 BUILD=native/build-gpu
+START=$(date +%s)
+BUDGET=${FF_GPU_BUDGET_S:-420}
+left() { local l=$((BUDGET - ($(date +%s) - START))); [ "$l" -lt "$1" ] && echo "$l" || echo "$1"; }
+export PYTHONUNBUFFERED=1
 {
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv
-  nvcc --version | tail -2
-  cublas_h=$(find /usr/local /usr/include /opt -name cublas_v2.h 2>/dev/null | head -1)
+  nvcc --version | tail -1
+  cublas_h=$(find /usr/local /usr/include -name cublas_v2.h 2>/dev/null | head -1)
+  [ -z "$cublas_h" ] && cublas_h=$(find /opt -name cublas_v2.h 2>/dev/null | head -1)
   echo "cublas_v2.h: ${cublas_h:-not found}"
   extra=()
   [ -n "$cublas_h" ] && extra+=("-DFF_CUBLAS_ROOT=$(dirname "$(dirname "$cublas_h")")")
-  t0=$(date +%s)
   cmake -S native -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFRAMEFLEET_ADDON=OFF \
     -DCMAKE_CUDA_ARCHITECTURES="${FF_CUDA_ARCHS:-90}" "${extra[@]}" >"$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
   ninja -C "$BUILD" framefleet_cuda_tests framefleet_cuda_capi >"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
-  echo "build: $(( $(date +%s) - t0 )) s"
-  timeout 180 "$BUILD/framefleet_cuda_tests"; tests=$?
-  echo "tests exit: $tests"
-  PYTHONUNBUFFERED=1 timeout 300 python3 bench/gpu/bench_attention.py --lib "$BUILD/libframefleet_cuda_capi.so" --out "$OUT/attention.json" "$@"
+  echo "build: $(( $(date +%s) - START )) s"
+  timeout "$(left 150)" "$BUILD/framefleet_cuda_tests" | tee "$OUT/tests.log"
+  echo "tests exit: $?  at $(( $(date +%s) - START )) s"
+  lib="$BUILD/libframefleet_cuda_capi.so"
+  timeout "$(left 150)" python3 bench/gpu/bench_attention.py --lib "$lib" --out "$OUT/attention.json"
+  echo "attention bench exit: $?  at $(( $(date +%s) - START )) s"
+  timeout "$(left 150)" python3 bench/gpu/bench_dit.py --lib "$lib" --out "$OUT/dit.json"
+  echo "dit bench exit: $?  at $(( $(date +%s) - START )) s"
+  if [ "${FF_GPU_BIG:-0}" = 1 ] && [ "$(left 100)" -ge 60 ]; then
+    timeout "$(left 120)" python3 bench/gpu/bench_attention.py --lib "$lib" --out "$OUT/attention_big.json" --big-only
+  fi
 } 2>&1 | tee "$OUT/log"

@@ -297,10 +297,19 @@ void testOps() {
   report("layer norm + affine + modulate 333x384", downloadBf16(dy, x.size()), ref, 1e-2, 0.9999);
 
   DeviceBuffer dq = uploadBf16(x);
-  ff::rms_norm_ref(x.data(), ref.data(), rows, dim, w.data(), 1e-6f);
-  ff::cuda::rmsNorm(dq.p, rows, dim, dim, static_cast<float*>(dw.p), 1e-6f, nullptr);
+  std::vector<float> xb(x.size());
+  for (size_t i = 0; i < x.size(); ++i) xb[i] = fromBf16(toBf16(x[i] + b[i % dim]));
+  ff::rms_norm_ref(xb.data(), ref.data(), rows, dim, w.data(), 1e-6f);
+  ff::cuda::rmsNorm(dq.p, rows, dim, dim, static_cast<float*>(db.p), static_cast<float*>(dw.p), 1e-6f, nullptr);
   FF_CUDA(cudaDeviceSynchronize());
-  report("rms norm (in place) 333x384", downloadBf16(dq, x.size()), ref, 1e-2, 0.9999);
+  report("bias + rms norm (in place) 333x384", downloadBf16(dq, x.size()), ref, 1e-2, 0.9999);
+
+  DeviceBuffer dab = uploadBf16(x);
+  ff::cuda::addBias(dab.p, rows, dim, static_cast<float*>(db.p), nullptr);
+  FF_CUDA(cudaDeviceSynchronize());
+  std::vector<float> xplus(x.size());
+  for (size_t i = 0; i < x.size(); ++i) xplus[i] = x[i] + b[i % dim];
+  report("bias add 333x384", downloadBf16(dab, x.size()), xplus, 1e-2, 0.9999);
 
   // RoPE on a 3 x 9 x 37 grid (333 tokens), 6 heads of 64.
   std::vector<float> xr = x;

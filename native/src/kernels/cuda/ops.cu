@@ -49,19 +49,27 @@ __global__ void __launch_bounds__(kRowThreads) layerNormModulateKernel(const flo
   }
 }
 
-__global__ void __launch_bounds__(kRowThreads) rmsNormKernel(bf16* x, int64_t dim, int64_t ld, const float* w, float eps) {
+// The biased row is rounded to bf16 before the statistics, as a bf16 linear layer's output is.
+__global__ void __launch_bounds__(kRowThreads) rmsNormKernel(bf16* x, int64_t dim, int64_t ld, const float* bias,
+                                                            const float* w, float eps) {
   __shared__ float red[kRowThreads / 32];
   bf16* xr = x + blockIdx.x * ld;
+  auto at = [&](int64_t i) {
+    return bias ? __bfloat162float(__float2bfloat16_rn(__bfloat162float(xr[i]) + bias[i])) : __bfloat162float(xr[i]);
+  };
   float s = 0.0f;
   for (int64_t i = threadIdx.x; i < dim; i += kRowThreads) {
-    const float v = __bfloat162float(xr[i]);
+    const float v = at(i);
     s += v * v;
   }
   const float r = rsqrtf(blockSum(s, red) / static_cast<float>(dim) + eps);
-  for (int64_t i = threadIdx.x; i < dim; i += kRowThreads) {
-    const float v = __bfloat162float(xr[i]) * r * (w ? w[i] : 1.0f);
-    xr[i] = __float2bfloat16_rn(v);
-  }
+  for (int64_t i = threadIdx.x; i < dim; i += kRowThreads) xr[i] = __float2bfloat16_rn(at(i) * r * (w ? w[i] : 1.0f));
+}
+
+__global__ void addBiasKernel(bf16* y, int64_t n, int64_t dim, const float* bias) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= n) return;
+  y[i] = __float2bfloat16_rn(__bfloat162float(y[i]) + bias[i % dim]);
 }
 
 // One thread per (token, head, channel pair).
@@ -119,10 +127,18 @@ void layerNormModulate(const float* x, void* y, int64_t rows, int64_t dim, const
   FF_CUDA_LAUNCHED("layerNormModulateKernel");
 }
 
-void rmsNorm(void* x, int64_t rows, int64_t dim, int64_t ld, const float* w, float eps, CUstream_st* stream) {
+void rmsNorm(void* x, int64_t rows, int64_t dim, int64_t ld, const float* bias, const float* w, float eps,
+             CUstream_st* stream) {
   if (rows <= 0) return;
-  rmsNormKernel<<<static_cast<unsigned>(rows), kRowThreads, 0, stream>>>(static_cast<bf16*>(x), dim, ld, w, eps);
+  rmsNormKernel<<<static_cast<unsigned>(rows), kRowThreads, 0, stream>>>(static_cast<bf16*>(x), dim, ld, bias, w, eps);
   FF_CUDA_LAUNCHED("rmsNormKernel");
+}
+
+void addBias(void* y, int64_t rows, int64_t dim, const float* bias, CUstream_st* stream) {
+  const int64_t n = rows * dim;
+  if (n <= 0 || bias == nullptr) return;
+  addBiasKernel<<<gridFor(n), 256, 0, stream>>>(static_cast<bf16*>(y), n, dim, bias);
+  FF_CUDA_LAUNCHED("addBiasKernel");
 }
 
 void rope3d(void* x, int64_t ld, int64_t heads, int64_t headDim, int64_t frames, int64_t rows, int64_t cols,

@@ -12,8 +12,12 @@ namespace ff::cuda {
 // w, b, shift, scale may be null). x: [rows, dim] fp32.
 void layerNormModulate(const float* x, void* y, int64_t rows, int64_t dim, const float* w, const float* b,
                        const float* shift, const float* scale, float eps, CUstream_st* stream);
-// In place on bf16 x: [rows, dim] (row stride ld elements): x = x / sqrt(mean(x^2) + eps) * w.
-void rmsNorm(void* x, int64_t rows, int64_t dim, int64_t ld, const float* w, float eps, CUstream_st* stream);
+// In place on bf16 x: [rows, dim] (row stride ld elements): x += bias (when given), then
+// x = x / sqrt(mean(x^2) + eps) * w.
+void rmsNorm(void* x, int64_t rows, int64_t dim, int64_t ld, const float* bias, const float* w, float eps,
+             CUstream_st* stream);
+// In place on bf16 y: [rows, dim]: y += bias.
+void addBias(void* y, int64_t rows, int64_t dim, const float* bias, CUstream_st* stream);
 // 3D RoPE of docs/MODEL.md in place on bf16 x: [tokens, heads, headDim] (token stride ld elements);
 // token n sits at (f, r, c) with n = (f * rows + r) * cols + c.
 void rope3d(void* x, int64_t ld, int64_t heads, int64_t headDim, int64_t frames, int64_t rows, int64_t cols,
