@@ -14,7 +14,6 @@ import ctypes
 import json
 import math
 import os
-import statistics
 import sys
 from pathlib import Path
 
@@ -22,6 +21,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "train"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_timing import time_ms  # noqa: E402
 from model import sla_attention  # noqa: E402  (the PyTorch reference of the model family)
 
 
@@ -40,21 +41,6 @@ def load(lib_path):
 def check(lib, rc):
     if rc != 0:
         raise RuntimeError(lib.ff_cuda_last_error().decode())
-
-
-def time_ms(fn, warmup, reps):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b))
-    return statistics.median(times), min(times), max(times)
 
 
 def compare(x, ref):

@@ -14,13 +14,14 @@ usage: python3 bench/gpu/bench_dit.py --lib PATH.so --out dit.json [--small-only
 import argparse
 import ctypes
 import json
-import statistics
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "train"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_timing import time_ms  # noqa: E402
 from model import DiT  # noqa: E402
 
 MATRICES = {0, 2, 4, 6, 10, 13, 15, 17, 19, 23, 25}
@@ -97,21 +98,6 @@ def load(path):
     return lib
 
 
-def time_ms(fn, warmup, reps):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        ts.append(a.elapsed_time(b))
-    return statistics.median(ts)
-
-
 def cos(a, b):
     a, b = a.double().flatten(), b.double().flatten()
     if not torch.isfinite(a).all():
@@ -134,11 +120,11 @@ def run_config(lib, name, cfg, latent, text_dim, ctx_tokens, dtype, reps):
     rows = []
     with torch.no_grad():
         ref = model(x, t, ctx, key_mask)
-        torch_ms = time_ms(lambda: model(x, t, ctx, key_mask), 1, reps)
+        torch_ms = time_ms(lambda: model(x, t, ctx, key_mask), 1, reps)[0]
         rows.append({"config": name, "impl": f"pytorch eager {str(dtype)[6:]} + SDPA", "forward_ms": torch_ms, "cos_vs_torch": 1.0})
         for label, att in (("ours flash bf16", 0), ("ours sage int8", 1), ("ours SLA top0.1 (sage)", 2)):
             v = ours.forward(x, t, ctx, att)
-            ms = time_ms(lambda att=att: ours.forward(x, t, ctx, att), 1, reps)
+            ms = time_ms(lambda att=att: ours.forward(x, t, ctx, att), 1, reps)[0]
             rows.append({"config": name, "impl": label, "forward_ms": ms, "cos_vs_torch": cos(v, ref)})
     for r in rows:
         r["tokens"] = ours.n

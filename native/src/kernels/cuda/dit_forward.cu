@@ -56,17 +56,24 @@ void ditForward(const DitShape& s, const DitArgs& a, void* scratch, size_t scrat
   auto tm = [&](void* p) { return AttnTensor{p, hd, D}; };
   const AttnShape self{H, N, N, hd, 0.0f}, cross{H, N, L, hd, 0.0f};
 
+  // q = norm_q(x Wq^T + bq), k = norm_k(src Wk^T + bk), v = src Wv^T + bv, with p pointing at one
+  // attention's (q.w, q.b, k.w, k.b, v.w, v.b).
+  auto qkv = [&](const void* x, const void* src, int nSrc, const void* const* p, const void* normQ, const void* normK,
+                 void* q, void* k, void* v) {
+    gemmBf16(cublas, stream, N, D, D, x, p[0], q);
+    gemmBf16(cublas, stream, nSrc, D, D, src, p[2], k);
+    gemmBf16(cublas, stream, nSrc, D, D, src, p[4], v);
+    rmsNorm(q, N, D, D, f32(p[1]), f32(normQ), s.eps, stream);
+    rmsNorm(k, nSrc, D, D, f32(p[3]), f32(normK), s.eps, stream);
+    addBias(v, nSrc, D, f32(p[5]), stream);
+  };
+
   for (int layer = 0; layer < s.layers; ++layer) {
     const void* const* b = a.blocks + static_cast<size_t>(layer) * kDitBlockPointers;
     const float* m = a.modulation + static_cast<size_t>(layer) * 6 * D;  // s1, sc1, g1, s2, sc2, g2
     // Self-attention: h = LN(tok) (1 + sc1) + s1; q, k RMS-normed and rotated; tok += g1 * o(attn).
     layerNormModulate(a.tok, w.h, N, D, nullptr, nullptr, m, m + D, s.eps, stream);
-    gemmBf16(cublas, stream, N, D, D, w.h, b[0], w.q);
-    gemmBf16(cublas, stream, N, D, D, w.h, b[2], w.k);
-    gemmBf16(cublas, stream, N, D, D, w.h, b[4], w.v);
-    rmsNorm(w.q, N, D, D, f32(b[1]), f32(b[8]), s.eps, stream);
-    rmsNorm(w.k, N, D, D, f32(b[3]), f32(b[9]), s.eps, stream);
-    addBias(w.v, N, D, f32(b[5]), stream);
+    qkv(w.h, w.h, N, b, b[8], b[9], w.q, w.k, w.v);
     rope3d(w.q, D, H, hd, s.frames, s.rows, s.cols, s.ropeTheta, stream);
     rope3d(w.k, D, H, hd, s.frames, s.rows, s.cols, s.ropeTheta, stream);
     if (a.attention == DitAttention::Flash) {
@@ -84,12 +91,7 @@ void ditForward(const DitShape& s, const DitArgs& a, void* scratch, size_t scrat
 
     // Cross-attention over the text: tok += o2(attn(norm_q(q2(norm3(tok))), norm_k(k2(c)), v2(c))).
     layerNormModulate(a.tok, w.h, N, D, f32(b[11]), f32(b[12]), nullptr, nullptr, s.eps, stream);
-    gemmBf16(cublas, stream, N, D, D, w.h, b[13], w.q);
-    gemmBf16(cublas, stream, L, D, D, a.ctx, b[15], w.k2);
-    gemmBf16(cublas, stream, L, D, D, a.ctx, b[17], w.v2);
-    rmsNorm(w.q, N, D, D, f32(b[14]), f32(b[21]), s.eps, stream);
-    rmsNorm(w.k2, L, D, D, f32(b[16]), f32(b[22]), s.eps, stream);
-    addBias(w.v2, L, D, f32(b[18]), stream);
+    qkv(w.h, a.ctx, L, b + 13, b[21], b[22], w.q, w.k2, w.v2);
     flashAttention(cross, tm(w.q), tm(w.k2), tm(w.v2), tm(w.o), stream);
     gemmBf16(cublas, stream, N, D, D, w.o, b[19], w.y);
     addGated(a.tok, w.y, N, D, f32(b[20]), nullptr, stream);
