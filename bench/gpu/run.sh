@@ -4,7 +4,8 @@
 # attention kernels against PyTorch SDPA, then the DiT forward against train/model.py. Logs and
 # JSON go under $OUT (default out/gpu); the tables are printed last. FF_GPU_BUDGET_S (default 420)
 # bounds the whole script: each stage gets at most what is left; FF_GPU_BIG=1 adds the
-# [1, 40, 75600, 128] attention shape at the end.
+# [1, 40, 75600, 128] attention shape at the end; FF_GPU_PREBUILT=dir uses binaries built elsewhere
+# (sm_90, same CUDA major) instead of building.
 set -o pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-$PWD/out/gpu}
@@ -18,14 +19,28 @@ export PYTHONUNBUFFERED=1
 {
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv
   nvcc --version | tail -1
-  cublas_h=$(find /usr/local /usr/include -name cublas_v2.h 2>/dev/null | head -1)
-  [ -z "$cublas_h" ] && cublas_h=$(find /opt -name cublas_v2.h 2>/dev/null | head -1)
-  echo "cublas_v2.h: ${cublas_h:-not found}"
-  extra=()
-  [ -n "$cublas_h" ] && extra+=("-DFF_CUBLAS_ROOT=$(dirname "$(dirname "$cublas_h")")")
-  cmake -S native -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFRAMEFLEET_ADDON=OFF \
-    -DCMAKE_CUDA_ARCHITECTURES="${FF_CUDA_ARCHS:-90}" "${extra[@]}" >"$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
-  ninja -C "$BUILD" framefleet_cuda_tests framefleet_cuda_capi >"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
+  # cuBLAS / cudart for the loader: the toolkit's, else the pip copies next to PyTorch.
+  for lib in libcublas.so.13 libcudart.so.13; do
+    d=$(dirname "$(find /usr/local /opt -name "$lib" 2>/dev/null | head -1)")
+    [ "$d" != . ] && export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  done
+  # A build carried from elsewhere (FF_GPU_PREBUILT=dir) is used when it loads; otherwise build here.
+  if [ -n "${FF_GPU_PREBUILT:-}" ] && ldd "$FF_GPU_PREBUILT/framefleet_cuda_tests" | grep -q "not found"; then
+    echo "prebuilt binaries do not load here; building"; FF_GPU_PREBUILT=
+  fi
+  if [ -n "${FF_GPU_PREBUILT:-}" ]; then
+    BUILD=$FF_GPU_PREBUILT
+    echo "using the prebuilt binaries in $BUILD"
+  else
+    cublas_h=$(find /usr/local /usr/include -name cublas_v2.h 2>/dev/null | head -1)
+    [ -z "$cublas_h" ] && cublas_h=$(find /opt -name cublas_v2.h 2>/dev/null | head -1)
+    echo "cublas_v2.h: ${cublas_h:-not found}"
+    extra=()
+    [ -n "$cublas_h" ] && extra+=("-DFF_CUBLAS_ROOT=$(dirname "$(dirname "$cublas_h")")")
+    cmake -S native -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFRAMEFLEET_ADDON=OFF \
+      -DCMAKE_CUDA_ARCHITECTURES="${FF_CUDA_ARCHS:-90}" "${extra[@]}" >"$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
+    ninja -C "$BUILD" framefleet_cuda_tests framefleet_cuda_capi >"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
+  fi
   echo "build: $(( $(date +%s) - START )) s"
   timeout "$(left 150)" "$BUILD/framefleet_cuda_tests" | tee "$OUT/tests.log"
   echo "tests exit: $?  at $(( $(date +%s) - START )) s"

@@ -28,7 +28,13 @@ namespace {
 int g_failures = 0;
 std::mt19937_64 g_rng(std::random_device{}());
 
-uint16_t toBf16(float x) { return ff::cpu::toBf16(x); }
+// Round-to-nearest-even fp32 -> bf16 bits (what __float2bfloat16_rn does on the device).
+uint16_t toBf16(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
 float fromBf16(uint16_t b) {
   const uint32_t u = static_cast<uint32_t>(b) << 16;
   float f;
