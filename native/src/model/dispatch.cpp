@@ -41,6 +41,19 @@ void linear(const Knobs& knobs, const LinearWeights& w, const float* x, int64_t 
   fail(ErrorCode::BadRequest, std::string("linear: '") + linear_name(knobs.linear) + "' kernel is not built in this engine");
 }
 
+bool linear_fusable(const Knobs& knobs) { return knobs.linear == LinearKind::W8a8; }
+
+void linear_fused(const Knobs& knobs, const LinearWeights* const* w, float* const* y, int count, int64_t rows, const float* x,
+                  const std::function<void(int64_t, int64_t, float*)>& input, const std::function<void(int64_t, int64_t)>& output) {
+  if (!linear_fusable(knobs) || count < 1 || count > 4) fail(ErrorCode::Internal, "linear_fused: needs the w8a8 kind and 1..4 layers");
+  const cpu::Int8Linear* layers[4];
+  for (int l = 0; l < count; ++l) {
+    layers[l] = static_cast<const cpu::Int8Linear*>(w[l]->state(LinearKind::W8a8));
+    if (!layers[l]) fail(ErrorCode::Internal, "linear: " + w[l]->name + " was not prepared for w8a8");
+  }
+  cpu::linearW8A8Fused(layers, y, count, rows, x, input, output);
+}
+
 void prepare_linear(LinearKind kind, LinearWeights& w) {
   switch (kind) {
     case LinearKind::Fp32: return;  // runs on the weights as loaded

@@ -4,6 +4,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +33,13 @@ struct LinearWeights {
 void linear(const Knobs& knobs, const LinearWeights& w, const float* x, int64_t rows, float* y);
 // The fp32 product, also used directly by the layers outside the DiT blocks.
 void linear_fp32(const LinearWeights& w, const float* x, int64_t rows, float* y);
+// Whether linear_fused runs for these knobs (the w8a8 kind; fp32 and bf16 run layer by layer).
+bool linear_fusable(const Knobs& knobs);
+// Several w8a8 layers sharing one input, in one pass over row blocks (cpu::linearW8A8Fused):
+// y[l] = in W_l^T + b_l where the input rows come from `input(m0, m1, dst)` (or x when input is
+// null), and `output(m0, m1)` post-processes each finished block on the same thread.
+void linear_fused(const Knobs& knobs, const LinearWeights* const* w, float* const* y, int count, int64_t rows, const float* x,
+                  const std::function<void(int64_t, int64_t, float*)>& input, const std::function<void(int64_t, int64_t)>& output);
 // Called once per (layer, linear kind) before first use, serialised by the model.
 void prepare_linear(LinearKind kind, LinearWeights& w);
 

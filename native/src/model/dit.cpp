@@ -163,65 +163,192 @@ void Dit::embed(const float* x, const LatentShape& s, float* tokens) const {
   linear_fp32(patch_embed_, patches.data(), N, tokens);
 }
 
-void Dit::block(const Knobs& knobs, int i, float* tok, const LatentShape& s, const DitTime& time, const DitText& text, Arena& arena) const {
+namespace {
+bool g_fused_blocks = true;
+
+// A block's modulation (s1, sc1, g1, s2, sc2, g2 = m + the block's modulation) and its [N, D]
+// scratch rows, from the arena.
+struct BlockScratch {
+  const float *s1, *sc1, *g1, *s2, *sc2, *g2;
+  float *h, *q, *k, *v, *o;
+};
+
+BlockScratch block_scratch(const DitBlock& b, int64_t N, int64_t D, const DitTime& time, Arena& arena) {
+  float* mod = arena.alloc(6 * D);
+  for (int64_t j = 0; j < 6 * D; ++j) mod[j] = time.m[j] + b.modulation[j];
+  BlockScratch r{mod, mod + D, mod + 2 * D, mod + 3 * D, mod + 4 * D, mod + 5 * D, nullptr, nullptr, nullptr, nullptr, nullptr};
+  for (float** p : {&r.h, &r.q, &r.k, &r.v, &r.o}) *p = arena.alloc(N * D);
+  return r;
+}
+}  // namespace
+
+void Dit::set_fused_blocks(bool on) { g_fused_blocks = on; }
+
+// The same block as block() with the w8a8 linears fused with their neighbours (linear_fused):
+// each pass over row blocks makes the input rows (norm and modulation), quantizes them once for
+// every linear that reads them, and post-processes the outputs while they are in cache (q/k
+// norms and RoPE, GELU, gated residuals). The arithmetic per row is block()'s.
+void Dit::block_fused(const Knobs& knobs, int i, float* tok, const LatentShape& s, const DitTime& time, const DitText& text,
+                      Arena& arena) const {
   const DitBlock& b = blocks_[i];
   const int64_t N = s.tokens(), D = c_.dim, F = c_.ffn_dim, H = c_.heads, hd = c_.head_dim(), L = text.c.dim(0);
   const float eps = float(c_.eps), scale = 1.0f / std::sqrt(float(hd));
-  float* mod = arena.alloc(6 * D);  // s1, sc1, g1, s2, sc2, g2 = m + modulation
-  for (int64_t j = 0; j < 6 * D; ++j) mod[j] = time.m[j] + b.modulation[j];
-  const float *s1 = mod, *sc1 = mod + D, *g1 = mod + 2 * D, *s2 = mod + 3 * D, *sc2 = mod + 4 * D, *g2 = mod + 5 * D;
-  float* h = arena.alloc(N * D);
-  float* q = arena.alloc(N * D);
-  float* k = arena.alloc(N * D);
-  float* v = arena.alloc(N * D);
-  float* o = arena.alloc(N * D);
+  const double theta = c_.rope_theta;
+  const BlockScratch m = block_scratch(b, N, D, time, arena);
+  const float *s1 = m.s1, *sc1 = m.sc1, *g1 = m.g1, *s2 = m.s2, *sc2 = m.sc2, *g2 = m.g2;
+  float *h = m.h, *q = m.q, *k = m.k, *v = m.v, *o = m.o;
+  float* f = arena.alloc(N * F);
+  const RopeGrid grid{s.grid_t, s.grid_h, s.grid_w};
+  auto ln_mod = [&](const float* shift, const float* sc) {
+    return [=](int64_t m0, int64_t m1, float* dst) { layer_norm_modulate(tok + m0 * D, dst, m1 - m0, D, nullptr, nullptr, shift, sc, eps); };
+  };
+  auto residual = [&](const float* gate) {
+    return [=](int64_t m0, int64_t m1) { add_gated(tok + m0 * D, h + m0 * D, m1 - m0, D, gate); };
+  };
+
+  {  // self-attention
+    FF_PROFILE("fused norm+qkv+rope");
+    const LinearWeights* w[3] = {&b.q1, &b.k1, &b.v1};
+    float* y[3] = {q, k, v};
+    linear_fused(knobs, w, y, 3, N, nullptr, ln_mod(s1, sc1), [&](int64_t m0, int64_t m1) {
+      rms_norm(q + m0 * D, q + m0 * D, m1 - m0, D, b.norm_q1, eps);
+      rms_norm(k + m0 * D, k + m0 * D, m1 - m0, D, b.norm_k1, eps);
+      rope3d_rows(q, D, H, hd, grid, theta, m0, m1);
+      rope3d_rows(k, D, H, hd, grid, theta, m0, m1);
+    });
+  }
+  {
+    FF_PROFILE("self-attention");
+    self_attention(knobs, AttentionArgs{N, N, H, hd, q, D, k, D, v, D, o, D, nullptr, scale}, b.proj_l);
+  }
+  {
+    FF_PROFILE("fused o1+residual");
+    const LinearWeights* w[1] = {&b.o1};
+    float* y[1] = {h};
+    linear_fused(knobs, w, y, 1, N, o, nullptr, residual(g1));
+  }
+  {  // cross-attention
+    FF_PROFILE("fused norm3+q2+norm");
+    const LinearWeights* w[1] = {&b.q2};
+    float* y[1] = {q};
+    linear_fused(
+        knobs, w, y, 1, N, nullptr,
+        [&](int64_t m0, int64_t m1, float* dst) { layer_norm(tok + m0 * D, dst, m1 - m0, D, b.norm3_w, b.norm3_b, eps); },
+        [&](int64_t m0, int64_t m1) { rms_norm(q + m0 * D, q + m0 * D, m1 - m0, D, b.norm_q2, eps); });
+  }
+  {
+    FF_PROFILE("cross-attention");
+    attention_dense(AttentionArgs{N, L, H, hd, q, D, text.k[i].data(), D, text.v[i].data(), D, o, D, text.mask.data(), scale});
+  }
+  {
+    FF_PROFILE("fused o2+residual");
+    const LinearWeights* w[1] = {&b.o2};
+    float* y[1] = {h};
+    linear_fused(knobs, w, y, 1, N, o, nullptr, residual(nullptr));
+  }
+  {  // FFN
+    FF_PROFILE("fused norm+fc1+gelu");
+    const LinearWeights* w[1] = {&b.fc1};
+    float* y[1] = {f};
+    linear_fused(knobs, w, y, 1, N, nullptr, ln_mod(s2, sc2), [&](int64_t m0, int64_t m1) { gelu_inplace(f + m0 * F, (m1 - m0) * F); });
+  }
+  {
+    FF_PROFILE("fused fc2+residual");
+    const LinearWeights* w[1] = {&b.fc2};
+    float* y[1] = {h};
+    linear_fused(knobs, w, y, 1, N, f, nullptr, residual(g2));
+  }
+}
+
+void Dit::block(const Knobs& knobs, int i, float* tok, const LatentShape& s, const DitTime& time, const DitText& text, Arena& arena) const {
+  if (g_fused_blocks && linear_fusable(knobs)) return block_fused(knobs, i, tok, s, time, text, arena);
+  const DitBlock& b = blocks_[i];
+  const int64_t N = s.tokens(), D = c_.dim, F = c_.ffn_dim, H = c_.heads, hd = c_.head_dim(), L = text.c.dim(0);
+  const float eps = float(c_.eps), scale = 1.0f / std::sqrt(float(hd));
+  const BlockScratch m = block_scratch(b, N, D, time, arena);
+  const float *s1 = m.s1, *sc1 = m.sc1, *g1 = m.g1, *s2 = m.s2, *sc2 = m.sc2, *g2 = m.g2;
+  float *h = m.h, *q = m.q, *k = m.k, *v = m.v, *o = m.o;
 
   // self-attention: h = LN(tok) * (1 + sc1) + s1; tok += g1 * o(attn(rope(norm_q(q h)), rope(norm_k(k h)), v h))
-  { FF_PROFILE("norm+modulate");
-  layer_norm_modulate(tok, h, N, D, nullptr, nullptr, s1, sc1, eps); }
-  { FF_PROFILE("linear qkv1");
-  linear(knobs, b.q1, h, N, q);  // [N, D]
-  linear(knobs, b.k1, h, N, k);
-  linear(knobs, b.v1, h, N, v); }
-  { FF_PROFILE("rmsnorm+rope");
-  rms_norm(q, q, N, D, b.norm_q1, eps);
-  rms_norm(k, k, N, D, b.norm_k1, eps);
-  RopeGrid grid{s.grid_t, s.grid_h, s.grid_w};
-  rope3d(q, D, H, hd, grid, c_.rope_theta);  // [N, H, hd]
-  rope3d(k, D, H, hd, grid, c_.rope_theta); }
-  { FF_PROFILE("self-attention");
-  self_attention(knobs, AttentionArgs{N, N, H, hd, q, D, k, D, v, D, o, D, nullptr, scale}, b.proj_l); }
-  { FF_PROFILE("linear o1");
-  linear(knobs, b.o1, o, N, h); }
-  { FF_PROFILE("residual");
-  add_gated(tok, h, N, D, g1); }
+  {
+    FF_PROFILE("norm+modulate");
+    layer_norm_modulate(tok, h, N, D, nullptr, nullptr, s1, sc1, eps);
+  }
+  {
+    FF_PROFILE("linear qkv1");
+    linear(knobs, b.q1, h, N, q);  // [N, D]
+    linear(knobs, b.k1, h, N, k);
+    linear(knobs, b.v1, h, N, v);
+  }
+  {
+    FF_PROFILE("rmsnorm+rope");
+    rms_norm(q, q, N, D, b.norm_q1, eps);
+    rms_norm(k, k, N, D, b.norm_k1, eps);
+    RopeGrid grid{s.grid_t, s.grid_h, s.grid_w};
+    rope3d(q, D, H, hd, grid, c_.rope_theta);  // [N, H, hd]
+    rope3d(k, D, H, hd, grid, c_.rope_theta);
+  }
+  {
+    FF_PROFILE("self-attention");
+    self_attention(knobs, AttentionArgs{N, N, H, hd, q, D, k, D, v, D, o, D, nullptr, scale}, b.proj_l);
+  }
+  {
+    FF_PROFILE("linear o1");
+    linear(knobs, b.o1, o, N, h);
+  }
+  {
+    FF_PROFILE("residual");
+    add_gated(tok, h, N, D, g1);
+  }
 
   // cross-attention to the text: tok += o2(attn(norm_q(q norm3(tok)), k_text, v_text))
-  { FF_PROFILE("norm+modulate");
-  layer_norm(tok, h, N, D, b.norm3_w, b.norm3_b, eps); }
-  { FF_PROFILE("linear q2");
-  linear(knobs, b.q2, h, N, q); }
-  { FF_PROFILE("rmsnorm+rope");
-  rms_norm(q, q, N, D, b.norm_q2, eps); }
-  { FF_PROFILE("cross-attention");
-  attention_dense(AttentionArgs{N, L, H, hd, q, D, text.k[i].data(), D, text.v[i].data(), D, o, D, text.mask.data(), scale}); }
-  { FF_PROFILE("linear o2");
-  linear(knobs, b.o2, o, N, h); }
-  { FF_PROFILE("residual");
-  add_gated(tok, h, N, D, nullptr); }
+  {
+    FF_PROFILE("norm+modulate");
+    layer_norm(tok, h, N, D, b.norm3_w, b.norm3_b, eps);
+  }
+  {
+    FF_PROFILE("linear q2");
+    linear(knobs, b.q2, h, N, q);
+  }
+  {
+    FF_PROFILE("rmsnorm+rope");
+    rms_norm(q, q, N, D, b.norm_q2, eps);
+  }
+  {
+    FF_PROFILE("cross-attention");
+    attention_dense(AttentionArgs{N, L, H, hd, q, D, text.k[i].data(), D, text.v[i].data(), D, o, D, text.mask.data(), scale});
+  }
+  {
+    FF_PROFILE("linear o2");
+    linear(knobs, b.o2, o, N, h);
+  }
+  {
+    FF_PROFILE("residual");
+    add_gated(tok, h, N, D, nullptr);
+  }
 
   // FFN: tok += g2 * fc2(gelu(fc1(LN(tok) * (1 + sc2) + s2)))
   float* f = arena.alloc(N * F);
-  { FF_PROFILE("norm+modulate");
-  layer_norm_modulate(tok, h, N, D, nullptr, nullptr, s2, sc2, eps); }
-  { FF_PROFILE("linear fc1");
-  linear(knobs, b.fc1, h, N, f); } // [N, F]
-  { FF_PROFILE("gelu");
-  gelu_inplace(f, N * F); }
-  { FF_PROFILE("linear fc2");
-  linear(knobs, b.fc2, f, N, h); }
-  { FF_PROFILE("residual");
-  add_gated(tok, h, N, D, g2); }
+  {
+    FF_PROFILE("norm+modulate");
+    layer_norm_modulate(tok, h, N, D, nullptr, nullptr, s2, sc2, eps);
+  }
+  {
+    FF_PROFILE("linear fc1");
+    linear(knobs, b.fc1, h, N, f);  // [N, F]
+  }
+  {
+    FF_PROFILE("gelu");
+    gelu_inplace(f, N * F);
+  }
+  {
+    FF_PROFILE("linear fc2");
+    linear(knobs, b.fc2, f, N, h);
+  }
+  {
+    FF_PROFILE("residual");
+    add_gated(tok, h, N, D, g2);
+  }
 }
 
 void Dit::head(const float* tok, const LatentShape& s, const DitTime& time, float* v, Arena& arena) const {

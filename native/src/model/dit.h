@@ -49,12 +49,19 @@ class Dit {
   void embed(const float* x, const LatentShape& s, float* tokens) const;
   // tokens: [N, D] updated in place by block i.
   void block(const Knobs& knobs, int i, float* tokens, const LatentShape& s, const DitTime& time, const DitText& text, Arena& arena) const;
+  // block() with the w8a8 linears fused with their neighbours (see dit.cpp).
+  void block_fused(const Knobs& knobs, int i, float* tokens, const LatentShape& s, const DitTime& time, const DitText& text,
+                   Arena& arena) const;
   // tokens: [N, D] -> v: [C, T, H/8, W/8]
   void head(const float* tokens, const LatentShape& s, const DitTime& time, float* v, Arena& arena) const;
   // The whole forward v = DiT(x, t, ctx). With a TeaCache (teaCache > 0, one per CFG pass) the
   // block stack may be replaced by the residual cached at the pass's last full evaluation.
   void forward(const Knobs& knobs, const float* x, const LatentShape& s, double t, const DitText& text, float* v, Arena& arena,
                TeaCache* cache = nullptr) const;
+
+  // Whether block() runs the fused schedule (block_fused) when the knobs allow it: on by
+  // default; tests turn it off to compare against the layer-by-layer schedule.
+  static void set_fused_blocks(bool on);
 
   // Runs prepare_linear for every block linear once per kind (thread-safe).
   void prepare_linears(LinearKind kind);

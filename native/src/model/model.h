@@ -32,8 +32,8 @@ struct Timings {
 struct GenerateResult {
   std::vector<uint8_t> frames;  // [F, H, W, 3]
   int width = 0, height = 0, frame_count = 0;
-  int nfe = 0;  // DiT evaluations
-  int blocks_skipped = 0;  // of those, evaluations whose block stack TeaCache replaced
+  int nfe = 0;  // full DiT evaluations (TeaCache's skipped ones excluded)
+  int blocks_skipped = 0;  // sampler evaluations whose block stack TeaCache replaced
   Request request;  // with every default resolved
   Timings timings;
 };

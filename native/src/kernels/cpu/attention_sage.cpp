@@ -62,7 +62,7 @@ std::vector<float> keyChannelMean(const AttentionArgs& a, int64_t head) {
   return mean;
 }
 
-void prepareSageHead(const AttentionArgs& a, int64_t head, Variant variant, SageHead& h) {
+void prepareSageHeadMeta(const AttentionArgs& a, int64_t head, Variant variant, SageHead& h) {
   if (a.head_dim > kSageMaxHeadDim) {
     fail(ErrorCode::BadRequest, "sage attention supports head_dim up to " +
                                     std::to_string(kSageMaxHeadDim) + ", got " +
@@ -79,38 +79,46 @@ void prepareSageHead(const AttentionArgs& a, int64_t head, Variant variant, Sage
   h.hdPad = roundUp(a.head_dim, 64);
   h.hdV = roundUp(a.head_dim, 16);
   h.logitScale = static_cast<float>(1.4426950408889634 * a.scale);
-  const int64_t hd = a.head_dim, nk = a.kv_len, kPad = h.kBlocks * kSageBlock;
-  const float* q = a.q + head * hd;
-  const float* k = a.k + head * hd;
-  const float* v = a.v + head * hd;
-
   h.kMean = keyChannelMean(a, head);
-  h.q.assign(static_cast<size_t>(h.qBlocks * kSageBlock * h.hdPad), 0);
-  h.qScale.assign(static_cast<size_t>(h.qBlocks), 0.0f);
-  for (int64_t b = 0; b < h.qBlocks; ++b) {
-    const int64_t r0 = b * kSageBlock, rows = std::min(kSageBlock, a.q_len - r0);
-    h.qScale[static_cast<size_t>(b)] = quantizeBlock(q + r0 * a.q_stride, a.q_stride, rows, hd, nullptr,
-                                                     h.q.data() + r0 * h.hdPad, h.hdPad);
-  }
-  std::vector<int8_t> kRows(static_cast<size_t>(kPad * h.hdPad), 0);
-  h.kScale.assign(static_cast<size_t>(h.kBlocks), 0.0f);
-  for (int64_t b = 0; b < h.kBlocks; ++b) {
-    const int64_t r0 = b * kSageBlock, rows = std::min(kSageBlock, nk - r0);
-    h.kScale[static_cast<size_t>(b)] = quantizeBlock(k + r0 * a.k_stride, a.k_stride, rows, hd, h.kMean.data(),
-                                                     kRows.data() + r0 * h.hdPad, h.hdPad);
-  }
-  h.kSum.assign(static_cast<size_t>(kPad), 0);
-  for (int64_t j = 0; j < kPad; ++j) {
-    const int8_t* row = kRows.data() + j * h.hdPad;
-    h.kSum[static_cast<size_t>(j)] = std::accumulate(row, row + h.hdPad, 0);
-  }
-  if (variant == Variant::Scalar) {
-    h.k = std::move(kRows);
-  } else {
-    h.k.assign(kRows.size(), 0);
-    packInt8Panels(kRows.data(), kPad, h.hdPad, h.hdPad, h.k.data());
-  }
+}
 
+void prepareSageHeadPart(const AttentionArgs& a, int64_t head, SagePart part, SageHead& h) {
+  const int64_t hd = a.head_dim, nk = a.kv_len, kPad = h.kBlocks * kSageBlock;
+  const Variant variant = h.variant;
+  if (part == SagePart::Q) {
+    const float* q = a.q + head * hd;
+    h.q.assign(static_cast<size_t>(h.qBlocks * kSageBlock * h.hdPad), 0);
+    h.qScale.assign(static_cast<size_t>(h.qBlocks), 0.0f);
+    for (int64_t b = 0; b < h.qBlocks; ++b) {
+      const int64_t r0 = b * kSageBlock, rows = std::min(kSageBlock, a.q_len - r0);
+      h.qScale[static_cast<size_t>(b)] = quantizeBlock(q + r0 * a.q_stride, a.q_stride, rows, hd, nullptr,
+                                                       h.q.data() + r0 * h.hdPad, h.hdPad);
+    }
+    return;
+  }
+  if (part == SagePart::K) {
+    const float* k = a.k + head * hd;
+    std::vector<int8_t> kRows(static_cast<size_t>(kPad * h.hdPad), 0);
+    h.kScale.assign(static_cast<size_t>(h.kBlocks), 0.0f);
+    for (int64_t b = 0; b < h.kBlocks; ++b) {
+      const int64_t r0 = b * kSageBlock, rows = std::min(kSageBlock, nk - r0);
+      h.kScale[static_cast<size_t>(b)] = quantizeBlock(k + r0 * a.k_stride, a.k_stride, rows, hd, h.kMean.data(),
+                                                       kRows.data() + r0 * h.hdPad, h.hdPad);
+    }
+    h.kSum.assign(static_cast<size_t>(kPad), 0);
+    for (int64_t j = 0; j < kPad; ++j) {
+      const int8_t* row = kRows.data() + j * h.hdPad;
+      h.kSum[static_cast<size_t>(j)] = std::accumulate(row, row + h.hdPad, 0);
+    }
+    if (variant == Variant::Scalar) {
+      h.k = std::move(kRows);
+    } else {
+      h.k.assign(kRows.size(), 0);
+      packInt8Panels(kRows.data(), kPad, h.hdPad, h.hdPad, h.k.data());
+    }
+    return;
+  }
+  const float* v = a.v + head * hd;
   if (variant == Variant::Amx) {
     // v: [nk, hd] -> bf16 B tiles: key pairs interleaved, 16 output columns per tile.
     const int64_t colTiles = h.hdV / 16;
@@ -129,6 +137,11 @@ void prepareSageHead(const AttentionArgs& a, int64_t head, Variant variant, Sage
       std::copy(v + j * a.v_stride, v + j * a.v_stride + hd, h.v.begin() + j * h.hdV);
     h.vBf16.clear();
   }
+}
+
+void prepareSageHead(const AttentionArgs& a, int64_t head, Variant variant, SageHead& h) {
+  prepareSageHeadMeta(a, head, variant, h);
+  for (SagePart part : {SagePart::Q, SagePart::K, SagePart::V}) prepareSageHeadPart(a, head, part, h);
 }
 
 void sageQueryBlockScalar(const SageHead& h, int64_t qb, const int32_t* keyBlocks, int64_t count,

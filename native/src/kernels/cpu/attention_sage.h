@@ -39,6 +39,11 @@ std::vector<float> keyChannelMean(const AttentionArgs& a, int64_t head);
 
 // Quantizes and packs head `head` of args (ff::AttentionArgs, no key mask) for the variant.
 void prepareSageHead(const AttentionArgs& args, int64_t head, Variant variant, SageHead& out);
+// The same in parts, so heads x parts can run on separate threads: Meta (sizes, checks, kMean)
+// first, then Q, K and V in any order (K needs Meta's kMean).
+enum class SagePart { Q, K, V };
+void prepareSageHeadMeta(const AttentionArgs& args, int64_t head, Variant variant, SageHead& out);
+void prepareSageHeadPart(const AttentionArgs& args, int64_t head, SagePart part, SageHead& out);
 
 // Attention of query block qb (rows qb*64.., at most 64) over the listed key blocks only:
 // out: [rows, headDim] with row stride ldo. Sage attention passes every block; SLA its top-k.

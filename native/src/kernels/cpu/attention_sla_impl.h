@@ -80,13 +80,20 @@ void slaAttentionImpl(const AttentionArgs& a, const SlaOptions& options, Variant
   const int64_t nb = (a.kv_len + kSlaBlock - 1) / kSlaBlock;
   const int64_t kc = slaSelectedCount(options.topK, nb);
 
-  std::vector<SageHead> heads(static_cast<size_t>(a.heads));
+  // Heads kept per calling thread so their buffers are reused from layer to layer. Preparation
+  // runs as heads x {Q, K, V} tasks and selection per head, so 3 heads keep 2 threads busy.
+  thread_local std::vector<SageHead> perThread;
+  std::vector<SageHead>& heads = perThread;  // a reference, so worker threads see this thread's
+  heads.resize(static_cast<size_t>(a.heads));
   std::vector<std::vector<int32_t>> selected(static_cast<size_t>(a.heads));
-  parallelChunks(a.heads, [&](int64_t b, int64_t e) {
-    for (int64_t h = b; h < e; ++h) {
+  for (int64_t h = 0; h < a.heads; ++h) prepareSageHeadMeta(a, h, variant, heads[static_cast<size_t>(h)]);
+  constexpr SagePart kParts[3] = {SagePart::Q, SagePart::K, SagePart::V};
+  parallelChunks(a.heads * 4, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t h = t / 4, part = t % 4;
       SageHead& sh = heads[static_cast<size_t>(h)];
-      prepareSageHead(a, h, variant, sh);
-      selected[static_cast<size_t>(h)] = slaSelectBlocks(a, h, sh.kMean.data(), kc);
+      if (part < 3) prepareSageHeadPart(a, h, kParts[part], sh);
+      else selected[static_cast<size_t>(h)] = slaSelectBlocks(a, h, sh.kMean.data(), kc);
     }
   });
 

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/error.h"
+
 namespace ff::cpu {
 
 namespace {
@@ -83,11 +85,30 @@ void linearW8A8Reference(const Int8Linear& layer, const float* x, int64_t rows, 
 }
 
 void linearW8A8(const Int8Linear& layer, const float* x, int64_t rows, float* y) {
-  if (layer.path == Variant::Scalar) {
-    linearW8A8Reference(layer, x, rows, y);
+  const Int8Linear* layers[1] = {&layer};
+  float* ys[1] = {y};
+  linearW8A8Fused(layers, ys, 1, rows, x, nullptr, nullptr);
+}
+
+void linearW8A8Fused(const Int8Linear* const* layers, float* const* ys, int count, int64_t rows, const float* x,
+                     const RowsIn& input, const RowsOut& output) {
+  const Int8Linear& first = *layers[0];
+  for (int l = 1; l < count; ++l)
+    if (layers[l]->in != first.in || layers[l]->path != first.path)
+      fail(ErrorCode::Internal, "linearW8A8Fused: layers must share their input width and path");
+  if (first.path == Variant::Scalar) {
+    // The reference path: the whole input, then each layer, then the output hook.
+    std::vector<float> staged;
+    if (input) {
+      staged.resize(static_cast<size_t>(rows * first.in));
+      input(0, rows, staged.data());
+      x = staged.data();
+    }
+    for (int l = 0; l < count; ++l) linearW8A8Reference(*layers[l], x, rows, ys[l]);
+    if (output) output(0, rows);
     return;
   }
-  const int64_t lda = layer.inPadded;
+  const int64_t lda = first.inPadded;
   const int64_t rowsPadded = roundUp(rows, kRowBlock);
   // Quantized activations, reused across calls: a fresh multi-megabyte buffer per call costs
   // page faults and zeroing comparable to the AMX GEMM itself. Rows past `rows` must be zero.
@@ -105,30 +126,42 @@ void linearW8A8(const Int8Linear& layer, const float* x, int64_t rows, float* y)
   parallelChunks(blocks, [&](int64_t begin, int64_t end) {
     const int64_t m0 = begin * kRowBlock, m1 = std::min(rows, end * kRowBlock);
     if (m0 >= m1) return;
-    quantizeRows(x + m0 * layer.in, m1 - m0, layer.in, layer.in, xqRows + m0 * lda, lda,
-                 xsRows + m0);
+    // The input rows of this chunk, staged per worker when a hook makes them (fp32, then
+    // quantized once for every layer).
+    thread_local std::vector<float> staged;
+    const float* src = x + m0 * first.in;
+    if (input) {
+      if (staged.size() < static_cast<size_t>((m1 - m0) * first.in)) staged.resize(static_cast<size_t>((m1 - m0) * first.in));
+      input(m0, m1, staged.data());
+      src = staged.data();
+    }
+    quantizeRows(src, m1 - m0, first.in, first.in, xqRows + m0 * lda, lda, xsRows + m0);
     const int8_t* a = xqRows + m0 * lda;
     const float* s = xsRows + m0;
-    float* ym = y + m0 * layer.out;
-    switch (layer.path) {
-      case Variant::Amx: {
-        // AMX works on whole 16-row tiles; a ragged tail goes through a scratch output.
-        const int64_t full = (m1 - m0) / 16 * 16;
-        if (full > 0) gemmInt8RowsAmx(layer, a, s, full, ym, layer.out);
-        if (full < m1 - m0) {
-          std::vector<float> tail(static_cast<size_t>(16 * layer.out));
-          gemmInt8RowsAmx(layer, a + full * lda, s + full, 16, tail.data(), layer.out);
-          std::copy(tail.begin(), tail.begin() + (m1 - m0 - full) * layer.out, ym + full * layer.out);
+    for (int l = 0; l < count; ++l) {
+      const Int8Linear& layer = *layers[l];
+      float* ym = ys[l] + m0 * layer.out;
+      switch (layer.path) {
+        case Variant::Amx: {
+          // AMX works on whole 16-row tiles; a ragged tail goes through a scratch output.
+          const int64_t full = (m1 - m0) / 16 * 16;
+          if (full > 0) gemmInt8RowsAmx(layer, a, s, full, ym, layer.out);
+          if (full < m1 - m0) {
+            std::vector<float> tail(static_cast<size_t>(16 * layer.out));
+            gemmInt8RowsAmx(layer, a + full * lda, s + full, 16, tail.data(), layer.out);
+            std::copy(tail.begin(), tail.begin() + (m1 - m0 - full) * layer.out, ym + full * layer.out);
+          }
+          break;
         }
-        break;
+        case Variant::Vnni:
+          gemmInt8RowsVnni(layer, a, s, m1 - m0, ym, layer.out);
+          break;
+        default:
+          gemmInt8RowsAvx2(layer, a, s, m1 - m0, ym, layer.out);
+          break;
       }
-      case Variant::Vnni:
-        gemmInt8RowsVnni(layer, a, s, m1 - m0, ym, layer.out);
-        break;
-      default:
-        gemmInt8RowsAvx2(layer, a, s, m1 - m0, ym, layer.out);
-        break;
     }
+    if (output) output(m0, m1);
   });
 }
 

@@ -3,6 +3,7 @@
 // INT32 accumulation (AMX tdpbssd, AVX-512 VNNI vpdpbusd, AVX2 vpmaddwd or scalar), and the
 // dequantization and bias fused into the store.
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "quant.h"
@@ -30,6 +31,17 @@ Int8Linear int8LinearFromQuantized(const int8_t* q, const float* scale, const fl
 // x: [rows, in] (row stride in) -> y: [rows, out] (row stride out); y = x W^T + b computed as
 // dequant(quant_per_token(x) . Wq^T) + b, on the layer's path, across all worker threads.
 void linearW8A8(const Int8Linear& layer, const float* x, int64_t rows, float* y);
+// Row-block hooks of linearW8A8Fused, called on worker threads for disjoint row ranges:
+// input(m0, m1, dst) writes input rows [m0, m1) to dst ([m1 - m0, in], contiguous);
+// output(m0, m1) runs once every layer's rows [m0, m1) are stored.
+using RowsIn = std::function<void(int64_t m0, int64_t m1, float* dst)>;
+using RowsOut = std::function<void(int64_t m0, int64_t m1)>;
+// Several layers sharing one input (all with the same `in` and path): ys[l] = x W_l^T + b_l. Each
+// row block's input is made (by `input` when given, else read from x) and quantized once for all
+// layers, and `output` (may be null) post-processes the block while it is still in cache: one
+// pass over the rows for norm -> linears -> norms/activations/residuals.
+void linearW8A8Fused(const Int8Linear* const* layers, float* const* ys, int count, int64_t rows, const float* x,
+                     const RowsIn& input, const RowsOut& output);
 
 // Scalar INT8 reference, the oracle of the fast paths: the same quantization, plain loops.
 void linearW8A8Reference(const Int8Linear& layer, const float* x, int64_t rows, float* y);

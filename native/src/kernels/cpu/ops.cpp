@@ -159,9 +159,10 @@ std::vector<RopePart> rope_parts(int64_t head_dim) {
   return {{0, dt, 0}, {dt, dh, 1}, {dt + dh, dh, 2}};
 }
 
+// Tokens [n0, n1) of x (x points at token 0).
 template <class Real>
-void rope3d_impl(float* x, int64_t stride, int64_t heads, int64_t head_dim, RopeGrid grid, double theta, bool parallel) {
-  int64_t tokens = grid.frames * grid.rows * grid.cols;
+void rope3d_impl(float* x, int64_t stride, int64_t heads, int64_t head_dim, RopeGrid grid, double theta, bool parallel,
+                 int64_t n0, int64_t n1) {
   auto parts = rope_parts(head_dim);
   // cos/sin per (axis position, pair), shared by every token and head: one table per axis
   // [positions][pairs of that part], built once per call.
@@ -199,18 +200,23 @@ void rope3d_impl(float* x, int64_t stride, int64_t heads, int64_t head_dim, Rope
       }
     }
   };
-  if (parallel) ThreadPool::global().parallel_for(tokens, body, 64);
-  else body(0, tokens);
+  if (parallel) ThreadPool::global().parallel_for(n1 - n0, [&](int64_t a, int64_t b) { body(n0 + a, n0 + b); }, 64);
+  else body(n0, n1);
 }
 
 }  // namespace
 
 void rope3d(float* x, int64_t stride, int64_t heads, int64_t head_dim, RopeGrid grid, double theta) {
-  rope3d_impl<float>(x, stride, heads, head_dim, grid, theta, true);
+  rope3d_impl<float>(x, stride, heads, head_dim, grid, theta, true, 0, grid.frames * grid.rows * grid.cols);
+}
+
+void rope3d_rows(float* x, int64_t stride, int64_t heads, int64_t head_dim, RopeGrid grid, double theta, int64_t n0,
+                 int64_t n1) {
+  rope3d_impl<float>(x, stride, heads, head_dim, grid, theta, false, n0, n1);
 }
 
 void rope3d_ref(float* x, int64_t stride, int64_t heads, int64_t head_dim, RopeGrid grid, double theta) {
-  rope3d_impl<double>(x, stride, heads, head_dim, grid, theta, false);
+  rope3d_impl<double>(x, stride, heads, head_dim, grid, theta, false, 0, grid.frames * grid.rows * grid.cols);
 }
 
 }  // namespace ff

@@ -36,6 +36,9 @@ struct RopeGrid {
   int64_t frames, rows, cols;
 };
 void rope3d(float* x, int64_t stride, int64_t heads, int64_t head_dim, RopeGrid grid, double theta);
+// The same for tokens [n0, n1) only, on the calling thread (x still points at token 0).
+void rope3d_rows(float* x, int64_t stride, int64_t heads, int64_t head_dim, RopeGrid grid, double theta, int64_t n0,
+                 int64_t n1);
 void rope3d_ref(float* x, int64_t stride, int64_t heads, int64_t head_dim, RopeGrid grid, double theta);
 
 }  // namespace ff
