@@ -745,9 +745,12 @@ void slaAttention(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, 
   const int64_t nPad = static_cast<int64_t>(nb) * 64;
   const float one = 1.0f, zero = 0.0f;
   FF_CUBLAS(cublasSetStream(cublas, stream));
-  FF_CUBLAS(cublasGemmStridedBatchedEx(cublas, CUBLAS_OP_T, CUBLAS_OP_N, hd, s.kvLen, hd, &one, o.projL, CUDA_R_16BF, hd, 0,
-                                       v.data, CUDA_R_16BF, static_cast<int>(v.tokenStride), v.headStride, &zero, w.vp,
-                                       CUDA_R_16BF, hd, nPad * hd, H, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  for (int h = 0; h < H; ++h) {
+    const auto* vh = static_cast<const uint8_t*>(v.data) + h * v.headStride * 2;
+    FF_CUBLAS(cublasGemmEx(cublas, CUBLAS_OP_T, CUBLAS_OP_N, hd, s.kvLen, hd, &one, o.projL, CUDA_R_16BF, hd, vh, CUDA_R_16BF,
+                           static_cast<int>(v.tokenStride), &zero, w.vp + h * nPad * hd, CUDA_R_16BF, hd, CUBLAS_COMPUTE_32F,
+                           CUBLAS_GEMM_DEFAULT));
+  }
   FF_CUBLAS(cublasGemmStridedBatchedEx(cublas, CUBLAS_OP_N, CUBLAS_OP_T, hd, hd, s.kvLen, &one, w.vp, CUDA_R_16BF, hd,
                                        nPad * hd, w.phiK, CUDA_R_16BF, hd, nPad * hd, &zero, w.hall, CUDA_R_16BF, hd,
                                        static_cast<int64_t>(hd) * hd, H, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
