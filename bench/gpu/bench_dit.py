@@ -107,7 +107,8 @@ def cos(a, b):
 
 def run_config(lib, name, cfg, latent, text_dim, ctx_tokens, dtype, reps):
     torch.manual_seed(0)
-    model = DiT(cfg, text_dim).cuda()
+    with torch.device("cuda"):  # initialise on the GPU: 1.3B parameters drawn on the CPU take long
+        model = DiT(cfg, text_dim)
     with torch.no_grad():
         for blk in model.blocks:
             blk.attn1.proj_l.weight.normal_(0.0, 0.02)
