@@ -108,6 +108,15 @@ describe("a loaded random model", () => {
     assert.equal(result.nfe, 3);
   });
 
+  test("counts only full evaluations in nfe when TeaCache skips block stacks", async () => {
+    const plain = await model.generate({ ...request, steps: 5 });
+    const cached = await model.generate({ ...request, steps: 5, teaCache: 1 });
+    assert.equal(plain.nfe, 10, "5 Euler steps with CFG");
+    // The first and last step of each CFG pass always run (4); the largest threshold skips some
+    // of the 6 middle evaluations, and those are no evaluations of the network.
+    assert.ok(cached.nfe >= 4 && cached.nfe < 10, `nfe ${cached.nfe}`);
+  });
+
   test("rejects malformed requests in TypeScript before they reach the engine", async () => {
     await rejectsWith(model.generate({ ...request, width: 32.5 }), "E_BAD_REQUEST", "request.width");
     await rejectsWith(

@@ -8,15 +8,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Knobs } from "../api/knobs.ts";
 import { analyzeClip } from "../eval/analyzer.ts";
-import { formatCaption, parseCaption } from "../eval/caption.ts";
-import {
-  backgrounds,
-  colours,
-  directions,
-  heldOutCombinations,
-  isHeldOut,
-  shapes,
-} from "../eval/vocabulary.ts";
+import { parseCaption } from "../eval/caption.ts";
+import { judge } from "../eval/scoring.ts";
+import { buildSuite } from "../eval/suite.ts";
 import type { Frames } from "./contact-sheet.ts";
 import type { Report } from "./report.ts";
 import { type PipelineModel, type PipelineSpec, runPipeline } from "./run.ts";
@@ -88,26 +82,21 @@ export interface BenchPrompt {
 }
 
 /**
- * The prompts each row generates: seen and held-out combinations alternately, over varied
- * backgrounds, seeds 1..n. `count` 4 is the quick suite, 16 the full one.
+ * The prompts each row generates: the evaluation suite of src/eval (balanced over the vocabulary),
+ * seen and held-out prompts alternately, seeds 1..n. `count` 4 is the quick suite, 16 the full
+ * one; a smaller suite is the start of a larger one.
  */
 export function benchPrompts(count: number): BenchPrompt[] {
-  const seen = [];
-  for (let i = 0; seen.length < Math.ceil(count / 2); i++) {
-    const combo = {
-      colour: colours[(i * 3) % colours.length] as (typeof colours)[number],
-      shape: shapes[i % shapes.length] as (typeof shapes)[number],
-      direction: directions[(i * 5 + 1) % directions.length] as (typeof directions)[number],
-    };
-    if (!isHeldOut(combo)) seen.push(combo);
-  }
-  const held = heldOutCombinations.slice(0, Math.floor(count / 2));
+  const suite = buildSuite({ prompts: Math.max(1, Math.ceil(count / 2)), seeds: 1 });
+  const bySplit = {
+    seen: suite.filter((c) => c.split === "seen"),
+    heldOut: suite.filter((c) => c.split === "heldOut"),
+  };
   const out: BenchPrompt[] = [];
   for (let i = 0; i < count; i++) {
-    const combo = i % 2 === 0 ? seen[i / 2] : held[(i - 1) / 2];
-    if (!combo) continue;
-    const background = backgrounds[i % backgrounds.length] as (typeof backgrounds)[number];
-    out.push({ prompt: formatCaption({ ...combo, background }), seed: i + 1, heldOut: i % 2 === 1 });
+    const heldOut = i % 2 === 1;
+    const item = (heldOut ? bySplit.heldOut : bySplit.seen)[Math.floor(i / 2)];
+    if (item) out.push({ prompt: item.prompt, seed: i + 1, heldOut });
   }
   return out;
 }
@@ -124,20 +113,15 @@ export function psnr(a: Uint8Array, b: Uint8Array): number {
   return Math.min(100, 10 * Math.log10((255 * 255) / (sum / a.length)));
 }
 
-/** Whether the analyzer reads the prompt's colour, shape and direction in the clip. */
+/** Whether the analyzer reads the prompt's colour, shape and direction in the clip (src/eval's verdict). */
 export function matchesPrompt(prompt: string, frames: Frames): boolean {
-  const want = parseCaption(prompt);
-  const got = analyzeClip({
+  const analysis = analyzeClip({
     data: frames.data,
     width: frames.width,
     height: frames.height,
     frameCount: frames.frameCount,
   });
-  return (
-    got.colour.value === want.colour &&
-    got.shape.value === want.shape &&
-    got.direction.value === want.direction
-  );
+  return judge(analysis, parseCaption(prompt)).overall;
 }
 
 export function median(values: number[]): number {
