@@ -21,6 +21,7 @@ namespace ff::cpu::sla_detail {
 namespace {
 
 constexpr float kLinearEps = 1e-5f;
+constexpr int64_t kSlaMaxSelected = 32;  // selected blocks subtracted in the fused pass
 
 // phi(x) = softmax over the n channels of x - shift (shift may be null), exp_fast. The max and
 // the sum run in 16 independent lanes so they vectorise without reassociating flags.
@@ -51,19 +52,40 @@ inline void softmaxFast(const float* x, const float* shift, int64_t n, float* ou
   for (c = 0; c < n; ++c) out[c] *= inv;
 }
 
-// out[0, n) = sum_{i < m} x[i] * rows[i * n, +n): the accumulator stays in registers when n is
-// the compile-time HD (64, the family's head dim); HD 0 takes n at run time (n <= 256).
+// out[0, n) = sum_{i < m} x[i * stride_x] * rows[i * n, +n). For n = HD = 64 (the family's
+// head dim) the accumulator is four 16-float GCC vectors, so it stays in registers in every
+// build (4 zmm with AVX-512, lowered to narrower registers elsewhere); HD 0 takes n at run time
+// (n <= 256) with plain loops.
+typedef float Vec16 __attribute__((vector_size(64), aligned(4)));
+
 template <int HD>
 inline void combineRows(const float* x, int64_t m, const float* rows, int64_t n, int64_t stride_x, float* out) {
-  const int64_t width = HD ? HD : n;
-  float acc[HD ? HD : kSageMaxHeadDim];
-  for (int64_t d = 0; d < width; ++d) acc[d] = 0.0f;
-  for (int64_t i = 0; i < m; ++i) {
-    const float s = x[i * stride_x];
-    const float* r = rows + i * width;
-    for (int64_t d = 0; d < width; ++d) acc[d] += s * r[d];
+  if constexpr (HD == 64) {
+    (void)n;
+    Vec16 a0 = {}, a1 = {}, a2 = {}, a3 = {};
+    for (int64_t i = 0; i < m; ++i) {
+      const float s = x[i * stride_x];
+      const Vec16* r = reinterpret_cast<const Vec16*>(rows + i * 64);
+      a0 += s * r[0];
+      a1 += s * r[1];
+      a2 += s * r[2];
+      a3 += s * r[3];
+    }
+    Vec16* o = reinterpret_cast<Vec16*>(out);
+    o[0] = a0;
+    o[1] = a1;
+    o[2] = a2;
+    o[3] = a3;
+  } else {
+    float acc[kSageMaxHeadDim];
+    for (int64_t d = 0; d < n; ++d) acc[d] = 0.0f;
+    for (int64_t i = 0; i < m; ++i) {
+      const float s = x[i * stride_x];
+      const float* r = rows + i * n;
+      for (int64_t d = 0; d < n; ++d) acc[d] += s * r[d];
+    }
+    for (int64_t d = 0; d < n; ++d) out[d] = acc[d];
   }
-  for (int64_t d = 0; d < width; ++d) out[d] = acc[d];
 }
 
 // Scratch that lives as long as the calling thread, so a forward allocates (and page-faults)
@@ -153,13 +175,30 @@ void slaAttentionImpl(const AttentionArgs& a, const SlaOptions& options, Variant
       float* out = a.out + qb * kSlaBlock * a.out_stride + h * hd;
       sageQueryBlock(heads[static_cast<size_t>(h)], qb, sel, kc, out, a.out_stride);
       if (!linear) continue;
-      std::copy_n(gAll.data() + h * hh, hh, gRest.begin());
+      // G_R = G_all - sum of the selected blocks' G, in one pass over 16-float chunks.
+      const float* gSel[kSlaMaxSelected];
+      const int64_t nSel = std::min<int64_t>(kc, kSlaMaxSelected);
+      for (int64_t s = 0; s < nSel; ++s) gSel[s] = gBlk + (h * nb + sel[s]) * hh;
+      const float* ga = gAll.data() + h * hh;
+      int64_t i = 0;
+      for (; i + 16 <= hh; i += 16) {
+        Vec16 acc = *reinterpret_cast<const Vec16*>(ga + i);
+        for (int64_t s = 0; s < nSel; ++s) acc -= *reinterpret_cast<const Vec16*>(gSel[s] + i);
+        *reinterpret_cast<Vec16*>(gRest.data() + i) = acc;
+      }
+      for (; i < hh; ++i) {
+        float acc = ga[i];
+        for (int64_t s = 0; s < nSel; ++s) acc -= gSel[s][i];
+        gRest[static_cast<size_t>(i)] = acc;
+      }
+      for (int64_t s = nSel; s < kc; ++s) {  // more selected blocks than the pointer table holds
+        const float* g = gBlk + (h * nb + sel[s]) * hh;
+        for (int64_t j = 0; j < hh; ++j) gRest[static_cast<size_t>(j)] -= g[j];
+      }
       std::copy_n(zAll.data() + h * hd, hd, zRest.begin());
       for (int64_t s = 0; s < kc; ++s) {
-        const float* g = gBlk + (h * nb + sel[s]) * hh;
         const float* z = zBlk + (h * nb + sel[s]) * hd;
-        for (int64_t i = 0; i < hh; ++i) gRest[static_cast<size_t>(i)] -= g[i];
-        for (int64_t i = 0; i < hd; ++i) zRest[static_cast<size_t>(i)] -= z[i];
+        for (int64_t j = 0; j < hd; ++j) zRest[static_cast<size_t>(j)] -= z[j];
       }
       const int64_t rows = std::min(kSlaBlock, a.q_len - qb * kSlaBlock);
       for (int64_t r = 0; r < rows; ++r) {
