@@ -106,6 +106,41 @@ describe("runEval", () => {
     assert.equal(png.height, 64 + 2 * 4);
   });
 
+  it("writes one comparison PNG: a row per clip, each profile's frames side by side", async () => {
+    const file = join(await mkdtemp(join(tmpdir(), "framefleet-eval-")), "docs", "compare.png");
+    const calls: EngineRequest[] = [];
+    await runEval(await testModel(calls), {
+      profiles: ["baseline", "turbo"],
+      prompts: 2,
+      seeds: 1,
+      compareSheet: file,
+      compareRows: 3,
+    });
+    const png = decodePng(await readFile(file));
+    // 3 rows of 64 px with 4 px gaps; 2 profiles x 4 tiles of 64 px, 4 px between tiles,
+    // 16 px between profiles, 4 px margins
+    assert.equal(png.height, 3 * 64 + 4 * 4);
+    assert.equal(png.width, 2 * (4 * 64 + 3 * 4) + 16 + 2 * 4);
+    // Row 0, baseline block, first tile: the clip of the suite's first request (its frame 0)
+    const first = calls[0];
+    assert.ok(first);
+    const scene = parseCaption(first.prompt);
+    const clip = synthClip(scene, { width: 64, height: 64, frames: 9 });
+    for (const [x, y] of [
+      [0, 0],
+      [31, 40],
+      [63, 63],
+    ] as const) {
+      const at = ((4 + y) * png.width + 4 + x) * 3;
+      const want = (y * 64 + x) * 3;
+      assert.deepEqual(
+        [...png.rgb.subarray(at, at + 3)],
+        [...clip.data.subarray(want, want + 3)],
+        `pixel ${x},${y}`,
+      );
+    }
+  });
+
   it("rejects an unknown profile before generating anything", async () => {
     const calls: EngineRequest[] = [];
     await assert.rejects(

@@ -2,12 +2,13 @@
 // for each profile, read by the analyzer and scored per split. `framefleet eval` prints the
 // report; the engine is whatever the PipelineModel carries (the native one in the CLI).
 import { mkdir, writeFile } from "node:fs/promises";
-import { join } from "node:path";
-import { contactSheet } from "../pipeline/contact-sheet.ts";
+import { dirname, join } from "node:path";
+import { contactSheet, type Frames } from "../pipeline/contact-sheet.ts";
 import { type ResolvedKnobs, resolveKnobs } from "../pipeline/knobs.ts";
 import { checkPrompt } from "../pipeline/model-dir.ts";
 import type { PipelineModel } from "../pipeline/run.ts";
 import { analyzeClip } from "./analyzer.ts";
+import { compareSheet } from "./compare-sheet.ts";
 import { type CaseResult, judge, type ProfileScore, scoreProfile, type Verdict } from "./scoring.ts";
 import { buildSuite, type Split, type SuiteOptions } from "./suite.ts";
 
@@ -17,6 +18,12 @@ export interface EvalOptions extends SuiteOptions {
   signal?: AbortSignal;
   /** When set, a contact sheet (8 frames in a row) of every clip is written here, for people to check the verdicts. */
   sheetsDir?: string;
+  /**
+   * When set, one PNG is written there with a row for each of the suite's first
+   * `compareRows` clips (default 16) and, in each row, every profile's version side by side.
+   */
+  compareSheet?: string;
+  compareRows?: number;
   /** Called after each generated clip is judged. */
   onCase?: (progress: { profile: string; done: number; total: number; result: CaseReport }) => void;
 }
@@ -67,6 +74,8 @@ export async function runEval(model: PipelineModel, options: EvalOptions): Promi
   const { width, height, frames } = model.info.config.video;
   const profiles: Record<string, ProfileReport> = {};
   if (options.sheetsDir) await mkdir(options.sheetsDir, { recursive: true });
+  const compareRows = options.compareSheet ? Math.min(options.compareRows ?? 16, suite.length) : 0;
+  const kept: Frames[][] = Array.from({ length: compareRows }, () => []);
   for (const [profile, knobs] of knobsByProfile) {
     const results: CaseResult[] = [];
     const cases: CaseReport[] = [];
@@ -81,6 +90,7 @@ export async function runEval(model: PipelineModel, options: EvalOptions): Promi
       const elapsed = (performance.now() - started) / 1000;
       seconds += elapsed;
       const clip = { data: out.frames, width: out.width, height: out.height, frameCount: out.frameCount };
+      if (index < compareRows) kept[index]?.push(clip);
       const analysis = analyzeClip(clip);
       const verdict = judge(analysis, c.scene);
       results.push({ case: c, verdict });
@@ -111,6 +121,10 @@ export async function runEval(model: PipelineModel, options: EvalOptions): Promi
       options.onCase?.({ profile, done: cases.length, total: suite.length, result: report });
     }
     profiles[profile] = { ...scoreProfile(results), knobs, seconds, cases };
+  }
+  if (options.compareSheet && compareRows > 0) {
+    await mkdir(dirname(options.compareSheet), { recursive: true });
+    await writeFile(options.compareSheet, compareSheet(kept));
   }
   return {
     model: model.info.config.name,

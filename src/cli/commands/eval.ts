@@ -6,7 +6,7 @@ import { PipelineError } from "../../pipeline/errors.ts";
 import { loadLocalModel, resolveModelDir, runCancellable } from "../../pipeline/local.ts";
 import type { Command } from "../main.ts";
 
-const usage = `usage: framefleet eval [--json] [--profile P]... [--prompts N] [--seeds K] [--model NAME|DIR] [--sheets DIR]
+const usage = `usage: framefleet eval [--json] [--profile P]... [--prompts N] [--seeds K] [--model NAME|DIR] [--sheets DIR] [--compare FILE]
 
 Prompt adherence of the model's videos: generates the prompt suite (seen and held-out
 combinations of docs/DATASET.md, each under K seeds) with the native engine for each profile, reads
@@ -18,6 +18,7 @@ fraction right per attribute and overall (colour, shape and direction all right)
   --seeds K          seeds per prompt, 1..K (default 2)
   --model NAME|DIR   model (default tiny-shapes)
   --sheets DIR       write a contact sheet PNG of every clip there (named by split, prompt, seed, profile)
+  --compare FILE     write one PNG: a row per clip (the suite's first 16), the profiles side by side
 Progress goes to stderr.`;
 
 export interface EvalArgs {
@@ -28,6 +29,8 @@ export interface EvalArgs {
   model: string;
   /** Directory for per-clip contact sheets; none are written when absent. */
   sheets?: string;
+  /** PNG comparing the profiles clip by clip; none is written when absent. */
+  compare?: string;
   help: boolean;
 }
 
@@ -49,6 +52,7 @@ export function parseEvalArgs(args: string[]): EvalArgs {
     seeds?: string;
     model?: string;
     sheets?: string;
+    compare?: string;
     help?: boolean;
   };
   try {
@@ -61,6 +65,7 @@ export function parseEvalArgs(args: string[]): EvalArgs {
         seeds: { type: "string" },
         model: { type: "string" },
         sheets: { type: "string" },
+        compare: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -79,6 +84,7 @@ export function parseEvalArgs(args: string[]): EvalArgs {
     seeds: positiveInt(values.seeds, "--seeds", 2),
     model: values.model ?? "tiny-shapes",
     ...(values.sheets === undefined ? {} : { sheets: values.sheets }),
+    ...(values.compare === undefined ? {} : { compare: values.compare }),
     help: values.help === true,
   };
 }
@@ -119,6 +125,7 @@ export const command: Command = {
         seeds: options.seeds,
         signal,
         ...(options.sheets === undefined ? {} : { sheetsDir: options.sheets }),
+        ...(options.compare === undefined ? {} : { compareSheet: options.compare }),
         onCase: ({ profile, done, total, result }) => {
           const mark = result.verdict.overall ? "ok" : "miss";
           const line = `eval ${profile} ${done}/${total} ${mark} ${result.prompt} (seed ${result.seed}, ${result.seconds.toFixed(1)} s)`;
