@@ -105,22 +105,26 @@ TEST(sla_fast_path_matches_the_fp32_oracle_with_the_linear_branch) {
 TEST(sla_linear_branch_matches_the_oracle_in_each_build) {
   // The linear branch alone (with proj_l minus without) is fp32 in every build: the baseline
   // build (Scalar, Avx2 requests) and the AVX-512 one (Vnni, Amx) must both track the oracle.
-  Qkv x = makeQkv(300, 3, 64, 57);
-  const size_t size = 300 * 192;
-  const auto p = projection(64, 58);
-  std::vector<float> oracle(size), oracleSparse(size);
-  ff::cpu::slaAttentionReference(x.args(oracle.data()), {0.2f, p.data()});
-  ff::cpu::slaAttentionReference(x.args(oracleSparse.data()), {0.2f, nullptr});
-  std::vector<float> want(size);
-  for (size_t i = 0; i < size; ++i) want[i] = oracle[i] - oracleSparse[i];
-  for (ff::Variant v : {ff::Variant::Scalar, ff::Variant::Avx2, ff::Variant::Vnni, ff::Variant::Amx}) {
-    if (ff::variant_score(v) == 0) continue;
-    std::vector<float> fast(size), sparse(size), got(size);
-    ff::cpu::slaAttention(x.args(fast.data()), {0.2f, p.data()}, v);
-    ff::cpu::slaAttention(x.args(sparse.data()), {0.2f, nullptr}, v);
-    for (size_t i = 0; i < size; ++i) got[i] = fast[i] - sparse[i];
-    const double err = fftest::rel_l2(got.data(), want.data(), size);
-    CHECK_MSG(err < 1e-4, ff::variant_name(v) << ": linear branch relL2 " << err);
+  // Head dim 64 takes the register-blocked path, 32 the generic loops; 301 tokens leave a
+  // ragged last block and query group.
+  for (int64_t hd : {64, 32}) {
+    Qkv x = makeQkv(301, 3, hd, 57);
+    const size_t size = 301 * 3 * hd;
+    const auto p = projection(hd, 58);
+    std::vector<float> oracle(size), oracleSparse(size);
+    ff::cpu::slaAttentionReference(x.args(oracle.data()), {0.2f, p.data()});
+    ff::cpu::slaAttentionReference(x.args(oracleSparse.data()), {0.2f, nullptr});
+    std::vector<float> want(size);
+    for (size_t i = 0; i < size; ++i) want[i] = oracle[i] - oracleSparse[i];
+    for (ff::Variant v : {ff::Variant::Scalar, ff::Variant::Avx2, ff::Variant::Vnni, ff::Variant::Amx}) {
+      if (ff::variant_score(v) == 0) continue;
+      std::vector<float> fast(size), sparse(size), got(size);
+      ff::cpu::slaAttention(x.args(fast.data()), {0.2f, p.data()}, v);
+      ff::cpu::slaAttention(x.args(sparse.data()), {0.2f, nullptr}, v);
+      for (size_t i = 0; i < size; ++i) got[i] = fast[i] - sparse[i];
+      const double err = fftest::rel_l2(got.data(), want.data(), size);
+      CHECK_MSG(err < 1e-4, ff::variant_name(v) << " hd " << hd << ": linear branch relL2 " << err);
+    }
   }
 }
 

@@ -88,6 +88,28 @@ inline void combineRows(const float* x, int64_t m, const float* rows, int64_t n,
   }
 }
 
+// Four combineRows<64> at once, sharing each row load: out + j * oj receives
+// sum_i x[j * xj + i * stride_x] * rows[i * 64, +64) for j < 4.
+inline void combineRows4x64(const float* x, int64_t xj, int64_t m, const float* rows, int64_t stride_x, float* out,
+                            int64_t oj) {
+  Vec16 a[4][4] = {};
+  for (int64_t i = 0; i < m; ++i) {
+    const Vec16* r = reinterpret_cast<const Vec16*>(rows + i * 64);
+    const Vec16 r0 = r[0], r1 = r[1], r2 = r[2], r3 = r[3];
+    for (int j = 0; j < 4; ++j) {
+      const float s = x[j * xj + i * stride_x];
+      a[j][0] += s * r0;
+      a[j][1] += s * r1;
+      a[j][2] += s * r2;
+      a[j][3] += s * r3;
+    }
+  }
+  for (int j = 0; j < 4; ++j) {
+    Vec16* o = reinterpret_cast<Vec16*>(out + j * oj);
+    for (int v = 0; v < 4; ++v) o[v] = a[j][v];
+  }
+}
+
 // Scratch that lives as long as the calling thread, so a forward allocates (and page-faults)
 // once instead of once per layer.
 inline std::vector<float>& scratch(int slot, size_t n) {
@@ -140,13 +162,17 @@ void slaAttentionImpl(const AttentionArgs& a, const SlaOptions& options, Variant
         for (int64_t r = 0; r < rows; ++r) {
           const int64_t j = blk * kSlaBlock + r;
           softmaxFast(a.k + j * a.k_stride + h * hd, heads[static_cast<size_t>(h)].kMean.data(), hd, phi.data() + r * hd);
-          const float* vj = a.v + j * a.v_stride + h * hd;
-          if (hd == 64) combineRows<64>(vj, hd, projT.data(), hd, 1, vp.data() + r * hd);
-          else combineRows<0>(vj, hd, projT.data(), hd, 1, vp.data() + r * hd);
         }
-        for (int64_t c = 0; c < hd; ++c) {
-          if (hd == 64) combineRows<64>(phi.data() + c, rows, vp.data(), hd, hd, g + c * hd);
-          else combineRows<0>(phi.data() + c, rows, vp.data(), hd, hd, g + c * hd);
+        const float* v0 = a.v + blk * kSlaBlock * a.v_stride + h * hd;
+        if (hd == 64) {
+          int64_t r = 0;
+          for (; r + 4 <= rows; r += 4)
+            combineRows4x64(v0 + r * a.v_stride, a.v_stride, hd, projT.data(), 1, vp.data() + r * hd, hd);
+          for (; r < rows; ++r) combineRows<64>(v0 + r * a.v_stride, hd, projT.data(), hd, 1, vp.data() + r * hd);
+          for (int64_t c = 0; c < hd; c += 4) combineRows4x64(phi.data() + c, 1, rows, vp.data(), hd, g + c * hd, hd);
+        } else {
+          for (int64_t r = 0; r < rows; ++r) combineRows<0>(v0 + r * a.v_stride, hd, projT.data(), hd, 1, vp.data() + r * hd);
+          for (int64_t c = 0; c < hd; ++c) combineRows<0>(phi.data() + c, rows, vp.data(), hd, hd, g + c * hd);
         }
         std::fill(z, z + hd, 0.0f);
         for (int64_t r = 0; r < rows; ++r)
@@ -168,7 +194,7 @@ void slaAttentionImpl(const AttentionArgs& a, const SlaOptions& options, Variant
 
   parallelChunks(a.heads * nb, [&](int64_t b, int64_t e) {
     std::vector<float> gRest(static_cast<size_t>(hh)), zRest(static_cast<size_t>(hd));
-    std::vector<float> phiQ(static_cast<size_t>(hd)), num(static_cast<size_t>(hd));
+    std::vector<float> phiQ(static_cast<size_t>(4 * hd)), num(static_cast<size_t>(4 * hd));
     for (int64_t t = b; t < e; ++t) {
       const int64_t h = t / nb, qb = t % nb;
       const int32_t* sel = selected[static_cast<size_t>(h)].data() + qb * kc;
@@ -201,22 +227,30 @@ void slaAttentionImpl(const AttentionArgs& a, const SlaOptions& options, Variant
         for (int64_t j = 0; j < hd; ++j) zRest[static_cast<size_t>(j)] -= z[j];
       }
       const int64_t rows = std::min(kSlaBlock, a.q_len - qb * kSlaBlock);
-      for (int64_t r = 0; r < rows; ++r) {
-        softmaxFast(a.q + (qb * kSlaBlock + r) * a.q_stride + h * hd, nullptr, hd, phiQ.data());
-        float den = kLinearEps;
-        {
+      // Query rows in groups of 4 (one row at a time past the last whole group, or for a head
+      // dim other than 64): phi(q), the numerators phi(q) G_R and denominators phi(q) . z_R.
+      for (int64_t r0 = 0; r0 < rows;) {
+        const int64_t group = hd == 64 && r0 + 4 <= rows ? 4 : 1;
+        for (int64_t j = 0; j < group; ++j)
+          softmaxFast(a.q + (qb * kSlaBlock + r0 + j) * a.q_stride + h * hd, nullptr, hd, phiQ.data() + j * hd);
+        if (group == 4) combineRows4x64(phiQ.data(), hd, hd, gRest.data(), 1, num.data(), hd);
+        else if (hd == 64) combineRows<64>(phiQ.data(), hd, gRest.data(), hd, 1, num.data());
+        else combineRows<0>(phiQ.data(), hd, gRest.data(), hd, 1, num.data());
+        for (int64_t j = 0; j < group; ++j) {
+          const float* pq = phiQ.data() + j * hd;
+          float den = kLinearEps;
           float lane[16] = {};
           int64_t c = 0;
           for (; c + 16 <= hd; c += 16)
-            for (int64_t l = 0; l < 16; ++l) lane[l] += phiQ[static_cast<size_t>(c + l)] * zRest[static_cast<size_t>(c + l)];
-          for (; c < hd; ++c) den += phiQ[static_cast<size_t>(c)] * zRest[static_cast<size_t>(c)];
+            for (int64_t l = 0; l < 16; ++l) lane[l] += pq[c + l] * zRest[static_cast<size_t>(c + l)];
+          for (; c < hd; ++c) den += pq[c] * zRest[static_cast<size_t>(c)];
           for (int64_t l = 0; l < 16; ++l) den += lane[l];
+          const float inv = 1.0f / den;
+          float* o = out + (r0 + j) * a.out_stride;
+          const float* nj = num.data() + j * hd;
+          for (int64_t d = 0; d < hd; ++d) o[d] += nj[d] * inv;
         }
-        if (hd == 64) combineRows<64>(phiQ.data(), hd, gRest.data(), hd, 1, num.data());
-        else combineRows<0>(phiQ.data(), hd, gRest.data(), hd, 1, num.data());
-        const float inv = 1.0f / den;
-        float* o = out + r * a.out_stride;
-        for (int64_t d = 0; d < hd; ++d) o[d] += num[static_cast<size_t>(d)] * inv;
+        r0 += group;
       }
     }
   });
