@@ -10,7 +10,7 @@ const PROFILE_GAP = 16;
 const GAP_COLOUR = 64;
 
 export interface CompareSheetOptions {
-  /** Frames shown per clip (default 4: first, two between, last). */
+  /** Frames shown per clip (default 8, the frames of the per-clip contact sheets). */
   tiles?: number;
 }
 
@@ -30,7 +30,7 @@ export function compareSheet(rows: Frames[][], options: CompareSheetOptions = {}
         throw new Error("compareSheet: clips differ in size");
     }
   }
-  const tiles = Math.max(1, options.tiles ?? 4);
+  const tiles = Math.max(1, options.tiles ?? 8);
   const blockW = tiles * width + (tiles - 1) * GAP;
   const sheetW = profiles * blockW + (profiles - 1) * PROFILE_GAP + 2 * GAP;
   const sheetH = rows.length * height + (rows.length + 1) * GAP;

@@ -117,10 +117,10 @@ describe("runEval", () => {
       compareRows: 3,
     });
     const png = decodePng(await readFile(file));
-    // 3 rows of 64 px with 4 px gaps; 2 profiles x 4 tiles of 64 px, 4 px between tiles,
+    // 3 rows of 64 px with 4 px gaps; 2 profiles x 8 tiles of 64 px, 4 px between tiles,
     // 16 px between profiles, 4 px margins
     assert.equal(png.height, 3 * 64 + 4 * 4);
-    assert.equal(png.width, 2 * (4 * 64 + 3 * 4) + 16 + 2 * 4);
+    assert.equal(png.width, 2 * (8 * 64 + 7 * 4) + 16 + 2 * 4);
     // Row 0, baseline block, first tile: the clip of the suite's first request (its frame 0)
     const first = calls[0];
     assert.ok(first);

@@ -18,7 +18,7 @@ fraction right per attribute and overall (colour, shape and direction all right)
   --seeds K          seeds per prompt, 1..K (default 2)
   --model NAME|DIR   model (default tiny-shapes)
   --sheets DIR       write a contact sheet PNG of every clip there (named by split, prompt, seed, profile)
-  --compare FILE     write one PNG: a row per clip (the suite's first 16), the profiles side by side
+  --compare FILE     write one PNG: a row per clip (the suite's first 16, 8 frames each), the profiles side by side
 Progress goes to stderr.`;
 
 export interface EvalArgs {
