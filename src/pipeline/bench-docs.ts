@@ -20,6 +20,14 @@ export interface BenchResult {
   date: string;
   suite: { prompts: number; heldOut: number; repeats: number; quick: boolean };
   video: { width: number; height: number; frames: number; fps: number };
+  /**
+   * The machine's load average (1, 5 and 15 minutes) when the bench started and ended: other
+   * work on the cores stretches every row, the long baseline most, so ratios from a loaded
+   * machine are not those of an idle one.
+   */
+  load?: { before: number[]; after: number[] };
+  /** Engine threads (FRAMEFLEET_THREADS, else one per core). */
+  threads?: number;
   rows: BenchRow[];
 }
 
@@ -55,6 +63,8 @@ export function benchTable(rows: BenchRow[]): string {
   return lines.join("\n");
 }
 
+const loadText = (l: number[]) => l.map((x) => x.toFixed(2)).join(" / ");
+
 export function benchSection(result: BenchResult): string {
   const m = result.machine;
   const s = result.suite;
@@ -67,6 +77,11 @@ export function benchSection(result: BenchResult): string {
     "",
     `Machine: ${m.cpu}, ${m.cores} cores, CPU features ${m.cpuFeatures.join(" ") || "none"}; GPU: ${m.gpu ?? "none (CPU path)"}.`,
     `Model: ${result.model.name} (\`${result.model.dir}\`); video ${v.width}x${v.height}, ${v.frames} frames at ${v.fps} fps.`,
+    ...(result.load
+      ? [
+          `Load average (1, 5, 15 min): ${loadText(result.load.before)} at the start, ${loadText(result.load.after)} at the end${result.threads ? `; ${result.threads} engine threads` : ""}.`,
+        ]
+      : []),
     `Suite: ${s.prompts} prompts (${s.heldOut} of them ${s.heldOut === 1 ? "a held-out combination" : "held-out combinations"}), ${s.repeats} run(s) each per row${s.quick ? " (--quick)" : ""}.`,
     "",
     "Each row is the baseline with one technique switched on; turbo switches on all that compose.",

@@ -102,6 +102,8 @@ describe("bench docs", () => {
     date: "2026-01-01",
     suite: { prompts: 4, heldOut: 2, repeats: 1, quick: true },
     video: { width: 128, height: 128, frames: 33, fps: 16 },
+    load: { before: [0.5, 1, 1.25], after: [2, 1.5, 1.25] },
+    threads: 2,
     rows,
   });
 
@@ -129,5 +131,9 @@ describe("bench docs", () => {
     assert.match(text, /Command: `framefleet bench --quick --write-docs`/);
     assert.match(text, /Machine: Test CPU, 2 cores, CPU features avx2; GPU: none \(CPU path\)/);
     assert.match(text, /\| turbo \|.*\| 5\.0x \|/);
+    assert.match(
+      text,
+      /Load average \(1, 5, 15 min\): 0\.50 \/ 1\.00 \/ 1\.25 at the start, 2\.00 \/ 1\.50 \/ 1\.25 at the end; 2 engine threads\./,
+    );
   });
 });

@@ -1,4 +1,4 @@
-import { cpus } from "node:os";
+import { cpus, loadavg } from "node:os";
 import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import { benchPrompts, benchRows, runBench } from "../../pipeline/bench.ts";
@@ -38,6 +38,12 @@ export function describeMachine(): Machine {
     cpuFeatures: caps.cpu.features,
     gpu: gpus.length > 0 ? gpus.join(", ") : null,
   };
+}
+
+/** The engine's thread count: FRAMEFLEET_THREADS when set to a positive integer, else one per core. */
+function engineThreads(): number {
+  const n = Number(process.env.FRAMEFLEET_THREADS);
+  return Number.isInteger(n) && n > 0 ? n : cpus().length;
 }
 
 /** Paths inside the checkout relative to it (docs stay the same on every machine), others as they are. */
@@ -115,6 +121,7 @@ export const command: Command = {
       const v = model.info.config.video;
       const video = { width: v.width, height: v.height, frames: v.frames, fps: v.fps };
       const tty = process.stderr.isTTY === true;
+      const loadBefore = loadavg();
       const table = await runBench(model, {
         prompts,
         rows,
@@ -149,6 +156,8 @@ export const command: Command = {
           quick: values.quick === true,
         },
         video,
+        load: { before: loadBefore, after: loadavg() },
+        threads: engineThreads(),
         rows: table,
       };
       if (values["write-docs"]) {
