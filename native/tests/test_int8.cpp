@@ -162,3 +162,32 @@ TEST(sage_attention_needs_k_smoothing_for_offset_channels) {
   const double withoutOffsets = fftest::rel_l2(sage.data(), dense.data(), sage.size());
   CHECK_MSG(withOffsets <= withoutOffsets * 1.05 + 1e-4, "with offsets " << withOffsets << " without " << withoutOffsets);
 }
+
+TEST(sage_v_bf16_packing_amx_equals_scalar) {
+  if (ff::variant_score(ff::Variant::Amx) == 0) return;  // needs AMX-BF16 (and AVX-512 BF16)
+  // Odd key counts (a lone last key), head dims off and on the 16-column tiles.
+  for (int64_t hd : {64, 40}) {
+    for (int64_t nk : {64, 77, 1}) {
+      const int64_t hdV = (hd + 15) / 16 * 16, kPad = (nk + 63) / 64 * 64, ldv = hd + 3;
+      const auto v = fftest::random_vector(nk * ldv, 900 + nk + hd, 3.0f);
+      std::vector<uint16_t> a(kPad * hdV, 0), b(kPad * hdV, 0);
+      ff::cpu::packVBf16Scalar(v.data(), ldv, nk, hd, hdV, a.data());
+      ff::cpu::packVBf16Amx(v.data(), ldv, nk, hd, hdV, b.data());
+      CHECK_MSG(a == b, "hd " << hd << " nk " << nk);
+    }
+  }
+}
+
+TEST(sage_block_quantization_avx512_equals_scalar_bit_for_bit) {
+  if (ff::variant_score(ff::Variant::Avx512) == 0) return;
+  for (int64_t cols : {64, 40}) {
+    for (bool shifted : {false, true}) {
+      const int64_t rows = 64, ldx = cols + 5, ldq = 64;
+      const auto x = fftest::random_vector(rows * ldx, 950 + cols, 4.0f), shift = fftest::random_vector(cols, 951);
+      std::vector<int8_t> a(rows * ldq, 7), b(rows * ldq, 7);
+      const float sa = ff::cpu::quantizeBlockScalar(x.data(), ldx, rows, cols, shifted ? shift.data() : nullptr, a.data(), ldq);
+      const float sb = ff::cpu::quantizeBlockAvx512(x.data(), ldx, rows, cols, shifted ? shift.data() : nullptr, b.data(), ldq);
+      CHECK_MSG(sa == sb && a == b, "cols " << cols << " shifted " << shifted);
+    }
+  }
+}

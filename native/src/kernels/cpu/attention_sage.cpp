@@ -20,11 +20,18 @@ void sageWriteRows(const float* o, const float* l, int64_t live, int64_t hdV, in
 
 namespace {
 
-// x: [rows, cols] (stride ldx), minus shift[cols] when given -> q: [rows, ldq] with one scale
-// for the whole block (absmax / 127); returns the scale. Rounds to nearest even through the
-// 1.5 * 2^23 addition (exact for |v| <= 127), which unlike nearbyint vectorises everywhere.
-float quantizeBlock(const float* x, int64_t ldx, int64_t rows, int64_t cols, const float* shift,
-                    int8_t* q, int64_t ldq) {
+// The AVX-512 build where the CPU has it (bit-identical: same products, same rounding).
+float quantizeBlock(const float* x, int64_t ldx, int64_t rows, int64_t cols, const float* shift, int8_t* q, int64_t ldq) {
+  static const bool wide = variant_score(Variant::Avx512) > 0;
+  return wide ? quantizeBlockAvx512(x, ldx, rows, cols, shift, q, ldq) : quantizeBlockScalar(x, ldx, rows, cols, shift, q, ldq);
+}
+
+}  // namespace
+
+// quant.h. Rounds to nearest even through the 1.5 * 2^23 addition (exact for |v| <= 127),
+// which unlike nearbyint vectorises everywhere.
+float quantizeBlockScalar(const float* x, int64_t ldx, int64_t rows, int64_t cols, const float* shift, int8_t* q,
+                          int64_t ldq) {
   std::vector<float> shifted(static_cast<size_t>(rows * cols));
   float lanes[8] = {};  // independent running maxima: a single one serialises the loop
   for (int64_t r = 0; r < rows; ++r) {
@@ -45,8 +52,6 @@ float quantizeBlock(const float* x, int64_t ldx, int64_t rows, int64_t cols, con
   }
   return int8ScaleForAbsMax(absMax);
 }
-
-}  // namespace
 
 std::vector<float> keyChannelMean(const AttentionArgs& a, int64_t head) {
   const int64_t hd = a.head_dim;
@@ -120,22 +125,25 @@ void prepareSageHeadPart(const AttentionArgs& a, int64_t head, SagePart part, Sa
   }
   const float* v = a.v + head * hd;
   if (variant == Variant::Amx) {
-    // v: [nk, hd] -> bf16 B tiles: key pairs interleaved, 16 output columns per tile.
-    const int64_t colTiles = h.hdV / 16;
     h.vBf16.assign(static_cast<size_t>(kPad * h.hdV), 0);
-    for (int64_t j = 0; j < nk; ++j) {
-      uint16_t* dst = h.vBf16.data() + (j / 32) * colTiles * 512 + ((j % 32) / 2) * 32 + (j % 2);
-      const float* src = v + j * a.v_stride;
-      for (int64_t c0 = 0; c0 < hd; c0 += 16, dst += 512) {
-        for (int64_t c = 0; c < std::min<int64_t>(16, hd - c0); ++c) dst[c * 2] = toBf16(src[c0 + c]);
-      }
-    }
+    packVBf16Amx(v, a.v_stride, nk, hd, h.hdV, h.vBf16.data());
     h.v.clear();
   } else {
     h.v.assign(static_cast<size_t>(kPad * h.hdV), 0.0f);
     for (int64_t j = 0; j < nk; ++j)
       std::copy(v + j * a.v_stride, v + j * a.v_stride + hd, h.v.begin() + j * h.hdV);
     h.vBf16.clear();
+  }
+}
+
+void packVBf16Scalar(const float* v, int64_t ldv, int64_t nk, int64_t hd, int64_t hdV, uint16_t* dst) {
+  const int64_t colTiles = hdV / 16;
+  for (int64_t j = 0; j < nk; ++j) {
+    uint16_t* d = dst + (j / 32) * colTiles * 512 + ((j % 32) / 2) * 32 + (j % 2);
+    const float* src = v + j * ldv;
+    for (int64_t c0 = 0; c0 < hd; c0 += 16, d += 512) {
+      for (int64_t c = 0; c < std::min<int64_t>(16, hd - c0); ++c) d[c * 2] = toBf16(src[c0 + c]);
+    }
   }
 }
 

@@ -74,6 +74,13 @@ constexpr float kExp2Poly[7] = {1.5353362e-4f, 1.3398874e-3f, 9.6180540e-3f, 5.5
 void sageWriteRows(const float* o, const float* l, int64_t live, int64_t hdV, int64_t headDim,
                    float* out, int64_t ldo);
 
+// v: [nk, hd] (row stride ldv) -> AMX bf16 B tiles for P.V: per 32-key group and 16-column
+// tile, 16 key pairs x 16 columns x 2 (the pair interleaved), zero past hd. dst must be zeroed
+// ([roundUp(nk, 64) * hdV]). The AMX build converts 16 columns of two keys per step
+// (vcvtneps2bf16, vpermw); the scalar one is its oracle: both round to nearest even.
+void packVBf16Scalar(const float* v, int64_t ldv, int64_t nk, int64_t hd, int64_t hdV, uint16_t* dst);
+void packVBf16Amx(const float* v, int64_t ldv, int64_t nk, int64_t hd, int64_t hdV, uint16_t* dst);
+
 // Round-to-nearest-even fp32 -> bf16 bits.
 inline uint16_t toBf16(float x) {
   uint32_t u;

@@ -54,6 +54,27 @@ void pvTiles(const SageHead& h, const uint16_t* p, const int32_t* keyBlocks, int
 
 }  // namespace
 
+void packVBf16Amx(const float* v, int64_t ldv, int64_t nk, int64_t hd, int64_t hdV, uint16_t* dst) {
+  const int64_t colTiles = hdV / 16;
+  // Lane i of the result takes word idx[i] of (a: words 0-15 = key j, b: 16-31 = key j + 1).
+  alignas(64) static const uint16_t kInterleave[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const __m512i idx = _mm512_load_si512(kInterleave);
+  for (int64_t j = 0; j < nk; j += 2) {
+    const float* r0 = v + j * ldv;
+    const float* r1 = j + 1 < nk ? r0 + ldv : nullptr;
+    uint16_t* d = dst + (j / 32) * colTiles * 512 + ((j % 32) / 2) * 32;
+    for (int64_t c0 = 0; c0 < hd; c0 += 16, d += 512) {
+      const int64_t live = std::min<int64_t>(16, hd - c0);
+      const __mmask16 m = static_cast<__mmask16>((1u << live) - 1);
+      const __m256i a = (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, r0 + c0));
+      const __m256i b = r1 ? (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, r1 + c0)) : _mm256_setzero_si256();
+      const __m512i ab = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+      _mm512_storeu_si512(d, _mm512_permutexvar_epi16(idx, ab));
+    }
+  }
+}
+
 void sageQueryBlockAmx(const SageHead& h, int64_t qb, const int32_t* keyBlocks, int64_t count,
                        float* out, int64_t ldo) {
   configureAmxTiles16x64();

@@ -28,6 +28,14 @@ void quantizeRows(const float* x, int64_t rows, int64_t cols, int64_t ldx, int8_
 void quantizeRowsScalar(const float* x, int64_t rows, int64_t cols, int64_t ldx, int8_t* q,
                         int64_t ldq, float* scale);
 
+// One scale for a whole block: x: [rows, cols] (stride ldx) minus shift[cols] when given ->
+// q: [rows, ldq] (columns past cols untouched), scale absmax / 127 returned; round to nearest
+// even. The Sage/SLA per-block quantization of q and k; quantizeBlockScalar is the oracle.
+float quantizeBlockScalar(const float* x, int64_t ldx, int64_t rows, int64_t cols, const float* shift, int8_t* q,
+                          int64_t ldq);
+float quantizeBlockAvx512(const float* x, int64_t ldx, int64_t rows, int64_t cols, const float* shift, int8_t* q,
+                          int64_t ldq);
+
 // One row's quantization given its absolute maximum; shared by the scalar and vector paths so
 // that both round identically.
 inline float int8ScaleForAbsMax(float absMax) { return absMax / 127.0f; }

@@ -38,4 +38,31 @@ void quantizeRowsAvx512(const float* x, int64_t rows, int64_t cols, int64_t ldx,
   }
 }
 
+float quantizeBlockAvx512(const float* x, int64_t ldx, int64_t rows, int64_t cols, const float* shift, int8_t* q,
+                          int64_t ldq) {
+  // Two passes over the block as the scalar quantizeBlock: the absolute maximum of x - shift,
+  // then (x - shift) * inv rounded to nearest even (cvtps_epi32 in the default rounding mode;
+  // |value| <= 127 so no saturation happens). Columns past cols are left as they are.
+  const __m512 signMask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  auto load = [&](int64_t r, int64_t c, __mmask16 m) {
+    const __m512 v = _mm512_maskz_loadu_ps(m, x + r * ldx + c);
+    return shift ? _mm512_sub_ps(v, _mm512_maskz_loadu_ps(m, shift + c)) : v;
+  };
+  __m512 vmax = _mm512_setzero_ps();
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; c += 16) {
+      const __mmask16 m = cols - c >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (cols - c)) - 1);
+      vmax = _mm512_max_ps(vmax, _mm512_and_ps(load(r, c, m), signMask));
+    }
+  const float absMax = _mm512_reduce_max_ps(vmax);
+  const __m512 inv = _mm512_set1_ps(int8InverseScaleForAbsMax(absMax));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; c += 16) {
+      const __mmask16 m = cols - c >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (cols - c)) - 1);
+      const __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(load(r, c, m), inv));
+      _mm_mask_storeu_epi8(q + r * ldq + c, m, _mm512_cvtsepi32_epi8(v));
+    }
+  return int8ScaleForAbsMax(absMax);
+}
+
 }  // namespace ff::cpu
