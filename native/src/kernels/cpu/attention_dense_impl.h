@@ -120,8 +120,12 @@ void attention_dense_blocks(const AttentionArgs& a) {
     for (int64_t task = t0; task < t1; ++task) {
       const int64_t h = task / q_blocks, i0 = (task % q_blocks) * kQueryBlock;
       const int64_t nq = std::min(kQueryBlock, a.q_len - i0);
-      for (int64_t i = 0; i < kQueryBlock; ++i)
-        for (int64_t d = 0; d < hd; ++d) qs[i * hd + d] = i < nq ? a.q[(i0 + i) * a.q_stride + h * hd + d] * a.scale : 0.f;
+      for (int64_t i = 0; i < nq; ++i) {  // branch-free rows, so the copy vectorises
+        const float* __restrict src = a.q + (i0 + i) * a.q_stride + h * hd;
+        float* __restrict dst = qs.get() + i * hd;
+        for (int64_t d = 0; d < hd; ++d) dst[d] = src[d] * a.scale;
+      }
+      std::fill(qs.get() + nq * hd, qs.get() + kQueryBlock * hd, 0.f);
       std::fill(acc.get(), acc.get() + kQueryBlock * hd, 0.f);
       std::fill(row_max, row_max + kQueryBlock, -INFINITY);
       std::fill(row_sum, row_sum + kQueryBlock, 0.f);
