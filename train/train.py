@@ -72,9 +72,6 @@ def make_config(smoke: bool) -> dict:
                          "attention": "dense", "linear": "fp32", "teaCache": 0},
             "turbo": {"weights": "student", "sampler": "rcm", "steps": 4, "guidanceScale": 1.0,
                       "attention": "sla", "slaTopK": 0.1, "linear": "w8a8", "teaCache": 0},
-            # the ablation turbo must beat: the teacher itself in as many steps
-            "euler4": {"weights": "dit", "sampler": "euler", "steps": 4, "guidanceScale": 2.0,
-                       "attention": "dense", "linear": "fp32", "teaCache": 0},
         },
         "teacache": {"coefficients": [0.0, 1.0, 0.0]},
     }
@@ -514,7 +511,6 @@ def main():
     if args.guidance is not None:
         run.cfg["sampling"]["guidance_scale"] = args.guidance
         run.cfg["profiles"]["baseline"]["guidanceScale"] = args.guidance
-        run.cfg["profiles"]["euler4"]["guidanceScale"] = args.guidance
     if args.phase in ("vae", "decoder", "teacher", "all"):
         run.renderer()  # fork the render pool before CUDA starts
     log(device=torch.cuda.get_device_name() if DEV.type == "cuda" else "cpu", torch=torch.__version__)

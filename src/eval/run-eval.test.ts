@@ -141,6 +141,33 @@ describe("runEval", () => {
     }
   });
 
+  it("runs NAME@N as that profile in N steps, and rejects a step count that is not a positive integer", async () => {
+    const calls: EngineRequest[] = [];
+    const report = await runEval(await testModel(calls), {
+      profiles: ["baseline@2", "turbo@1"],
+      prompts: 1,
+      seeds: 1,
+    });
+    assert.deepEqual(Object.keys(report.profiles), ["baseline@2", "turbo@1"]);
+    assert.equal(report.profiles["baseline@2"]?.knobs.steps, 2);
+    assert.equal(report.profiles["baseline@2"]?.knobs.sampler, "euler");
+    assert.equal(report.profiles["turbo@1"]?.knobs.sampler, "rcm");
+    assert.deepEqual(
+      calls.map((c) => c.steps),
+      [2, 2, 1, 1],
+    );
+    for (const bad of ["baseline@0", "baseline@x", "turbo@1.5"]) {
+      await assert.rejects(
+        runEval(await testModel([]), { profiles: [bad], prompts: 1, seeds: 1 }),
+        (err: Error & { code?: string }) => err.code === "E_BAD_REQUEST" && err.message.includes(`'${bad}'`),
+      );
+    }
+    await assert.rejects(
+      runEval(await testModel([]), { profiles: ["warp@2"], prompts: 1, seeds: 1 }),
+      /profile: 'warp' is not a profile/,
+    );
+  });
+
   it("rejects an unknown profile before generating anything", async () => {
     const calls: EngineRequest[] = [];
     await assert.rejects(

@@ -4,6 +4,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { contactSheet, type Frames } from "../pipeline/contact-sheet.ts";
+import { PipelineError } from "../pipeline/errors.ts";
 import { type ResolvedKnobs, resolveKnobs } from "../pipeline/knobs.ts";
 import { checkPrompt } from "../pipeline/model-dir.ts";
 import type { PipelineModel } from "../pipeline/run.ts";
@@ -65,11 +66,28 @@ export interface EvalReport {
   profiles: Record<string, ProfileReport>;
 }
 
+/**
+ * A profile of the model, or `NAME@N`: that profile in N sampling steps (for step ablations,
+ * e.g. `baseline@4` is the teacher in 4 steps of its own sampler).
+ */
+export function resolveProfileSpec(info: PipelineModel["info"], spec: string): ResolvedKnobs {
+  const at = spec.lastIndexOf("@");
+  if (at < 0) return resolveKnobs(info, spec);
+  const steps = Number(spec.slice(at + 1));
+  if (!Number.isInteger(steps) || steps < 1) {
+    throw new PipelineError(
+      "E_BAD_REQUEST",
+      `profile: '${spec}' names a step count that is not a positive integer (write NAME@STEPS, e.g. baseline@4)`,
+    );
+  }
+  return resolveKnobs(info, spec.slice(0, at), { steps });
+}
+
 export async function runEval(model: PipelineModel, options: EvalOptions): Promise<EvalReport> {
   const suite = buildSuite(options);
   // Resolve every profile and check every prompt before generating anything, so that a typo or
   // a model with another vocabulary fails at once rather than after an hour of baseline runs.
-  const knobsByProfile = new Map(options.profiles.map((p) => [p, resolveKnobs(model.info, p)]));
+  const knobsByProfile = new Map(options.profiles.map((p) => [p, resolveProfileSpec(model.info, p)]));
   for (const c of suite) checkPrompt(model.info, "prompt", c.prompt);
   const { width, height, frames } = model.info.config.video;
   const profiles: Record<string, ProfileReport> = {};

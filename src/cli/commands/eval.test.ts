@@ -108,7 +108,7 @@ describe("framefleet eval on the native engine", { skip: missing }, () => {
     assert.equal(r.status, 2);
     assert.match(
       r.stderr,
-      /profile: 'fastest' is not a profile of tiny-shapes \(allowed: baseline, turbo, euler4\)/,
+      /profile: 'fastest' is not a profile of tiny-shapes \(allowed: baseline, turbo\)/,
     );
     assert.equal(r.stdout, "");
   });
