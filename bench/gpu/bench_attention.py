@@ -14,6 +14,7 @@ import ctypes
 import json
 import math
 import os
+import statistics
 import sys
 from pathlib import Path
 
@@ -35,6 +36,7 @@ def load(lib_path):
     lib.ff_cuda_flash.argtypes = [i, i, i, vp, vp, vp, vp, vp]
     lib.ff_cuda_sage.argtypes = [i, i, i, vp, vp, vp, vp, vp, sz, vp]
     lib.ff_cuda_sla.argtypes = [i, i, i, f, vp, vp, vp, vp, vp, vp, vp, sz, vp]
+    lib.ff_cuda_sla_stages.argtypes = [i, i, i, f, vp, vp, vp, vp, vp, vp, sz, vp, vp]
     return lib
 
 
@@ -126,6 +128,16 @@ def bench_shape(lib, heads, n, hd, top_k, reps, ref_heads):
         )
         del got
     del sdpa_out
+    # Where SLA's time goes: each stage's median over 20 timed calls.
+    stages = []
+    ms = (ctypes.c_float * 5)()
+    for _ in range(23):
+        check(lib, lib.ff_cuda_sla_stages(heads, n, hd, top_k, *p, proj.data_ptr(), ws.data_ptr(), ws_bytes, stream, ms))
+        stages.append(list(ms))
+    names = ["quantize+phi+pool", "block map", "sparse (sage)", "linear cuBLAS", "linear kernel"]
+    med = [statistics.median(s[i] for s in stages[3:]) for i in range(5)]
+    print(f"SLA stages [1, {heads}, {n}, {hd}] ms: " + ", ".join(f"{a} {b:.3f}" for a, b in zip(names, med)))
+    rows.append({"shape": [1, heads, n, hd], "kernel": "sla_stages_ms", **dict(zip(names, med))})
     return rows
 
 
@@ -155,6 +167,8 @@ def main():
     print(f"\ndevice: {name}  torch {torch.__version__}  (median of CUDA-event timings; TFLOP/s = 4*H*N^2*hd / time)")
     print(f"{'shape':<22}{'kernel':<30}{'ms':>9}{'TFLOP/s':>9}{'vs SDPA':>9}{'cos':>10}{'relL2':>9}{'cos/dense':>10}")
     for r in rows:
+        if r["kernel"] == "sla_stages_ms":
+            continue
         cd = r.get("cos_vs_dense")
         print(
             f"{str(r['shape']):<22}{r['kernel']:<30}{r['median_ms']:>9.3f}{r['tflops_dense_equivalent']:>9.1f}"

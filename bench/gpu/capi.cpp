@@ -71,6 +71,29 @@ int ff_cuda_sla(int heads, int n, int hd, float topK, void* q, void* k, void* v,
   });
 }
 
+// One SLA call with its stages timed by CUDA events: ms[5] = quantization (+ phi, pooled means),
+// block map, sparse branch, linear branch's cuBLAS products, linear branch kernel.
+int ff_cuda_sla_stages(int heads, int n, int hd, float topK, void* q, void* k, void* v, void* out, void* proj, void* ws,
+                       size_t wsBytes, void* stream, float* ms) {
+  return guarded([&] {
+    cudaEvent_t ev[6];
+    for (auto& e : ev)
+      if (cudaEventCreate(&e) != cudaSuccess) throw std::runtime_error("cudaEventCreate failed");
+    const auto st = static_cast<cudaStream_t>(stream);
+    ff::cuda::SlaOptions o;
+    o.topK = topK;
+    o.projL = proj;
+    o.stageEvents = ev + 1;
+    cudaEventRecord(ev[0], st);
+    ff::cuda::slaAttention({heads, n, n, hd, 0.0f}, bhnd(q, n, hd), bhnd(k, n, hd), bhnd(v, n, hd), bhnd(out, n, hd), o, ws,
+                           wsBytes, cublasHandle(), st);
+    cudaEventRecord(ev[5], st);
+    if (cudaEventSynchronize(ev[5]) != cudaSuccess) throw std::runtime_error("SLA stages: synchronize failed");
+    for (int i = 0; i < 5; ++i) cudaEventElapsedTime(ms + i, ev[i], ev[i + 1]);
+    for (auto& e : ev) cudaEventDestroy(e);
+  });
+}
+
 // dims: tokens, dim, heads, ffn, layers, ctxTokens, patchOut, frames, rows, cols (ints); see
 // native/src/kernels/cuda/dit_forward.h for the pointers. attention: 0 flash, 1 sage, 2 SLA.
 size_t ff_cuda_dit_scratch_bytes(const int* dims) {

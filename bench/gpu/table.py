@@ -11,6 +11,8 @@ print(f"Card: {data['device']}, PyTorch {data['torch']}.\n")
 print("| shape [B, H, N, hd] | kernel | median ms | TFLOP/s (dense eq.) | vs SDPA | cos vs fp32 ref | relL2 | cos vs dense fp32 |")
 print("|---|---|---|---|---|---|---|---|")
 for r in data["rows"]:
+    if r["kernel"] == "sla_stages_ms":
+        continue
     cd = r.get("cos_vs_dense")
     print(
         f"| {r['shape']} | {r['kernel']} | {r['median_ms']:.3f} | {r['tflops_dense_equivalent']:.1f} | "

@@ -509,24 +509,15 @@ __global__ void __launch_bounds__(256) quantKernel(QuantParams p) {
   }
 }
 
-// One CTA per (query block, head): pooled scores against every key block, then the kc highest
-// (ties to the lower index) written ascending.
-__global__ void __launch_bounds__(256) slaSelectKernel(const float* qpool, const float* kpool, int nbq, int nbk,
-                                                        int hd, int kc, int32_t* out) {
+// One CTA per (query block, head): rank the pooled scores of every key block (score[h, b, :], one
+// cuBLAS product of the pooled means) and write the kc highest (ties to the lower index) ascending.
+__global__ void __launch_bounds__(256) slaSelectKernel(const float* scores, int nbq, int nbk, int kc, int32_t* out) {
   extern __shared__ float sh[];
-  float* qp = sh;
-  float* score = sh + hd;
+  float* score = sh;
   int* flag = reinterpret_cast<int*>(score + nbk);
   const int b = blockIdx.x, h = blockIdx.y, tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  for (int d = tid; d < hd; d += 256) qp[d] = qpool[(static_cast<int64_t>(h) * nbq + b) * hd + d];
-  __syncthreads();
-  for (int j = warp; j < nbk; j += 8) {
-    const float* kp = kpool + (static_cast<int64_t>(h) * nbk + j) * hd;
-    float dot = 0.0f;
-    for (int d = lane; d < hd; d += 32) dot += qp[d] * kp[d];
-    for (int off = 16; off > 0; off >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, off);
-    if (lane == 0) score[j] = dot;
-  }
+  const float* row = scores + (static_cast<int64_t>(h) * nbq + b) * nbk;
+  for (int j = tid; j < nbk; j += 256) score[j] = row[j];
   __syncthreads();
   for (int j = tid; j < nbk; j += 256) {
     const float sj = score[j];
@@ -539,20 +530,20 @@ __global__ void __launch_bounds__(256) slaSelectKernel(const float* qpool, const
   }
   __syncthreads();
   if (warp != 0) return;
-  int32_t* row = out + (static_cast<int64_t>(h) * nbq + b) * kc;
+  int32_t* sel = out + (static_cast<int64_t>(h) * nbq + b) * kc;
   int count = 0;
   for (int base = 0; base < nbk; base += 32) {
     const int j = base + lane;
     const bool f = j < nbk && flag[j];
     const unsigned m = __ballot_sync(0xffffffffu, f);
-    if (f) row[count + __popc(m & ((1u << lane) - 1u))] = j;
+    if (f) sel[count + __popc(m & ((1u << lane) - 1u))] = j;
     count += __popc(m);
   }
 }
 
 // Scratch layout inside the caller's workspace.
 struct Workspace {
-  float *ksum, *zall, *qScale, *kScale, *qPool, *kPool;
+  float *ksum, *zall, *qScale, *kScale, *qPool, *kPool, *scores;
   int8_t *qi8, *ki8;
   int32_t* blocks;
   bf16 *phiQ, *phiK, *vp, *hall;
@@ -572,6 +563,7 @@ struct Workspace {
     kScale = reinterpret_cast<float*>(take(H * nbk * 4));
     qPool = reinterpret_cast<float*>(take(H * nbq * hd * 4));
     kPool = reinterpret_cast<float*>(take(H * nbk * hd * 4));
+    scores = reinterpret_cast<float*>(take(H * nbq * nbk * 4));
     qi8 = reinterpret_cast<int8_t*>(take(H * nbq * 64 * hd));
     ki8 = reinterpret_cast<int8_t*>(take(H * nbk * 64 * hd));
     blocks = reinterpret_cast<int32_t*>(take(H * nbq * nbk * 4));
@@ -726,11 +718,25 @@ void slaAttention(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, 
   const bool linear = kc < nb && o.projL != nullptr;
   prepareSage(s, q, k, w, true, linear, stream);
 
+  auto stage = [&](int i) {
+    if (o.stageEvents) FF_CUDA(cudaEventRecord(o.stageEvents[i], stream));
+  };
+  stage(0);
+
+  // Pooled scores s[h] = qPool[h] . kPool[h]^T ([nb, nb] row-major = column-major kPool . qPool^T),
+  // fp32 through cuBLAS; then the top-kc of each row.
+  const float one = 1.0f, zero = 0.0f;
+  FF_CUBLAS(cublasSetStream(cublas, stream));
+  FF_CUBLAS(cublasGemmStridedBatchedEx(cublas, CUBLAS_OP_T, CUBLAS_OP_N, nb, nb, hd, &one, w.kPool, CUDA_R_32F, hd,
+                                       static_cast<int64_t>(nb) * hd, w.qPool, CUDA_R_32F, hd, static_cast<int64_t>(nb) * hd,
+                                       &zero, w.scores, CUDA_R_32F, nb, static_cast<int64_t>(nb) * nb, H, CUBLAS_COMPUTE_32F,
+                                       CUBLAS_GEMM_DEFAULT));
   int32_t* blocks = o.selectedOut ? o.selectedOut : w.blocks;
-  const size_t selSmem = sizeof(float) * (hd + nb) + sizeof(int) * nb;
+  const size_t selSmem = (sizeof(float) + sizeof(int)) * nb;
   if (selSmem > 48 * 1024) FF_CUDA(cudaFuncSetAttribute(slaSelectKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(selSmem)));
-  slaSelectKernel<<<dim3(nb, H), 256, selSmem, stream>>>(w.qPool, w.kPool, nb, nb, hd, kc, blocks);
+  slaSelectKernel<<<dim3(nb, H), 256, selSmem, stream>>>(w.scores, nb, nb, kc, blocks);
   FF_CUDA_LAUNCHED("slaSelectKernel");
+  stage(1);
 
   KernelParams sp = sageParams(s, v, out, w);
   sp.blocks = blocks;
@@ -738,13 +744,12 @@ void slaAttention(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, 
   const bool wide = envFlag("FF_CUDA_SLA_WIDE");
   if (wide) launchAttnHd<2, 2, Mode::Sage>(hd, sp, H, stream);
   else launchAttnHd<4, 1, Mode::Sage>(hd, sp, H, stream);
+  stage(2);
   if (!linear) return;
 
   // vp = v proj_l^T per head ([hd, N] column-major = [N, hd] row-major), then
   // H_all = phi(k~)^T vp per head: both through cuBLAS in bf16 with fp32 accumulation.
   const int64_t nPad = static_cast<int64_t>(nb) * 64;
-  const float one = 1.0f, zero = 0.0f;
-  FF_CUBLAS(cublasSetStream(cublas, stream));
   for (int h = 0; h < H; ++h) {
     const auto* vh = static_cast<const uint8_t*>(v.data) + h * v.headStride * 2;
     FF_CUBLAS(cublasGemmEx(cublas, CUBLAS_OP_T, CUBLAS_OP_N, hd, s.kvLen, hd, &one, o.projL, CUDA_R_16BF, hd, vh, CUDA_R_16BF,
@@ -754,6 +759,7 @@ void slaAttention(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, 
   FF_CUBLAS(cublasGemmStridedBatchedEx(cublas, CUBLAS_OP_N, CUBLAS_OP_T, hd, hd, s.kvLen, &one, w.vp, CUDA_R_16BF, hd,
                                        nPad * hd, w.phiK, CUDA_R_16BF, hd, nPad * hd, &zero, w.hall, CUDA_R_16BF, hd,
                                        static_cast<int64_t>(hd) * hd, H, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  stage(3);
   const AttnTensor pq{w.phiQ, nPad * hd, hd}, pk{w.phiK, nPad * hd, hd}, pv{w.vp, nPad * hd, hd};
   KernelParams lp = baseParams(s, pq, pk, pv, out, 2);
   lp.blocks = blocks;

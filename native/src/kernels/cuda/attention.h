@@ -55,6 +55,9 @@ struct SlaOptions {
   float topK = 0.1f;
   const void* projL = nullptr;  // bf16 [hd, hd] on the device (attn1.proj_l.weight); null = no linear branch
   int32_t* selectedOut = nullptr;  // optional device [heads, qBlocks, kc]: the key blocks chosen
+  // Optional, for profiling: 4 events recorded after the quantization, the block map, the sparse
+  // branch and the linear branch's cuBLAS products (the last two only with the linear branch).
+  struct CUevent_st* const* stageEvents = nullptr;
 };
 
 // Self-attention only (qLen == kvLen). Needs a cuBLAS handle bound to `stream` for the linear branch.
