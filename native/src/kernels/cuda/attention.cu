@@ -9,6 +9,7 @@
 #include <cuda_bf16.h>
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstdlib>
 #include <stdexcept>
@@ -509,25 +510,42 @@ __global__ void __launch_bounds__(256) quantKernel(QuantParams p) {
   }
 }
 
-// One CTA per (query block, head): rank the pooled scores of every key block (score[h, b, :], one
-// cuBLAS product of the pooled means) and write the kc highest (ties to the lower index) ascending.
-__global__ void __launch_bounds__(256) slaSelectKernel(const float* scores, int nbq, int nbk, int kc, int32_t* out) {
+// One CTA per (query block, head): sort the pooled scores of every key block (score[h, b, :], one
+// cuBLAS product of the pooled means) best first with a bitonic network in shared memory (ties to
+// the lower index), then write the kc best ascending. pow2 = the next power of two >= nbk.
+__global__ void __launch_bounds__(256) slaSelectKernel(const float* scores, int nbq, int nbk, int pow2, int kc,
+                                                        int32_t* out) {
   extern __shared__ float sh[];
-  float* score = sh;
-  int* flag = reinterpret_cast<int*>(score + nbk);
+  float* key = sh;
+  int* idx = reinterpret_cast<int*>(key + pow2);
+  int* flag = idx + pow2;
   const int b = blockIdx.x, h = blockIdx.y, tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const float* row = scores + (static_cast<int64_t>(h) * nbq + b) * nbk;
-  for (int j = tid; j < nbk; j += 256) score[j] = row[j];
-  __syncthreads();
-  for (int j = tid; j < nbk; j += 256) {
-    const float sj = score[j];
-    int rank = 0;
-    for (int i = 0; i < nbk; ++i) {
-      const float si = score[i];
-      rank += (si > sj) || (si == sj && i < j);
-    }
-    flag[j] = rank < kc;
+  for (int j = tid; j < pow2; j += 256) {
+    key[j] = j < nbk ? row[j] : -INFINITY;
+    idx[j] = j < nbk ? j : INT_MAX;
+    if (j < nbk) flag[j] = 0;
   }
+  __syncthreads();
+  // "x before y": higher score, or equal score and lower index.
+  auto before = [&](int x, int y) { return key[x] > key[y] || (key[x] == key[y] && idx[x] < idx[y]); };
+  for (int k = 2; k <= pow2; k <<= 1) {
+    for (int j = k >> 1; j > 0; j >>= 1) {
+      for (int t = tid; t < pow2; t += 256) {
+        const int u = t ^ j;
+        if (u > t && ((t & k) == 0 ? before(u, t) : before(t, u))) {
+          const float kt = key[t];
+          key[t] = key[u];
+          key[u] = kt;
+          const int it = idx[t];
+          idx[t] = idx[u];
+          idx[u] = it;
+        }
+      }
+      __syncthreads();
+    }
+  }
+  for (int r = tid; r < kc; r += 256) flag[idx[r]] = 1;
   __syncthreads();
   if (warp != 0) return;
   int32_t* sel = out + (static_cast<int64_t>(h) * nbq + b) * kc;
@@ -732,9 +750,11 @@ void slaAttention(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, 
                                        &zero, w.scores, CUDA_R_32F, nb, static_cast<int64_t>(nb) * nb, H, CUBLAS_COMPUTE_32F,
                                        CUBLAS_GEMM_DEFAULT));
   int32_t* blocks = o.selectedOut ? o.selectedOut : w.blocks;
-  const size_t selSmem = (sizeof(float) + sizeof(int)) * nb;
+  int pow2 = 1;
+  while (pow2 < nb) pow2 <<= 1;
+  const size_t selSmem = (sizeof(float) + sizeof(int)) * pow2 + sizeof(int) * nb;
   if (selSmem > 48 * 1024) FF_CUDA(cudaFuncSetAttribute(slaSelectKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(selSmem)));
-  slaSelectKernel<<<dim3(nb, H), 256, selSmem, stream>>>(w.scores, nb, nb, kc, blocks);
+  slaSelectKernel<<<dim3(nb, H), 256, selSmem, stream>>>(w.scores, nb, nb, pow2, kc, blocks);
   FF_CUDA_LAUNCHED("slaSelectKernel");
   stage(1);
 
