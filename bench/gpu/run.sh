@@ -5,7 +5,8 @@
 # JSON go under $OUT (default out/gpu); the tables are printed last. FF_GPU_BUDGET_S (default 420)
 # bounds the whole script: each stage gets at most what is left; FF_GPU_BIG=1 adds the
 # [1, 40, 75600, 128] attention shape at the end; FF_GPU_PREBUILT=dir uses binaries built elsewhere
-# (sm_90, same CUDA major) instead of building; FF_GPU_SKIP_DIT=1 leaves out the DiT bench.
+# (sm_90, same CUDA major) instead of building; FF_GPU_SKIP_DIT=1 leaves out the DiT bench;
+# FF_GPU_CHECK_BIG=1 checks SLA's block map and sampled outputs at [1, 40, 75600, 128].
 set -o pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-$PWD/out/gpu}
@@ -50,6 +51,9 @@ export PYTHONUNBUFFERED=1
   if [ "${FF_GPU_SKIP_DIT:-0}" != 1 ]; then
     timeout "$(left 150)" python3 bench/gpu/bench_dit.py --lib "$lib" --out "$OUT/dit.json"
     echo "dit bench exit: $?  at $(( $(date +%s) - START )) s"
+  fi
+  if [ "${FF_GPU_CHECK_BIG:-0}" = 1 ]; then
+    timeout "$(left 90)" python3 bench/gpu/bench_attention.py --lib "$lib" --out "$OUT/sla_check_big.json" --check-big
   fi
   if [ "${FF_GPU_BIG:-0}" = 1 ] && [ "$(left 100)" -ge 60 ]; then
     timeout "$(left 120)" python3 bench/gpu/bench_attention.py --lib "$lib" --out "$OUT/attention_big.json" --big-only
