@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/threadpool.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/ops.h"
 #include "model/profile.h"
@@ -199,18 +200,15 @@ void Dit::block_fused(const Knobs& knobs, int i, float* tok, const LatentShape& 
   float *h = m.h, *q = m.q, *k = m.k, *v = m.v, *o = m.o;
   float* f = arena.alloc(N * F);
   const RopeGrid grid{s.grid_t, s.grid_h, s.grid_w};
-  auto ln_mod = [&](const float* shift, const float* sc) {
-    return [=](int64_t m0, int64_t m1, float* dst) { layer_norm_modulate(tok + m0 * D, dst, m1 - m0, D, nullptr, nullptr, shift, sc, eps); };
-  };
-  auto residual = [&](const float* gate) {
-    return [=](int64_t m0, int64_t m1) { add_gated(tok + m0 * D, h + m0 * D, m1 - m0, D, gate); };
-  };
 
   {  // self-attention
     FF_PROFILE("fused norm+qkv+rope");
     const LinearWeights* w[3] = {&b.q1, &b.k1, &b.v1};
     float* y[3] = {q, k, v};
-    linear_fused(knobs, w, y, 3, N, nullptr, ln_mod(s1, sc1), [&](int64_t m0, int64_t m1) {
+    auto input = [&](int64_t m0, int64_t m1, float* dst) {
+      layer_norm_modulate(tok + m0 * D, dst, m1 - m0, D, nullptr, nullptr, s1, sc1, eps);
+    };
+    linear_fused(knobs, w, y, 3, N, nullptr, input, [&](int64_t m0, int64_t m1) {
       rms_norm(q + m0 * D, q + m0 * D, m1 - m0, D, b.norm_q1, eps);
       rms_norm(k + m0 * D, k + m0 * D, m1 - m0, D, b.norm_k1, eps);
       rope3d_rows(q, D, H, hd, grid, theta, m0, m1);
@@ -222,41 +220,43 @@ void Dit::block_fused(const Knobs& knobs, int i, float* tok, const LatentShape& 
     self_attention(knobs, AttentionArgs{N, N, H, hd, q, D, k, D, v, D, o, D, nullptr, scale}, b.proj_l);
   }
   {
-    FF_PROFILE("fused o1+residual");
-    const LinearWeights* w[1] = {&b.o1};
-    float* y[1] = {h};
-    linear_fused(knobs, w, y, 1, N, o, nullptr, residual(g1));
-  }
-  {  // cross-attention
-    FF_PROFILE("fused norm3+q2+norm");
-    const LinearWeights* w[1] = {&b.q2};
-    float* y[1] = {q};
-    linear_fused(
-        knobs, w, y, 1, N, nullptr,
-        [&](int64_t m0, int64_t m1, float* dst) { layer_norm(tok + m0 * D, dst, m1 - m0, D, b.norm3_w, b.norm3_b, eps); },
-        [&](int64_t m0, int64_t m1) { rms_norm(q + m0 * D, q + m0 * D, m1 - m0, D, b.norm_q2, eps); });
-  }
-  {
-    FF_PROFILE("cross-attention");
-    attention_dense(AttentionArgs{N, L, H, hd, q, D, text.k[i].data(), D, text.v[i].data(), D, o, D, text.mask.data(), scale});
-  }
-  {
-    FF_PROFILE("fused o2+residual");
-    const LinearWeights* w[1] = {&b.o2};
-    float* y[1] = {h};
-    linear_fused(knobs, w, y, 1, N, o, nullptr, residual(nullptr));
-  }
-  {  // FFN
-    FF_PROFILE("fused norm+fc1+gelu");
-    const LinearWeights* w[1] = {&b.fc1};
-    float* y[1] = {f};
-    linear_fused(knobs, w, y, 1, N, nullptr, ln_mod(s2, sc2), [&](int64_t m0, int64_t m1) { gelu_inplace(f + m0 * F, (m1 - m0) * F); });
-  }
-  {
-    FF_PROFILE("fused fc2+residual");
-    const LinearWeights* w[1] = {&b.fc2};
-    float* y[1] = {h};
-    linear_fused(knobs, w, y, 1, N, f, nullptr, residual(g2));
+    // Everything after self-attention is row-wise (the text's keys and values are fixed), so it
+    // runs as one pass over tiles of rows: o1 + gated residual, norm3 -> q2 -> q norm,
+    // cross-attention, o2 + residual, norm + modulation -> fc1 -> GELU, fc2 + gated residual.
+    // Each tile stays in cache, and the whole tail is one thread-pool round trip; the calls
+    // inside a tile run on the tile's thread.
+    FF_PROFILE("fused rows: o1, cross-attention, ffn");
+    constexpr int64_t kTile = 96;
+    const int64_t tiles = (N + kTile - 1) / kTile;
+    ThreadPool::global().parallel_for(tiles, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t r0 = t * kTile, n = std::min(kTile, N - r0);
+        float *tk = tok + r0 * D, *hr = h + r0 * D, *qr = q + r0 * D, *orow = o + r0 * D, *fr = f + r0 * F;
+        auto one = [&](const LinearWeights& w, float* y, const float* x, const std::function<void(int64_t, int64_t, float*)>& in,
+                       const std::function<void(int64_t, int64_t)>& out) {
+          const LinearWeights* ws[1] = {&w};
+          float* ys[1] = {y};
+          linear_fused(knobs, ws, ys, 1, n, x, in, out);
+        };
+        auto residual_rows = [&](const float* gate) {
+          return [=](int64_t m0, int64_t m1) { add_gated(tk + m0 * D, hr + m0 * D, m1 - m0, D, gate); };
+        };
+        one(b.o1, hr, orow, nullptr, residual_rows(g1));
+        one(
+            b.q2, qr, nullptr,
+            [&](int64_t m0, int64_t m1, float* dst) { layer_norm(tk + m0 * D, dst, m1 - m0, D, b.norm3_w, b.norm3_b, eps); },
+            [&](int64_t m0, int64_t m1) { rms_norm(qr + m0 * D, qr + m0 * D, m1 - m0, D, b.norm_q2, eps); });
+        attention_dense(AttentionArgs{n, L, H, hd, qr, D, text.k[i].data(), D, text.v[i].data(), D, orow, D, text.mask.data(), scale});
+        one(b.o2, hr, orow, nullptr, residual_rows(nullptr));
+        one(
+            b.fc1, fr, nullptr,
+            [&](int64_t m0, int64_t m1, float* dst) {
+              layer_norm_modulate(tk + m0 * D, dst, m1 - m0, D, nullptr, nullptr, s2, sc2, eps);
+            },
+            [&](int64_t m0, int64_t m1) { gelu_inplace(fr + m0 * F, (m1 - m0) * F); });
+        one(b.fc2, hr, fr, nullptr, residual_rows(g2));
+      }
+    });
   }
 }
 

@@ -130,7 +130,9 @@ void slaAttentionImpl(const AttentionArgs& a, const SlaOptions& options, Variant
   std::vector<SageHead>& heads = perThread;  // a reference, so worker threads see this thread's
   heads.resize(static_cast<size_t>(a.heads));
   std::vector<std::vector<int32_t>> selected(static_cast<size_t>(a.heads));
-  for (int64_t h = 0; h < a.heads; ++h) prepareSageHeadMeta(a, h, variant, heads[static_cast<size_t>(h)]);
+  parallelChunks(a.heads, [&](int64_t b, int64_t e) {
+    for (int64_t h = b; h < e; ++h) prepareSageHeadMeta(a, h, variant, heads[static_cast<size_t>(h)]);
+  });
   constexpr SagePart kParts[3] = {SagePart::Q, SagePart::K, SagePart::V};
   parallelChunks(a.heads * 4, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
