@@ -688,6 +688,17 @@ bool envFlag(const char* name) {
 }
 bool narrowTiles() { return envFlag("FF_CUDA_ATTN_NARROW"); }
 
+// The current device's opt-in shared memory per block (bytes), read once.
+int maxSharedMemoryPerBlock() {
+  static const int bytes = [] {
+    int dev = 0, v = 0;
+    FF_CUDA(cudaGetDevice(&dev));
+    FF_CUDA(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    return v;
+  }();
+  return bytes;
+}
+
 void requireWorkspace(const AttnShape& s, size_t have) {
   const size_t need = attentionWorkspaceBytes(s);
   if (have < need) throw std::invalid_argument("CUDA attention: workspace of " + std::to_string(have) + " bytes, need " + std::to_string(need));
@@ -708,7 +719,11 @@ void flashAttention(const AttnShape& s, const AttnTensor& q, const AttnTensor& k
   checkShape(s, all, 4);
   KernelParams p = baseParams(s, q, k, v, out, 2);
   p.scaleLog2 = softmaxScale(s) * kLog2e;
-  if (narrowTiles()) launchAttnHd<8, 1, Mode::Flash>(s.headDim, p, s.heads, stream);
+  // bf16 tiles at head_dim 128 take 104 KB of shared memory with 128 query rows; cards that give a
+  // block less (sm_120: 99 KB) run 64 rows per CTA (87 KB).
+  const bool small = s.headDim == 128 && maxSharedMemoryPerBlock() < attnSmemBytes<128, kFullWarps, kFullMT, Mode::Flash>();
+  if (small) launchAttnHd<4, 1, Mode::Flash>(s.headDim, p, s.heads, stream);
+  else if (narrowTiles()) launchAttnHd<8, 1, Mode::Flash>(s.headDim, p, s.heads, stream);
   else launchAttnHd<kFullWarps, kFullMT, Mode::Flash>(s.headDim, p, s.heads, stream);
 }
 
