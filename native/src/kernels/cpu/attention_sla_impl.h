@@ -134,15 +134,6 @@ void slaAttentionImpl(const AttentionArgs& a, const SlaOptions& options, Variant
     for (int64_t h = b; h < e; ++h) prepareSageHeadMeta(a, h, variant, heads[static_cast<size_t>(h)]);
   });
   constexpr SagePart kParts[3] = {SagePart::Q, SagePart::K, SagePart::V};
-  parallelChunks(a.heads * 4, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) {
-      const int64_t h = t / 4, part = t % 4;
-      SageHead& sh = heads[static_cast<size_t>(h)];
-      if (part < 3) prepareSageHeadPart(a, h, kParts[part], sh);
-      else selected[static_cast<size_t>(h)] = slaSelectBlocks(a, h, sh.kMean.data(), kc);
-    }
-  });
-
   float* gBlk = nullptr;  // [heads, nb, hd, hd]
   float* zBlk = nullptr;  // [heads, nb, hd]
   std::vector<float> gAll, zAll, projT;
@@ -152,35 +143,58 @@ void slaAttentionImpl(const AttentionArgs& a, const SlaOptions& options, Variant
     projT.resize(static_cast<size_t>(hh));  // projT[f, d] = proj_l[d, f]
     for (int64_t d = 0; d < hd; ++d)
       for (int64_t f = 0; f < hd; ++f) projT[static_cast<size_t>(f * hd + d)] = options.projL[d * hd + f];
-    parallelChunks(a.heads * nb, [&](int64_t b, int64_t e) {
-      // Per key block: phi [rows, hd] = phi(k~), vp [rows, hd] = v proj_l^T, then
-      // G = phi^T vp row by row and z = column sums of phi.
-      std::vector<float> phi(static_cast<size_t>(kSlaBlock * hd)), vp(static_cast<size_t>(kSlaBlock * hd));
-      for (int64_t t = b; t < e; ++t) {
-        const int64_t h = t / nb, blk = t % nb;
-        float* g = gBlk + t * hh;
-        float* z = zBlk + t * hd;
-        const int64_t rows = std::min(kSlaBlock, a.kv_len - blk * kSlaBlock);
-        for (int64_t r = 0; r < rows; ++r) {
-          const int64_t j = blk * kSlaBlock + r;
-          softmaxFast(a.k + j * a.k_stride + h * hd, heads[static_cast<size_t>(h)].kMean.data(), hd, phi.data() + r * hd);
-        }
-        const float* v0 = a.v + blk * kSlaBlock * a.v_stride + h * hd;
-        if (hd == 64) {
-          int64_t r = 0;
-          for (; r + 4 <= rows; r += 4)
-            combineRows4x64(v0 + r * a.v_stride, a.v_stride, hd, projT.data(), 1, vp.data() + r * hd, hd);
-          for (; r < rows; ++r) combineRows<64>(v0 + r * a.v_stride, hd, projT.data(), hd, 1, vp.data() + r * hd);
-          for (int64_t c = 0; c < hd; c += 4) combineRows4x64(phi.data() + c, 1, rows, vp.data(), hd, g + c * hd, hd);
-        } else {
-          for (int64_t r = 0; r < rows; ++r) combineRows<0>(v0 + r * a.v_stride, hd, projT.data(), hd, 1, vp.data() + r * hd);
-          for (int64_t c = 0; c < hd; ++c) combineRows<0>(phi.data() + c, rows, vp.data(), hd, hd, g + c * hd);
-        }
-        std::fill(z, z + hd, 0.0f);
-        for (int64_t r = 0; r < rows; ++r)
-          for (int64_t c = 0; c < hd; ++c) z[c] += phi[static_cast<size_t>(r * hd + c)];
+  }
+  // Linear-branch state of key block t (of heads x nb): phi [rows, hd] = phi(k~), vp [rows, hd]
+  // = v proj_l^T, then G = phi^T vp row by row and z = column sums of phi.
+  auto blockState = [&](int64_t t, std::vector<float>& phi, std::vector<float>& vp) {
+    const int64_t h = t / nb, blk = t % nb;
+    float* g = gBlk + t * hh;
+    float* z = zBlk + t * hd;
+    const int64_t rows = std::min(kSlaBlock, a.kv_len - blk * kSlaBlock);
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t j = blk * kSlaBlock + r;
+      softmaxFast(a.k + j * a.k_stride + h * hd, heads[static_cast<size_t>(h)].kMean.data(), hd, phi.data() + r * hd);
+    }
+    const float* v0 = a.v + blk * kSlaBlock * a.v_stride + h * hd;
+    if (hd == 64) {
+      int64_t r = 0;
+      for (; r + 4 <= rows; r += 4)
+        combineRows4x64(v0 + r * a.v_stride, a.v_stride, hd, projT.data(), 1, vp.data() + r * hd, hd);
+      for (; r < rows; ++r) combineRows<64>(v0 + r * a.v_stride, hd, projT.data(), hd, 1, vp.data() + r * hd);
+      for (int64_t c = 0; c < hd; c += 4) combineRows4x64(phi.data() + c, 1, rows, vp.data(), hd, g + c * hd, hd);
+    } else {
+      for (int64_t r = 0; r < rows; ++r) combineRows<0>(v0 + r * a.v_stride, hd, projT.data(), hd, 1, vp.data() + r * hd);
+      for (int64_t c = 0; c < hd; ++c) combineRows<0>(phi.data() + c, rows, vp.data(), hd, hd, g + c * hd);
+    }
+    std::fill(z, z + hd, 0.0f);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < hd; ++c) z[c] += phi[static_cast<size_t>(r * hd + c)];
+  };
+  // One pass for both (each needs only the key means): the heads x {Q, K, V, selection}
+  // preparation tasks interleaved with groups of key blocks, so every chunk the pool hands out
+  // mixes the two and one thread-pool round trip covers them.
+  const int64_t prepTasks = a.heads * 4, blockTasks = linear ? a.heads * nb : 0;
+  const int64_t groups = blockTasks > 0 ? prepTasks : 0, perGroup = groups > 0 ? (blockTasks + groups - 1) / groups : 0;
+  parallelChunks(prepTasks + groups, [&](int64_t b, int64_t e) {
+    std::vector<float> phi, vp;
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t slot = groups > 0 ? t / 2 : t;
+      if (groups == 0 || t % 2 == 0) {
+        const int64_t h = slot / 4, part = slot % 4;
+        SageHead& sh = heads[static_cast<size_t>(h)];
+        if (part < 3) prepareSageHeadPart(a, h, kParts[part], sh);
+        else selected[static_cast<size_t>(h)] = slaSelectBlocks(a, h, sh.kMean.data(), kc);
+        continue;
       }
-    });
+      if (phi.empty()) {
+        phi.resize(static_cast<size_t>(kSlaBlock * hd));
+        vp.resize(static_cast<size_t>(kSlaBlock * hd));
+      }
+      for (int64_t blk = slot * perGroup; blk < std::min(blockTasks, (slot + 1) * perGroup); ++blk) blockState(blk, phi, vp);
+    }
+  });
+
+  if (linear) {
     gAll.assign(static_cast<size_t>(a.heads * hh), 0.0f);
     zAll.assign(static_cast<size_t>(a.heads * hd), 0.0f);
     for (int64_t h = 0; h < a.heads; ++h)
