@@ -87,7 +87,11 @@ interface RunState {
   paths: OutputPaths;
   knobs?: ResolvedKnobs;
   result?: EngineResult;
-  /** Started right after validation so the encoder starts up while the engine works. */
+  /**
+   * Started when the engine begins decoding (or when it returns, whichever comes first): the
+   * encoder's process start-up then overlaps the VAE decode instead of taking a core from the
+   * denoiser.
+   */
   output?: Promise<OutputPlan>;
   timings: Partial<Record<StageName, number>>;
   /** Temporary paths written so far, removed unless the run succeeds. */
@@ -141,12 +145,17 @@ export function validateSpec(info: ModelInfo, spec: PipelineSpec): ResolvedKnobs
 const validateStage = timed("validate", async (state) => {
   state.knobs = validateSpec(state.model.info, state.spec);
   await mkdir(dirname(state.paths.base), { recursive: true });
+});
+
+/** Starts the output plan (and with it the encoder) once. */
+function startOutput(state: RunState): void {
+  if (state.output) return;
   const output = planOutput(state);
   output.catch(() => {
     // Awaited by the encode stage or the cleanup; never an unhandled rejection.
   });
   state.output = output;
-});
+}
 
 async function planOutput(state: RunState): Promise<OutputPlan> {
   const { spec, options } = state;
@@ -177,8 +186,15 @@ const engineStage: Stage = {
         height: spec.video.height,
         frames: spec.video.frames,
       },
-      { signal: options.signal, onProgress: options.onProgress },
+      {
+        signal: options.signal,
+        onProgress: (p) => {
+          if (p.stage === "decode") startOutput(state);
+          options.onProgress?.(p);
+        },
+      },
     );
+    startOutput(state);
     const wall = now() - start;
     const expected = spec.video.width * spec.video.height * spec.video.frames * 3;
     if (
