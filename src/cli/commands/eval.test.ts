@@ -106,10 +106,7 @@ describe("framefleet eval on the native engine", { skip: missing }, () => {
   it("exits 2 naming the allowed profiles when one is unknown", () => {
     const r = framefleet(["eval", "--profile", "fastest", "--prompts", "1", "--seeds", "1"]);
     assert.equal(r.status, 2);
-    assert.match(
-      r.stderr,
-      /profile: 'fastest' is not a profile of tiny-shapes \(allowed: baseline, turbo\)/,
-    );
+    assert.match(r.stderr, /profile: 'fastest' is not a profile of tiny-shapes \(allowed: baseline, turbo\)/);
     assert.equal(r.stdout, "");
   });
 });
