@@ -93,6 +93,8 @@ export interface GenerateResult {
   frameCount: number;
   /** DiT evaluations run. */
   nfe: number;
+  /** The backend that ran it: `cpu (N threads: <instruction sets the kernels use>)`. */
+  backend: string;
   /** Seconds. */
   timings: Timings;
   knobs: ResolvedKnobs;
@@ -117,7 +119,7 @@ interface NativeModelHandle {
     request: GenerateRequest,
     onProgress: ((p: Progress) => void) | undefined,
     abortFlag: Int32Array,
-  ): Promise<GenerateResult>;
+  ): Promise<Omit<GenerateResult, "backend">>;
   info(): { dir: string; config: string; hasStudent: boolean; weightBytes: number };
 }
 
@@ -180,6 +182,26 @@ export function capabilities(): Capabilities {
   return loadAddon().capabilities();
 }
 
+/** Instruction sets the CPU kernels dispatch on, in the order they are preferred. */
+const DISPATCH_FEATURES = [
+  "amx_int8",
+  "amx_bf16",
+  "avx512_vnni",
+  "avx512_bf16",
+  "avx512f",
+  "avx_vnni",
+  "avx2",
+  "fma",
+];
+
+let backendLabel: string | undefined;
+
+/** `cpu (2 threads: amx_int8 amx_bf16 avx512_vnni ...)`: the backend that runs every generation. */
+export function backendDescription(caps: Capabilities = capabilities()): string {
+  const used = DISPATCH_FEATURES.filter((f) => caps.cpu.features.includes(f));
+  return `${caps.backends[0] ?? "cpu"} (${caps.threads} thread${caps.threads === 1 ? "" : "s"}${used.length ? `: ${used.join(" ")}` : ""})`;
+}
+
 export class Model {
   readonly dir: string;
   readonly hasStudent: boolean;
@@ -208,7 +230,9 @@ export class Model {
     const onAbort = () => Atomics.store(abortFlag, 0, 1);
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      return await this.#handle.generate(parsed.data, onProgress, abortFlag);
+      const result = await this.#handle.generate(parsed.data, onProgress, abortFlag);
+      backendLabel ??= backendDescription();
+      return { ...result, backend: backendLabel };
     } catch (err) {
       throw fromNative(err, callSite);
     } finally {

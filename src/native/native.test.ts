@@ -7,7 +7,15 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { addonPath, capabilities, loadModel, type Model, NativeError, type Progress } from "./index.ts";
+import {
+  addonPath,
+  backendDescription,
+  capabilities,
+  loadModel,
+  type Model,
+  NativeError,
+  type Progress,
+} from "./index.ts";
 
 const buildDir = join(addonPath(), "..");
 const work = mkdtempSync(join(tmpdir(), "ff-native-test-"));
@@ -57,6 +65,11 @@ test("capabilities report the CPU and the knob values this build runs", () => {
   const caps = capabilities();
   assert.ok(caps.threads >= 1);
   assert.ok(caps.backends.includes("cpu"));
+  assert.match(backendDescription(caps), new RegExp(`^cpu \\(${caps.threads} threads?`));
+  const bare = { ...caps, threads: 1, cpu: { ...caps.cpu, features: ["sse2"] } };
+  assert.equal(backendDescription(bare), "cpu (1 thread)");
+  const amx = { ...caps, threads: 2, cpu: { ...caps.cpu, features: ["avx2", "amx_int8", "fma"] } };
+  assert.equal(backendDescription(amx), "cpu (2 threads: amx_int8 avx2 fma)", "in dispatch order");
   assert.ok(caps.knobs.attention.includes("dense"));
   assert.ok(caps.knobs.linear.includes("fp32"));
   assert.deepEqual(caps.knobs.sampler, ["euler", "rcm"]);
@@ -80,6 +93,7 @@ describe("a loaded random model", () => {
     assert.equal(result.frameCount, 5);
     assert.equal(result.frames.length, 5 * 32 * 32 * 3);
     assert.equal(result.nfe, 4, "2 Euler steps with CFG");
+    assert.equal(result.backend, backendDescription(), "names the backend that ran");
     assert.equal(result.knobs.guidanceScale, 3);
     for (const stage of ["textEncode", "denoise", "decode"] as const)
       assert.ok(result.timings[stage] > 0, stage);

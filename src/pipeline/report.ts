@@ -38,6 +38,8 @@ export const ReportSchema = z.strictObject({
   }),
   /** Network evaluations run by the denoiser. */
   nfe: z.number().int().min(0),
+  /** The engine backend that ran the model, with its threads and instruction sets. */
+  backend: z.string(),
   prompt: z.string(),
   negativePrompt: z.string(),
   seed: z.number().int().min(0),

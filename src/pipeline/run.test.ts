@@ -43,6 +43,7 @@ describe("runPipeline", () => {
     assert.equal(report.output.path, join(dir, "clip.mp4"));
     assert.equal(report.output.format, "mp4");
     assert.equal(report.nfe, 12, "6 Euler steps with CFG are 12 evaluations");
+    assert.equal(report.backend, "unspecified", "an engine that names no backend");
     assert.deepEqual(report.knobs, TEST_CONFIG.profiles.baseline, "baseline's knobs, all set");
     assert.equal(report.timings.denoise, 0.06, "engine timings are reported as they come");
     // Encode (ffmpeg, another process) and preview run at the same time.

@@ -354,6 +354,7 @@ export async function runPipeline(
       profile: spec.profile,
       knobs,
       nfe: result.nfe ?? plannedNfe(knobs),
+      backend: result.backend ?? "unspecified",
       prompt: spec.prompt,
       negativePrompt: spec.negativePrompt ?? "",
       seed: spec.seed ?? 0,

@@ -310,9 +310,12 @@ export class Worker {
         job,
         "Normal",
         JobReason.Completed,
-        `Attempt ${a.attempt} on ${this.opts.podName} wrote ${report.output.bytes} bytes in ${timings.total}s`,
+        `Attempt ${a.attempt} on ${this.opts.podName} wrote ${report.output.bytes} bytes in ${timings.total}s on ${report.backend}`,
       );
-      log.info({ seconds: timings.total, bytes: report.output.bytes }, "attempt succeeded");
+      log.info(
+        { seconds: timings.total, bytes: report.output.bytes, backend: report.backend },
+        "attempt succeeded",
+      );
     } catch (err) {
       clearInterval(ticker);
       await this.finishWithError(job, a, cur, err, status, log).catch((e) => this.onWriteError(e, cur, log));

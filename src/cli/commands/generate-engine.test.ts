@@ -65,6 +65,11 @@ describe("framefleet generate on the native engine", { skip: missing }, () => {
     assert.deepEqual(JSON.parse(await readFile(join(out, "clip.json"), "utf8")), report);
     assert.equal(report.model, "random-tiny");
     assert.equal(report.nfe, 8, "4 Euler steps with CFG");
+    assert.match(
+      report.backend,
+      /^cpu \(\d+ threads?(: [a-z0-9_ ]+)?\)$/,
+      "the report names the backend that ran",
+    );
     assert.deepEqual(
       [report.width, report.height, report.frames, report.fps, report.seed],
       [32, 32, 5, 8, 3],

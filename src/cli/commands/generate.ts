@@ -168,7 +168,7 @@ function human(report: Report): string {
     `video    ${report.output.path} (${report.output.format}, ${report.width}x${report.height}, ${report.frames} frames at ${report.fps} fps, ${kb} KiB)`,
     `preview  ${report.preview.path}`,
     `report   ${report.report}`,
-    `${report.model}/${report.profile}: ${report.nfe} NFE; text ${s(t.textEncode)}, denoise ${s(t.denoise)}, ` +
+    `${report.model}/${report.profile} on ${report.backend}: ${report.nfe} NFE; text ${s(t.textEncode)}, denoise ${s(t.denoise)}, ` +
       `decode ${s(t.decode)}, encode ${s(t.encode)}; total ${s(t.total)}` +
       (t.load !== undefined ? ` (+ load ${s(t.load)})` : ""),
   ].join("\n");
