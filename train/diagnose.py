@@ -22,7 +22,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from analyze import score  # noqa: E402
 from data import eval_clip, suite  # noqa: E402
-from sample import Conditioner, euler  # noqa: E402
 from train import DEV, Run, amp  # noqa: E402
 from vae import to_unit  # noqa: E402
 
@@ -51,32 +50,25 @@ def main() -> None:
     items = suite(args.seen, seed=1)
 
     vae, _ = run.vae()
+    sc = run.cfg["vae"]["scaling"]
     truth = [eval_clip(it, 100 + i) for i, it in enumerate(items)]
     recon = []
     with torch.no_grad(), amp():
         for b in range(0, len(truth), 16):
             x = torch.from_numpy(np.stack(truth[b : b + 16])).to(DEV)
             mu, _ = vae.encoder(to_unit(x))
-            sc = run.cfg["vae"]["scaling"]
             recon += list(vae.decoder.decode((mu.float() - sc["mean"]) / sc["std"]).cpu().numpy())
     for name, clips in (("truth", truth), ("recon", recon)):
         print(json.dumps({"variant": name, **score(items, clips)}), flush=True)
         save(out, name, items, clips)
 
-    text, teacher, _ = run.teacher()
     s = run.cfg["sampling"]
-    shift = args.shift if args.shift is not None else s["shift"]
+    if args.shift is not None:
+        s["shift"] = args.shift
     for g in (float(v) for v in args.guidance.split(",")):
-        clips = []
-        for b in range(0, len(items), 32):
-            chunk = items[b : b + 32]
-            ids = run.tok.batch([it["prompt"] for it in chunk], DEV)
-            gen = torch.Generator(device=DEV).manual_seed(b)
-            noise = torch.randn((len(chunk), *run.latent_shape), device=DEV, generator=gen)
-            with torch.no_grad(), amp():
-                z = euler(teacher, noise, Conditioner(text, ids, run.uncond), s["steps"], g, shift)
-                clips += list(vae.decoder.decode(z.float()).cpu().numpy())
-        print(json.dumps({"variant": f"baseline_g{g:g}_s{shift:g}", **score(items, clips)}), flush=True)
+        s["guidance_scale"] = g  # the baseline of Run.generate, at this scale
+        clips = run.generate(items, "baseline")
+        print(json.dumps({"variant": f"baseline_g{g:g}_s{s['shift']:g}", **score(items, clips)}), flush=True)
         save(out, f"g{g:g}", items, clips)
 
 

@@ -56,21 +56,18 @@ def compare(x, ref):
     }
 
 
-def bench_shape(lib, heads, n, hd, top_k, reps, ref_heads):
-    torch.manual_seed(0)
+def attention_inputs(lib, heads, n, hd, top_k):
+    """Seeded bf16 q, k, v of [1, heads, n, hd] (k with a per-channel offset, as real keys have),
+    an output buffer, the kernels' workspace, SLA's selection buffer [heads, nb, kc] and the stream."""
     dev = "cuda"
-    shape = (1, heads, n, hd)
-    q = torch.randn(shape, device=dev, dtype=torch.bfloat16)
-    k = (torch.randn(shape, device=dev) + 2.0 * torch.randn(1, heads, 1, hd, device=dev)).to(torch.bfloat16)
-    v = torch.randn(shape, device=dev, dtype=torch.bfloat16)
+    q, k, v, out, ws, ws_bytes, sel, nb, kc, stream = attention_inputs(lib, heads, n, hd, top_k)
+    return q, k, v, out, ws, ws_bytes, sel, nb, kc, stream
+
+
+def bench_shape(lib, heads, n, hd, top_k, reps, ref_heads):
+    dev = "cuda"
+    q, k, v, out, ws, ws_bytes, sel, nb, kc, stream = attention_inputs(lib, heads, n, hd, top_k)
     proj = (0.05 * torch.randn(hd, hd, device=dev)).to(torch.bfloat16)
-    out = torch.empty_like(q)
-    ws_bytes = lib.ff_cuda_workspace_bytes(heads, n, hd)
-    ws = torch.empty(ws_bytes, device=dev, dtype=torch.uint8)
-    nb = (n + 63) // 64
-    kc = min(max(int(math.floor(top_k * nb + 0.5)), 1), nb)
-    sel = torch.empty(heads * nb * kc, device=dev, dtype=torch.int32)
-    stream = ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)
     p = [t.data_ptr() for t in (q, k, v, out)]
     dense_flops = 4.0 * heads * n * n * hd
 
@@ -145,19 +142,8 @@ def sla_block_check(lib, heads, n, hd, top_k, samples=8):
     """SLA at a size whose full fp32 reference does not fit a dense mask: our block map of head 0
     against PyTorch's (train/model.py's rule), and our sparse-only output of a few query blocks
     against exact fp64 softmax attention over PyTorch's selected keys."""
-    torch.manual_seed(0)
     dev = "cuda"
-    shape = (1, heads, n, hd)
-    q = torch.randn(shape, device=dev, dtype=torch.bfloat16)
-    k = (torch.randn(shape, device=dev) + 2.0 * torch.randn(1, heads, 1, hd, device=dev)).to(torch.bfloat16)
-    v = torch.randn(shape, device=dev, dtype=torch.bfloat16)
-    out = torch.empty_like(q)
-    ws_bytes = lib.ff_cuda_workspace_bytes(heads, n, hd)
-    ws = torch.empty(ws_bytes, device=dev, dtype=torch.uint8)
-    nb = (n + 63) // 64
-    kc = min(max(int(math.floor(top_k * nb + 0.5)), 1), nb)
-    sel = torch.empty(heads, nb, kc, device=dev, dtype=torch.int32)
-    stream = ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)
+    q, k, v, out, ws, ws_bytes, sel, nb, kc, stream = attention_inputs(lib, heads, n, hd, top_k)
     check(lib, lib.ff_cuda_sla(heads, n, hd, top_k, q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(), None,
                                sel.data_ptr(), ws.data_ptr(), ws_bytes, stream))
     torch.cuda.synchronize()

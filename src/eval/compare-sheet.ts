@@ -8,17 +8,14 @@ const GAP = 4;
 /** Wider gap between one profile's frames and the next profile's. */
 const PROFILE_GAP = 16;
 const GAP_COLOUR = 64;
-
-export interface CompareSheetOptions {
-  /** Frames shown per clip (default 8, the frames of the per-clip contact sheets). */
-  tiles?: number;
-}
+/** Frames shown per clip: the 8 of the per-clip contact sheets. */
+const TILES = 8;
 
 /**
  * rows[r][p] is clip r under profile p; every clip must have the same size. The PNG is
- * `rows x (profiles x tiles)` tiles at the clips' own resolution.
+ * `rows x (profiles x 8)` tiles at the clips' own resolution.
  */
-export function compareSheet(rows: Frames[][], options: CompareSheetOptions = {}): Buffer {
+export function compareSheet(rows: Frames[][]): Buffer {
   const first = rows[0]?.[0];
   if (!first) throw new Error("compareSheet: no clips");
   const profiles = rows[0]?.length ?? 0;
@@ -30,15 +27,14 @@ export function compareSheet(rows: Frames[][], options: CompareSheetOptions = {}
         throw new Error("compareSheet: clips differ in size");
     }
   }
-  const tiles = Math.max(1, options.tiles ?? 8);
-  const blockW = tiles * width + (tiles - 1) * GAP;
+  const blockW = TILES * width + (TILES - 1) * GAP;
   const sheetW = profiles * blockW + (profiles - 1) * PROFILE_GAP + 2 * GAP;
   const sheetH = rows.length * height + (rows.length + 1) * GAP;
   const sheet = Buffer.alloc(sheetW * sheetH * 3, GAP_COLOUR);
   rows.forEach((row, r) => {
     const y0 = GAP + r * (height + GAP);
     row.forEach((clip, p) => {
-      pickFrames(clip.frameCount, tiles).forEach((frameIndex, t) => {
+      pickFrames(clip.frameCount, TILES).forEach((frameIndex, t) => {
         const frame = frameView(clip, frameIndex);
         const x0 = GAP + p * (blockW + PROFILE_GAP) + t * (width + GAP);
         for (let y = 0; y < height; y++) {

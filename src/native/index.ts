@@ -93,7 +93,7 @@ export interface GenerateResult {
   frameCount: number;
   /** DiT evaluations run. */
   nfe: number;
-  /** The backend that ran it: `cpu (N threads: <instruction sets the kernels use>)`. */
+  /** The backend that ran it: `cpu (N threads, <highest kernel variant> kernels)`. */
   backend: string;
   /** Seconds. */
   timings: Timings;
@@ -182,24 +182,18 @@ export function capabilities(): Capabilities {
   return loadAddon().capabilities();
 }
 
-/** Instruction sets the CPU kernels dispatch on, in the order they are preferred. */
-const DISPATCH_FEATURES = [
-  "amx_int8",
-  "amx_bf16",
-  "avx512_vnni",
-  "avx512_bf16",
-  "avx512f",
-  "avx_vnni",
-  "avx2",
-  "fma",
-];
-
 let backendLabel: string | undefined;
 
-/** `cpu (2 threads: amx_int8 amx_bf16 avx512_vnni ...)`: the backend that runs every generation. */
+/**
+ * `cpu (2 threads, amx kernels)`: the backend that runs every generation, its threads, and the
+ * highest kernel variant the engine's dispatch may pick here (its scores, not a list kept here).
+ */
 export function backendDescription(caps: Capabilities = capabilities()): string {
-  const used = DISPATCH_FEATURES.filter((f) => caps.cpu.features.includes(f));
-  return `${caps.backends[0] ?? "cpu"} (${caps.threads} thread${caps.threads === 1 ? "" : "s"}${used.length ? `: ${used.join(" ")}` : ""})`;
+  const [top] = Object.entries(caps.cpu.variantScores)
+    .filter(([, score]) => score > 0)
+    .sort((a, b) => b[1] - a[1]);
+  const threads = `${caps.threads} thread${caps.threads === 1 ? "" : "s"}`;
+  return `${caps.backends[0] ?? "cpu"} (${threads}, ${top?.[0] ?? "scalar"} kernels)`;
 }
 
 export class Model {

@@ -66,10 +66,15 @@ test("capabilities report the CPU and the knob values this build runs", () => {
   assert.ok(caps.threads >= 1);
   assert.ok(caps.backends.includes("cpu"));
   assert.match(backendDescription(caps), new RegExp(`^cpu \\(${caps.threads} threads?`));
-  const bare = { ...caps, threads: 1, cpu: { ...caps.cpu, features: ["sse2"] } };
-  assert.equal(backendDescription(bare), "cpu (1 thread)");
-  const amx = { ...caps, threads: 2, cpu: { ...caps.cpu, features: ["avx2", "amx_int8", "fma"] } };
-  assert.equal(backendDescription(amx), "cpu (2 threads: amx_int8 avx2 fma)", "in dispatch order");
+  const scores = { scalar: 1, avx2: 0, avx512: 0, vnni: 0, amx: 0 };
+  const bare = { ...caps, threads: 1, cpu: { ...caps.cpu, variantScores: scores } };
+  assert.equal(backendDescription(bare), "cpu (1 thread, scalar kernels)");
+  const capped = {
+    ...caps,
+    threads: 2,
+    cpu: { ...caps.cpu, variantScores: { ...scores, avx2: 2, vnni: 4 } },
+  };
+  assert.equal(backendDescription(capped), "cpu (2 threads, vnni kernels)", "the highest-scoring variant");
   assert.ok(caps.knobs.attention.includes("dense"));
   assert.ok(caps.knobs.linear.includes("fp32"));
   assert.deepEqual(caps.knobs.sampler, ["euler", "rcm"]);

@@ -33,7 +33,7 @@ export interface EngineResult {
   timings: Partial<Record<EngineStage, number>>;
   /** Network evaluations actually run (TeaCache may skip some); planned ones when absent. */
   nfe?: number;
-  /** Which backend ran the model, e.g. "cpu (2 threads: avx512f amx_int8)"; "unspecified" when absent. */
+  /** Which backend ran the model, e.g. "cpu (2 threads, amx kernels)"; "unspecified" when absent. */
   backend?: string;
 }
 

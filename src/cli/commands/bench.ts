@@ -40,12 +40,6 @@ export function describeMachine(): Machine {
   };
 }
 
-/** The engine's thread count: FRAMEFLEET_THREADS when set to a positive integer, else one per core. */
-function engineThreads(): number {
-  const n = Number(process.env.FRAMEFLEET_THREADS);
-  return Number.isInteger(n) && n > 0 ? n : cpus().length;
-}
-
 /** Paths inside the checkout relative to it (docs stay the same on every machine), others as they are. */
 function displayPath(path: string): string {
   const rel = relative(REPO_ROOT, path);
@@ -157,7 +151,7 @@ export const command: Command = {
         },
         video,
         load: { before: loadBefore, after: loadavg() },
-        threads: engineThreads(),
+        threads: engineCapabilities().threads,
         rows: table,
       };
       if (values["write-docs"]) {
