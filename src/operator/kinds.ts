@@ -27,6 +27,7 @@ export interface PodObject extends KubeObject {
     phase?: string;
     conditions?: Array<{ type: string; status: string; reason?: string; message?: string }>;
     containerStatuses?: Array<{
+      name?: string;
       ready?: boolean;
       restartCount?: number;
       state?: {

@@ -8,7 +8,7 @@ import { join, resolve } from "node:path";
 import { stringify } from "yaml";
 import type { OperatorConfig } from "../../src/api/index.ts";
 import { KubeClient } from "../../src/kube/index.ts";
-import { kinds } from "../../src/operator/kinds.ts";
+import { kinds, type PodObject } from "../../src/operator/kinds.ts";
 import { TEST_CONFIG, TEST_WORDS } from "../../src/pipeline/test-support.ts";
 
 export const REPO = resolve(import.meta.dirname, "../..");
@@ -49,6 +49,9 @@ export function apply(env: Pick<TestEnv, "kubeconfig">, objects: object[]): void
   if (!r.ok) throw new Error(`kubectl apply failed: ${r.err || r.out}`);
 }
 
+/** The namespace of this test file (one per file: see clusterNamespace), described when a wait times out. */
+let reportedEnv: TestEnv | undefined;
+
 export async function waitFor<T>(
   what: string,
   fn: () => Promise<T | undefined> | T | undefined,
@@ -64,10 +67,60 @@ export async function waitFor<T>(
     } catch (err) {
       lastErr = err;
     }
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? `: ${lastErr}` : ""}`);
+    if (Date.now() > deadline) {
+      const report = reportedEnv ? `\n${namespaceReport(reportedEnv)}` : "";
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? `: ${lastErr}` : ""}${report}`,
+      );
+    }
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/** Where the process kubelet keeps each pod's folder: pods/<ns>_<pod>_<uid>/logs/<container>.log. */
+export const POD_DIRS = join(
+  process.env.FRAMEFLEET_CLUSTER_DIR ?? join(REPO, ".framefleet/test-cluster"),
+  "pods",
+);
+
+/**
+ * What a namespace looks like, for a failure's message: each pod with its node, phase and
+ * container states, the last lines of every container's log, and the namespace's latest events.
+ */
+export function namespaceReport(env: TestEnv, logLines = 20): string {
+  const out: string[] = [`--- namespace ${env.namespace} ---`];
+  const pods = kubectl(env, ["get", "pods", "-n", env.namespace, "-o", "json"]);
+  let items: PodObject[] = [];
+  try {
+    items = (JSON.parse(pods.out) as { items: PodObject[] }).items;
+  } catch {
+    out.push(`pods: ${pods.err.trim() || "unreadable"}`);
+  }
+  let dirs: string[] = [];
+  try {
+    dirs = readdirSync(POD_DIRS);
+  } catch {
+    // no pod has run yet
+  }
+  for (const p of items) {
+    const name = p.metadata.name as string;
+    const states = (p.status?.containerStatuses ?? []).map(
+      (c) => `${c.name} ready=${c.ready} restarts=${c.restartCount} ${JSON.stringify(c.state)}`,
+    );
+    out.push(`pod ${name} node=${p.spec?.nodeName ?? "-"} phase=${p.status?.phase} ${states.join("; ")}`);
+    const dir = dirs.find((d) => d.startsWith(`${env.namespace}_${name}_`));
+    if (!dir) continue;
+    for (const log of readdirSync(join(POD_DIRS, dir, "logs"))) {
+      const lines = readFileSync(join(POD_DIRS, dir, "logs", log), "utf8")
+        .trimEnd()
+        .split("\n");
+      out.push(`  ${log} (last ${Math.min(logLines, lines.length)} lines):`);
+      for (const l of lines.slice(-logLines)) out.push(`    ${l}`);
+    }
+  }
+  const events = kubectl(env, ["get", "events", "-n", env.namespace, "--sort-by=.lastTimestamp"]);
+  out.push("events:", ...events.out.trimEnd().split("\n").slice(-30));
+  return out.join("\n");
 }
 
 /** Operator configuration for tests: one namespace, fast fallbacks, short worker leases. */
@@ -337,6 +390,7 @@ export async function clusterNamespace(
   const { useTestCluster } = await import("../support/cluster.ts");
   const cluster = await useTestCluster(fileUrl);
   const env = testEnv(cluster.kubeconfig, cluster.namespace);
+  reportedEnv = env;
   // The first test file of a run installs the CRDs; later ones find them established.
   const crdNames = ["crd/videogenerationjobs.framefleet.dev", "crd/acceleratedmodels.framefleet.dev"];
   if (!kubectl(env, ["wait", "--for=condition=Established", "--timeout=1s", ...crdNames]).ok) {

@@ -6,16 +6,15 @@ import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { apply, CLUSTER_BIN, clusterNamespace, kubectl, REPO, type TestEnv } from "./harness.ts";
+import { apply, CLUSTER_BIN, clusterNamespace, kubectl, POD_DIRS, REPO, type TestEnv } from "./harness.ts";
 
 const CRDS = ["crd/acceleratedmodels.framefleet.dev", "crd/videogenerationjobs.framefleet.dev"];
 
 /** The test pod's log, as the process kubelet keeps it: pods/<ns>_<pod>_<uid>/logs/smoke.log. */
 function smokeLog(namespace: string, pod: string): string {
-  const dir = join(process.env.FRAMEFLEET_CLUSTER_DIR ?? join(REPO, ".framefleet/test-cluster"), "pods");
-  const match = readdirSync(dir).find((d) => d.startsWith(`${namespace}_${pod}_`));
+  const match = readdirSync(POD_DIRS).find((d) => d.startsWith(`${namespace}_${pod}_`));
   assert.ok(match, `the log folder of ${pod}`);
-  return readFileSync(join(dir, match, "logs", "smoke.log"), "utf8");
+  return readFileSync(join(POD_DIRS, match, "logs", "smoke.log"), "utf8");
 }
 
 function helm(env: TestEnv, args: string[], timeoutMs = 240_000) {
