@@ -3,7 +3,6 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { parse } from "yaml";
-import { CRD_DIRS } from "../cli/commands/crds.ts";
 import { formatProblems, renderCrds, validateYaml } from "./index.ts";
 
 const root = join(import.meta.dirname, "..", "..");

@@ -168,6 +168,36 @@ describe("runEval", () => {
     );
   });
 
+  it("runs NAME@N:KEY=VALUE,... as that profile with those knobs, and rejects knobs a profile cannot have", async () => {
+    const calls: EngineRequest[] = [];
+    const specs = ["baseline@4:guidanceScale=4", "turbo:linear=fp32,attention=sage"];
+    const report = await runEval(await testModel(calls), { profiles: specs, prompts: 1, seeds: 1 });
+    const [teacher, turbo] = specs.map((s) => report.profiles[s]?.knobs);
+    assert.deepEqual(
+      [teacher?.sampler, teacher?.steps, teacher?.guidanceScale, teacher?.attention],
+      ["euler", 4, 4, "dense"],
+    );
+    assert.deepEqual(
+      [turbo?.sampler, turbo?.linear, turbo?.attention, turbo?.slaTopK],
+      ["rcm", "fp32", "sage", undefined],
+    );
+    assert.deepEqual(
+      calls.map((c) => [c.steps, c.guidanceScale, c.linear]),
+      [
+        [4, 4, "fp32"],
+        [4, 4, "fp32"],
+        [2, 1, "fp32"],
+        [2, 1, "fp32"],
+      ],
+    );
+    for (const bad of ["turbo:linear=int4", "turbo:warp=1", "turbo:linear", "baseline:steps=0"]) {
+      await assert.rejects(
+        runEval(await testModel([]), { profiles: [bad], prompts: 1, seeds: 1 }),
+        (err: Error & { code?: string }) => err.code === "E_BAD_REQUEST" && err.message.includes(`'${bad}'`),
+      );
+    }
+  });
+
   it("rejects an unknown profile before generating anything", async () => {
     const calls: EngineRequest[] = [];
     await assert.rejects(

@@ -3,6 +3,7 @@
 // report; the engine is whatever the PipelineModel carries (the native one in the CLI).
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { ProfileSchema } from "../api/knobs.ts";
 import { contactSheet, type Frames } from "../pipeline/contact-sheet.ts";
 import { PipelineError } from "../pipeline/errors.ts";
 import { type ResolvedKnobs, resolveKnobs } from "../pipeline/knobs.ts";
@@ -67,20 +68,41 @@ export interface EvalReport {
 }
 
 /**
- * A profile of the model, or `NAME@N`: that profile in N sampling steps (for step ablations,
- * e.g. `baseline@4` is the teacher in 4 steps of its own sampler).
+ * A profile of the model, optionally changed for an ablation: `NAME[@STEPS][:KEY=VALUE,...]`.
+ * `baseline@4` is the teacher in 4 steps of its own sampler; `baseline@4:guidanceScale=4` the
+ * same at guidance 4; `turbo:linear=fp32,attention=sage` turbo without W8A8 and without SLA's
+ * sparsity. KEY is any field of a profile (ProfileSchema), checked as a job's overrides are.
  */
 export function resolveProfileSpec(info: PipelineModel["info"], spec: string): ResolvedKnobs {
-  const at = spec.lastIndexOf("@");
-  if (at < 0) return resolveKnobs(info, spec);
-  const steps = Number(spec.slice(at + 1));
-  if (!Number.isInteger(steps) || steps < 1) {
-    throw new PipelineError(
+  const bad = (why: string) =>
+    new PipelineError(
       "E_BAD_REQUEST",
-      `profile: '${spec}' names a step count that is not a positive integer (write NAME@STEPS, e.g. baseline@4)`,
+      `profile: '${spec}' ${why} (write NAME[@STEPS][:KEY=VALUE,...], e.g. baseline@4 or turbo:linear=fp32)`,
     );
+  const colon = spec.indexOf(":");
+  const head = colon < 0 ? spec : spec.slice(0, colon);
+  const changes: Record<string, unknown> = {};
+  if (colon >= 0) {
+    for (const pair of spec.slice(colon + 1).split(",")) {
+      const eq = pair.indexOf("=");
+      if (eq <= 0) throw bad(`has '${pair}' where KEY=VALUE belongs`);
+      const raw = pair.slice(eq + 1);
+      changes[pair.slice(0, eq)] = raw !== "" && Number.isFinite(Number(raw)) ? Number(raw) : raw;
+    }
   }
-  return resolveKnobs(info, spec.slice(0, at), { steps });
+  const at = head.lastIndexOf("@");
+  if (at >= 0) {
+    const steps = Number(head.slice(at + 1));
+    if (!Number.isInteger(steps) || steps < 1) throw bad("names a step count that is not a positive integer");
+    changes.steps = steps;
+  }
+  const parsed = ProfileSchema.safeParse(changes);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw bad(`changes ${issue?.path.join(".") || "a knob"} wrongly: ${issue?.message}`);
+  }
+  const { steps, guidanceScale, ...acceleration } = parsed.data;
+  return resolveKnobs(info, at < 0 ? head : head.slice(0, at), { steps, guidanceScale, acceleration });
 }
 
 export async function runEval(model: PipelineModel, options: EvalOptions): Promise<EvalReport> {

@@ -13,8 +13,9 @@ combinations of docs/DATASET.md, each under K seeds) with the native engine for 
 every clip with the analyzer (colour, shape, direction of motion, background) and reports the
 fraction right per attribute and overall (colour, shape and direction all right), per split.
   --json             print {"profiles": {P: {"seen": {...}, "heldOut": {...}, ...}}, ...} on stdout
-  --profile P        a profile of the model, or P@N for it in N steps (an ablation); repeat for
-                     several (default: baseline and turbo)
+  --profile P        a profile of the model, changed for an ablation if asked: P@N runs it in N
+                     steps, P:KEY=VALUE,... sets knobs (baseline@4:guidanceScale=4,
+                     turbo:linear=fp32); repeat for several (default: baseline and turbo)
   --prompts N        prompts per split (default 8; the held-out split has at most ${maxPromptsPerSplit.heldOut})
   --seeds K          seeds per prompt, 1..K (default 2)
   --model NAME|DIR   model (default tiny-shapes)
