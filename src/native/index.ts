@@ -50,9 +50,17 @@ export const GenerateRequestSchema = z.strictObject({
 });
 export type GenerateRequest = z.infer<typeof GenerateRequestSchema>;
 
+/** Where the denoiser runs: auto = CUDA when this build has it and a GPU is visible, else the CPU. */
+export const BACKENDS = ["auto", "cpu", "cuda"] as const;
+
 export const LoadOptionsSchema = z.strictObject({
   /** Requests needing more working memory fail with E_OUT_OF_MEMORY; default: MemAvailable, bounded by the cgroup limit. */
   memoryLimitBytes: z.number().int().min(0).optional(),
+  /**
+   * Default: $FRAMEFLEET_BACKEND, else "auto". "cuda" on a build without CUDA or a machine
+   * without a usable GPU fails the load with E_BAD_REQUEST naming why.
+   */
+  backend: z.enum(BACKENDS).optional(),
 });
 export type LoadOptions = z.infer<typeof LoadOptionsSchema>;
 
@@ -93,15 +101,29 @@ export interface GenerateResult {
   frameCount: number;
   /** DiT evaluations run. */
   nfe: number;
-  /** The backend that ran it: `cpu (N threads, <highest kernel variant> kernels)`. */
+  /**
+   * The backend that ran it: `cpu (N threads, <highest kernel variant> kernels)` or
+   * `cuda (<GPU>, sm_XY)`, the latter followed by `; <kind> linears ran as bf16` when the
+   * request's linear knob is not bf16 (the GPU runs every linear as bf16 on cuBLAS).
+   */
   backend: string;
   /** Seconds. */
   timings: Timings;
   knobs: ResolvedKnobs;
 }
 
+export interface CudaDevice {
+  name: string;
+  /** "9.0" for an H100/H200, "12.0" for an RTX 5090. */
+  computeCapability: string;
+  memoryBytes: number;
+}
+
 export interface Capabilities {
+  /** The backends this build has: "cpu", and "cuda" when it was compiled with nvcc. */
   backends: string[];
+  /** The GPU a model loaded now would use (device), or why none would be (reason). */
+  cuda: { built: boolean; device?: CudaDevice; reason?: string };
   threads: number;
   cpu: { brand: string; features: string[]; variantScores: Record<string, number> };
   /** Knob values this build runs; others are rejected with E_BAD_REQUEST. */
@@ -120,7 +142,14 @@ interface NativeModelHandle {
     onProgress: ((p: Progress) => void) | undefined,
     abortFlag: Int32Array,
   ): Promise<Omit<GenerateResult, "backend">>;
-  info(): { dir: string; config: string; hasStudent: boolean; weightBytes: number };
+  info(): {
+    dir: string;
+    config: string;
+    hasStudent: boolean;
+    weightBytes: number;
+    backend: "cpu" | "cuda";
+    backendNote?: string;
+  };
 }
 
 interface Addon {
@@ -182,18 +211,25 @@ export function capabilities(): Capabilities {
   return loadAddon().capabilities();
 }
 
-let backendLabel: string | undefined;
-
 /**
- * `cpu (2 threads, amx kernels)`: the backend that runs every generation, its threads, and the
- * highest kernel variant the engine's dispatch may pick here (its scores, not a list kept here).
+ * `cpu (2 threads, amx kernels)`: the CPU backend, its threads, and the highest kernel variant the
+ * engine's dispatch may pick here (its scores, not a list kept here); `cuda (NVIDIA H200, sm_90)`:
+ * the GPU the CUDA backend runs on.
  */
-export function backendDescription(caps: Capabilities = capabilities()): string {
+export function backendDescription(
+  caps: Capabilities = capabilities(),
+  backend: "cpu" | "cuda" = "cpu",
+): string {
+  if (backend === "cuda") {
+    const device = caps.cuda.device;
+    const sm = device ? `sm_${device.computeCapability.replace(".", "")}` : "no device";
+    return `cuda (${device?.name ?? "unknown GPU"}, ${sm})`;
+  }
   const [top] = Object.entries(caps.cpu.variantScores)
     .filter(([, score]) => score > 0)
     .sort((a, b) => b[1] - a[1]);
   const threads = `${caps.threads} thread${caps.threads === 1 ? "" : "s"}`;
-  return `${caps.backends[0] ?? "cpu"} (${threads}, ${top?.[0] ?? "scalar"} kernels)`;
+  return `cpu (${threads}, ${top?.[0] ?? "scalar"} kernels)`;
 }
 
 export class Model {
@@ -202,6 +238,12 @@ export class Model {
   readonly weightBytes: number;
   /** config.json as parsed by the engine's loader (already checked against the tensors). */
   readonly config: unknown;
+  /** Where the denoiser runs; text encoder and VAE decoder run on the CPU either way. */
+  readonly backend: "cpu" | "cuda";
+  /** Why auto chose the CPU on a build with CUDA (no device, no driver, shapes); else undefined. */
+  readonly backendNote: string | undefined;
+  /** The backend as every report names it, e.g. "cuda (NVIDIA H200, sm_90)". */
+  readonly backendLabel: string;
   readonly #handle: NativeModelHandle;
 
   constructor(handle: NativeModelHandle) {
@@ -211,6 +253,9 @@ export class Model {
     this.hasStudent = info.hasStudent;
     this.weightBytes = info.weightBytes;
     this.config = JSON.parse(info.config);
+    this.backend = info.backend;
+    this.backendNote = info.backendNote;
+    this.backendLabel = backendDescription(capabilities(), info.backend);
   }
 
   /** Encodes the prompt, denoises and decodes off the main thread; timings cover each stage. */
@@ -225,8 +270,11 @@ export class Model {
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
       const result = await this.#handle.generate(parsed.data, onProgress, abortFlag);
-      backendLabel ??= backendDescription();
-      return { ...result, backend: backendLabel };
+      const asBf16 =
+        this.backend === "cuda" && result.knobs.linear !== "bf16"
+          ? `; ${result.knobs.linear} linears ran as bf16`
+          : "";
+      return { ...result, backend: `${this.backendLabel}${asBf16}` };
     } catch (err) {
       throw fromNative(err, callSite);
     } finally {

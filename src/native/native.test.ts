@@ -81,6 +81,66 @@ test("capabilities report the CPU and the knob values this build runs", () => {
   assert.equal(caps.cpu.variantScores.scalar, 1);
 });
 
+test("capabilities list the backends this build has and the GPU found, if any", () => {
+  const caps = capabilities();
+  assert.deepEqual(caps.backends, caps.cuda.built ? ["cpu", "cuda"] : ["cpu"]);
+  if (!caps.cuda.built) assert.match(caps.cuda.reason ?? "", /built without CUDA/);
+  assert.ok(caps.cuda.device || caps.cuda.reason, "either a device or why there is none");
+  const h200 = {
+    ...caps,
+    cuda: { built: true, device: { name: "NVIDIA H200", computeCapability: "9.0", memoryBytes: 1 } },
+  };
+  assert.equal(backendDescription(h200, "cuda"), "cuda (NVIDIA H200, sm_90)");
+  const rtx = {
+    ...h200,
+    cuda: {
+      built: true,
+      device: { ...h200.cuda.device, name: "NVIDIA GeForce RTX 5090", computeCapability: "12.0" },
+    },
+  };
+  assert.equal(backendDescription(rtx, "cuda"), "cuda (NVIDIA GeForce RTX 5090, sm_120)");
+});
+
+describe("the backend choice", () => {
+  const saved = process.env.FRAMEFLEET_BACKEND;
+  after(() => {
+    if (saved === undefined) delete process.env.FRAMEFLEET_BACKEND;
+    else process.env.FRAMEFLEET_BACKEND = saved;
+  });
+
+  test("auto runs on the GPU only where one is usable, else on the CPU", async () => {
+    delete process.env.FRAMEFLEET_BACKEND;
+    const caps = capabilities();
+    const model = await loadModel(modelDir);
+    // The random model's heads are 24 wide, which the CUDA kernels do not run: the CPU, with a note.
+    assert.equal(model.backend, "cpu");
+    assert.equal(model.backendNote !== undefined, caps.cuda.built);
+    const forced = await loadModel(modelDir, { backend: "cpu" });
+    assert.equal(forced.backend, "cpu");
+    assert.equal(forced.backendLabel, backendDescription(caps));
+  });
+
+  test("cuda where it cannot run is one clear error at load, from the option or FRAMEFLEET_BACKEND", async () => {
+    const caps = capabilities();
+    const why = caps.cuda.built ? /'cuda': / : /'cuda': this engine was built without CUDA/;
+    const err = await rejectsWith(loadModel(modelDir, { backend: "cuda" }), "E_BAD_REQUEST", why);
+    assert.match(err.message, /^backend 'cuda': /);
+    assert.doesNotMatch(err.message, /\n/, "one line");
+    process.env.FRAMEFLEET_BACKEND = "cuda";
+    await rejectsWith(loadModel(modelDir), "E_BAD_REQUEST", /^FRAMEFLEET_BACKEND 'cuda': /);
+    // The load option wins over the environment.
+    assert.equal((await loadModel(modelDir, { backend: "cpu" })).backend, "cpu");
+    process.env.FRAMEFLEET_BACKEND = "gpu";
+    await rejectsWith(
+      loadModel(modelDir),
+      "E_BAD_REQUEST",
+      "FRAMEFLEET_BACKEND: 'gpu' is not one of auto, cpu, cuda",
+    );
+    delete process.env.FRAMEFLEET_BACKEND;
+    await rejectsWith(loadModel(modelDir, { backend: "gpu" } as never), "E_BAD_REQUEST", "options.backend");
+  });
+});
+
 describe("a loaded random model", () => {
   let model: Model;
   before(async () => {

@@ -15,6 +15,7 @@
 #include "core/cpu_features.h"
 #include "core/error.h"
 #include "core/threadpool.h"
+#include "model/backend.h"
 #include "model/dispatch.h"
 #include "model/model.h"
 
@@ -255,6 +256,9 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     o.Set("config", model->config().json);
     o.Set("hasStudent", model->has_student());
     o.Set("weightBytes", double(model->weight_bytes()));
+    const bool gpu = model->backend() == ff::BackendKind::Cuda;
+    o.Set("backend", gpu ? "cuda" : "cpu");
+    if (!model->backend_note().empty()) o.Set("backendNote", model->backend_note());
     return o;
   }
 };
@@ -270,7 +274,8 @@ void LoadWorker::OnOK() {
   deferred_.Resolve(obj);
 }
 
-// loadModel(dir: string, options: {memoryLimitBytes?: number}) -> Promise<NativeModel>
+// loadModel(dir: string, options: {memoryLimitBytes?: number, backend?: "auto" | "cpu" | "cuda"})
+//   -> Promise<NativeModel>
 Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsString()) {
@@ -282,6 +287,8 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   if (info.Length() > 1 && info[1].IsObject()) {
     Napi::Value limit = info[1].As<Napi::Object>().Get("memoryLimitBytes");
     if (limit.IsNumber()) options.memory_limit_bytes = uint64_t(std::max(0.0, limit.As<Napi::Number>().DoubleValue()));
+    Napi::Value backend = info[1].As<Napi::Object>().Get("backend");
+    if (backend.IsString()) options.backend = backend.As<Napi::String>().Utf8Value();
   }
   auto* ctor = env.GetInstanceData<Napi::FunctionReference>();
   auto* w = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), options, ctor);
@@ -293,10 +300,24 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
 Napi::Value Capabilities(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
-  o.Set("backends", Napi::Array::New(env, 0));
+  // The backends this build has; cuda.device is the GPU a model would use here.
+  const ff::CudaStatus& cuda = ff::cuda_status();
   Napi::Array backends = Napi::Array::New(env);
   backends.Set(uint32_t(0), "cpu");
+  if (cuda.built) backends.Set(uint32_t(1), "cuda");
   o.Set("backends", backends);
+  Napi::Object gpu = Napi::Object::New(env);
+  gpu.Set("built", cuda.built);
+  if (cuda.available) {
+    Napi::Object device = Napi::Object::New(env);
+    device.Set("name", cuda.device);
+    device.Set("computeCapability", std::to_string(cuda.major) + "." + std::to_string(cuda.minor));
+    device.Set("memoryBytes", double(cuda.memory_bytes));
+    gpu.Set("device", device);
+  } else {
+    gpu.Set("reason", cuda.reason);
+  }
+  o.Set("cuda", gpu);
   o.Set("threads", ff::ThreadPool::global().size());
   Napi::Object cpu = Napi::Object::New(env);
   cpu.Set("brand", ff::cpu_features().brand);

@@ -67,6 +67,12 @@ class Dit {
   void prepare_linears(LinearKind kind);
   int layers() const { return int(blocks_.size()); }
 
+  // The tensors a GPU copy of this DiT uploads (model/backend.cpp).
+  const DitBlock& block_weights(int i) const { return blocks_[size_t(i)]; }
+  const LinearWeights& patch_embed_weights() const { return patch_embed_; }
+  const LinearWeights& head_weights() const { return head_proj_; }
+  const float* head_modulation() const { return head_modulation_; }
+
  private:
   const DitConfig& c_;
   const TextConfig& text_;

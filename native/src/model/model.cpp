@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -109,7 +110,48 @@ std::shared_ptr<Model> Model::load(const std::string& dir, const LoadOptions& op
   if (file_exists(dir + "/student.safetensors"))
     m->student_ = std::make_unique<WeightSet>(dir + "/student.safetensors", "student.safetensors", dit_specs);
   m->vae_w_ = std::make_unique<WeightSet>(dir + "/vae_decoder.safetensors", "vae_decoder.safetensors", vae_params(c.vae));
+  m->choose_backend();
   return m;
+}
+
+void Model::choose_backend() {
+  std::string choice = options_.backend, where = "backend";
+  if (choice.empty()) {
+    const char* env = std::getenv("FRAMEFLEET_BACKEND");
+    choice = env && *env ? env : "auto";
+    if (env && *env) where = "FRAMEFLEET_BACKEND";
+  }
+  const BackendKind asked = parse_backend(choice, where);
+  if (asked == BackendKind::Cpu) return;
+  const CudaStatus& cuda = cuda_status();
+  const std::string refused = where + " 'cuda': ";
+  if (!cuda.available) {
+    if (asked == BackendKind::Cuda) fail(ErrorCode::BadRequest, refused + cuda.reason);
+    if (cuda.built) backend_note_ = cuda.reason;
+    return;
+  }
+  // The GPU copies are made now, so a device that cannot hold them fails the load, not a request.
+  try {
+    for (WeightsKind which : {WeightsKind::Dit, WeightsKind::Student}) {
+      if (which == WeightsKind::Student && !student_) continue;
+      (which == WeightsKind::Student ? gpu_student_ : gpu_dit_) = std::make_unique<GpuDit>(dit(which), config_);
+    }
+  } catch (const Error& e) {
+    // A model whose shapes the CUDA kernels do not run stays on the CPU under auto.
+    if (asked == BackendKind::Cuda || e.code() != ErrorCode::BadRequest) {
+      if (e.code() == ErrorCode::BadRequest) fail(ErrorCode::BadRequest, refused + e.what());
+      throw;
+    }
+    gpu_dit_.reset();
+    gpu_student_.reset();
+    backend_note_ = e.what();
+    return;
+  }
+  backend_ = BackendKind::Cuda;
+}
+
+GpuDit* Model::gpu_dit(WeightsKind which) const {
+  return which == WeightsKind::Student ? gpu_student_.get() : gpu_dit_.get();
 }
 
 uint64_t Model::weight_bytes() const {
@@ -179,7 +221,9 @@ GenerateResult Model::generate(Request r, const ProgressFn& progress, const std:
   prepare(dit_weights, &tm.prepare_weights);
   prepare(*vae_w_, &tm.prepare_weights);
   Dit& net = dit(k.weights);
-  net.prepare_linears(k.linear);
+  // On the GPU every linear runs as bf16 on cuBLAS (docs/CUDA.md "The engine on the GPU").
+  GpuDit* gpu = gpu_dit(k.weights);
+  if (!gpu) net.prepare_linears(k.linear);
   check_abort(abort);
 
   double t0 = now_seconds();
@@ -203,12 +247,19 @@ GenerateResult Model::generate(Request r, const ProgressFn& progress, const std:
     cache_cond = std::make_unique<TeaCache>(k.tea_cache, config_.teacache_coefficients, k.steps);
     cache_uncond = std::make_unique<TeaCache>(k.tea_cache, config_.teacache_coefficients, k.steps);
   }
+  std::unique_lock<std::mutex> gpu_lock;
+  if (gpu) {
+    gpu_lock = std::unique_lock<std::mutex>(gpu_mu_);
+    gpu->begin(cond, cfg ? &uncond : nullptr);
+  }
   int steps_done = 0;
   auto where = [&] { return " after " + std::to_string(steps_done) + " of " + std::to_string(k.steps) + " denoising steps"; };
   VelocityFn velocity = [&](const float* x, double t, Guidance which, float* v) {
     check_abort(abort, where());
     const bool is_cond = which == Guidance::Cond;
-    net.forward(k, x, s, t, is_cond ? cond : uncond, v, arena, is_cond ? cache_cond.get() : cache_uncond.get());
+    TeaCache* cache = is_cond ? cache_cond.get() : cache_uncond.get();
+    if (gpu) return gpu->forward(k, x, s, t, is_cond, v, cache);
+    net.forward(k, x, s, t, is_cond ? cond : uncond, v, arena, cache);
   };
   progress("denoise", 0, k.steps);
   StepFn on_step = [&](int step, int total) {
@@ -219,6 +270,7 @@ GenerateResult Model::generate(Request r, const ProgressFn& progress, const std:
   SampleResult sample = k.sampler == SamplerKind::Euler
                             ? sample_euler(s.numel(), k.steps, config_.sampling.shift, k.guidance_scale, noise, velocity, on_step)
                             : sample_rcm(s.numel(), k.steps, config_.sampling.sigma_max, noise, velocity, on_step);
+  if (gpu_lock.owns_lock()) gpu_lock.unlock();
   check_finite(sample.x.data(), s.numel(), "denoised latents");
   for (const TeaCache* c : {cache_cond.get(), cache_uncond.get()})
     if (c) out.blocks_skipped += c->skipped();

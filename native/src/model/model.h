@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "io/config.h"
+#include "model/backend.h"
 #include "model/dit.h"
 #include "model/knobs.h"
 #include "model/text_encoder.h"
@@ -22,6 +23,8 @@ struct LoadOptions {
   // Requests whose estimated working memory exceeds this fail with E_OUT_OF_MEMORY before any
   // allocation. 0: the machine's MemAvailable at request time.
   uint64_t memory_limit_bytes = 0;
+  // "auto" | "cpu" | "cuda" (model/backend.h); empty: $FRAMEFLEET_BACKEND, else "auto".
+  std::string backend;
 };
 
 struct Timings {
@@ -51,6 +54,10 @@ class Model {
   const std::string& dir() const { return dir_; }
   bool has_student() const { return student_ != nullptr; }
   uint64_t weight_bytes() const;
+  // Where the denoiser runs (Cpu or Cuda, never Auto) and, when auto chose the CPU on a build
+  // with CUDA, why the GPU was not used (empty otherwise).
+  BackendKind backend() const { return backend_; }
+  const std::string& backend_note() const { return backend_note_; }
 
   // Runs a request on the calling thread. `abort` (nullable) is polled before every DiT evaluation
   // and after every step: when nonzero the call throws Error(Aborted).
@@ -67,6 +74,9 @@ class Model {
  private:
   Model() = default;
   void prepare(WeightSet& w, double* seconds);
+  // Resolves options_.backend / FRAMEFLEET_BACKEND and, for CUDA, uploads the DiT(s).
+  void choose_backend();
+  GpuDit* gpu_dit(WeightsKind which) const;
 
   std::string dir_;
   ModelConfig config_;
@@ -76,6 +86,10 @@ class Model {
   std::mutex mu_;  // guards lazy construction below
   std::unique_ptr<Dit> dit_, student_dit_;
   std::unique_ptr<VaeDecoder> vae_;
+  BackendKind backend_ = BackendKind::Cpu;
+  std::string backend_note_;
+  std::unique_ptr<GpuDit> gpu_dit_, gpu_student_;
+  std::mutex gpu_mu_;  // one generation at a time on the GPU copies (their buffers are shared)
 };
 
 }  // namespace ff

@@ -14,14 +14,18 @@ double polyval(const std::vector<double>& coefficients, double x) {
   return y;
 }
 
+double relative_l1_from_sums(double diff, double base) {
+  if (base == 0.0) return diff == 0.0 ? 0.0 : std::numeric_limits<double>::infinity();
+  return diff / base;
+}
+
 double relative_l1(const float* a, const float* b, int64_t n) {
   double diff = 0.0, base = 0.0;
   for (int64_t i = 0; i < n; ++i) {
     diff += std::fabs(double{a[i]} - b[i]);
     base += std::fabs(double{b[i]});
   }
-  if (base == 0.0) return diff == 0.0 ? 0.0 : std::numeric_limits<double>::infinity();
-  return diff / base;
+  return relative_l1_from_sums(diff, base);
 }
 
 TeaCache::TeaCache(double threshold, std::vector<double> coefficients, int steps)
@@ -33,20 +37,25 @@ TeaCache::TeaCache(double threshold, std::vector<double> coefficients, int steps
 }
 
 bool TeaCache::should_compute(const float* h, int64_t n) {
+  const bool has_state = residual_.size() == static_cast<size_t>(n) && previous_h_.size() == static_cast<size_t>(n);
+  const bool compute = decide(has_state, [&] { return relative_l1(h, previous_h_.data(), n); });
+  previous_h_.assign(h, h + n);
+  return compute;
+}
+
+bool TeaCache::decide(bool has_state, const std::function<double()>& rel_l1) {
   const int step = step_++;
   bool compute = true;
-  if (step == 0 || step >= steps_ - 1 || residual_.size() != static_cast<size_t>(n) ||
-      previous_h_.size() != static_cast<size_t>(n)) {
+  if (step == 0 || step >= steps_ - 1 || !has_state) {
     accumulated_ = 0.0;
   } else {
-    accumulated_ += polyval(coefficients_, relative_l1(h, previous_h_.data(), n));
+    accumulated_ += polyval(coefficients_, rel_l1());
     if (accumulated_ < threshold_) {
       compute = false;
     } else {
       accumulated_ = 0.0;
     }
   }
-  previous_h_.assign(h, h + n);
   if (!compute) ++skipped_;
   return compute;
 }

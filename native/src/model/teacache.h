@@ -8,6 +8,7 @@
 // the sum restarts at 0. The first and the last step always run.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace ff {
@@ -19,6 +20,10 @@ class TeaCache {
 
   // Called once per evaluation with h: [n]; true when the block stack must run this time.
   bool should_compute(const float* h, int64_t n);
+  // should_compute for a caller that keeps h and the residual itself (the GPU): has_state says
+  // whether a previous h and a cached residual exist; rel_l1() is called only when the change
+  // is needed. Counts the evaluation (and a skip) as should_compute does.
+  bool decide(bool has_state, const std::function<double()>& rel_l1);
   // After a full evaluation: residual = after - before, both [n].
   void store_residual(const float* before, const float* after, int64_t n);
   // On a skipped evaluation: tokens += residual.
@@ -42,5 +47,7 @@ class TeaCache {
 double polyval(const std::vector<double>& coefficients, double x);
 // mean|a - b| / mean|b| over n values (0 when b is all zero and a == b).
 double relative_l1(const float* a, const float* b, int64_t n);
+// The same from the two sums sum|a - b| and sum|b|.
+double relative_l1_from_sums(double diff, double base);
 
 }  // namespace ff

@@ -346,6 +346,9 @@ void testOps() {
 
 }  // namespace
 
+// test_engine.cpp: the engine's CUDA path against its CPU path, reporting through report().
+int engineChecks(void (*report)(const std::string&, const std::vector<float>&, const std::vector<float>&, double, double));
+
 int main() {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // every verdict reaches the log even if the run dies
   try {
@@ -374,6 +377,7 @@ int main() {
     testGemm(cublas);
     testOps();
     FF_CUBLAS(cublasDestroy(cublas));
+    g_failures += engineChecks(report);
   } catch (const std::exception& e) {
     std::printf("error: %s\n", e.what());
     return 2;

@@ -1,0 +1,196 @@
+// The engine's CUDA path (model/backend.h, kernels/cuda/engine_dit.cu) against its CPU path on
+// the same model and the same inputs: one DiT evaluation per attention kind and CFG pass, the
+// CUDA graph replay against the eager run, a TeaCache skip, then short generations and an abort.
+// The model is the bundled tiny-shapes ($FRAMEFLEET_MODELS_DIR or the checkout's models/), or,
+// where neither is present, a random model of the bench's size (head_dim 64). Called from
+// framefleet_cuda_tests' main (test_cuda.cpp).
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/arena.h"
+#include "core/error.h"
+#include "model/backend.h"
+#include "model/model.h"
+#include "model/teacache.h"
+#include "random_model.h"
+
+using EngineReport = void (*)(const std::string& name, const std::vector<float>& got, const std::vector<float>& ref,
+                               double maxRel, double minCos);
+
+namespace {
+
+int g_engineFailures = 0;
+
+void verdict(const std::string& name, bool ok, const std::string& detail = "") {
+  if (!ok) ++g_engineFailures;
+  std::printf("%-58s %s  %s\n", name.c_str(), detail.c_str(), ok ? "PASS" : "FAIL");
+}
+
+// test_cuda.cpp's report(): prints relative L2, cosine and the verdict, counts a failure.
+EngineReport g_report = nullptr;
+
+void check(const std::string& name, const std::vector<float>& got, const std::vector<float>& ref, double maxRel, double minCos) {
+  if (got.size() != ref.size()) return verdict(name, false, "sizes differ");
+  g_report(name, got, ref, maxRel, minCos);
+}
+
+std::string modelDir() {
+  std::string root;
+  if (const char* env = std::getenv("FRAMEFLEET_MODELS_DIR")) root = env;
+#ifdef FF_MODELS_DIR
+  if (root.empty()) root = FF_MODELS_DIR;
+#endif
+  const std::string bundled = root + "/tiny-shapes";
+  if (!root.empty() && std::ifstream(bundled + "/config.json")) return bundled;
+  const std::string dir = "/tmp/ff-cuda-engine-model-" + std::to_string(getpid());
+  fftools::write_random_model(dir, fftools::bench_model_spec());
+  return dir;
+}
+
+// The first words of the model's vocabulary (lines 2.. of vocab.txt): a prompt it accepts.
+std::string somePrompt(const std::string& dir, int words) {
+  std::ifstream in(dir + "/vocab.txt");
+  std::string line, prompt;
+  for (int i = 0; std::getline(in, line) && i < words + 2; ++i)
+    if (i >= 2) prompt += (prompt.empty() ? "" : " ") + line;
+  return prompt;
+}
+
+std::vector<float> framesAsFloats(const ff::GenerateResult& r) { return std::vector<float>(r.frames.begin(), r.frames.end()); }
+
+void run() {
+  const std::string dir = modelDir();
+  std::printf("engine on the GPU: model %s\n", dir.c_str());
+  const ff::CudaStatus& status = ff::cuda_status();
+  if (!status.available) {
+    verdict("engine: CUDA engine library and device", false, status.reason);
+    return;
+  }
+  std::printf("engine: %s, %.1f GiB\n", ff::backend_label(ff::BackendKind::Cuda).c_str(), status.memory_bytes / double(1u << 30));
+  ff::LoadOptions cpuOptions, gpuOptions;
+  cpuOptions.backend = "cpu";
+  gpuOptions.backend = "cuda";
+  auto cpu = ff::Model::load(dir, cpuOptions);
+  auto gpu = ff::Model::load(dir, gpuOptions);
+  verdict("engine: backend cuda loads on the GPU", gpu->backend() == ff::BackendKind::Cuda);
+  {
+    ff::LoadOptions autoOptions;
+    autoOptions.backend = "auto";
+    verdict("engine: backend auto picks the GPU", ff::Model::load(dir, autoOptions)->backend() == ff::BackendKind::Cuda);
+  }
+
+  // One evaluation, same x, t and text, CPU (fp32 linears) against GPU (bf16 linears).
+  const ff::ModelConfig& cfg = cpu->config();
+  const ff::LatentShape s = ff::latent_shape(cfg, cfg.video.width, cfg.video.height, cfg.video.frames);
+  ff::Dit& net = cpu->dit(ff::WeightsKind::Dit);
+  const ff::DitText cond = net.prepare_text(cpu->encode_prompt(somePrompt(dir, 3)));
+  const ff::DitText uncond = net.prepare_text(cpu->encode_prompt(""));
+  std::mt19937_64 rng(std::random_device{}());
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(size_t(s.numel()));
+  for (float& v : x) v = normal(rng);
+  const double t = 0.7;
+  ff::GpuDit gdit(net, cfg);
+  gdit.begin(cond, &uncond);
+  ff::Arena arena;
+  const char* kinds[] = {"dense", "sage", "sla"};
+  for (int kind = 0; kind < 3; ++kind) {
+    ff::Knobs k;
+    k.attention = static_cast<ff::AttentionKind>(kind);
+    k.sla_top_k = 0.1;
+    const double maxRel = kind == 0 ? 3e-2 : 6e-2, minCos = kind == 0 ? 0.9995 : 0.998;
+    for (int pass = 0; pass < 2; ++pass) {
+      std::vector<float> ref(x.size()), got(x.size());
+      net.forward(k, x.data(), s, t, pass == 0 ? cond : uncond, ref.data(), arena);
+      gdit.forward(k, x.data(), s, t, pass == 0, got.data(), nullptr);
+      check(std::string("engine step ") + kinds[kind] + (pass == 0 ? " cond" : " uncond") + " vs CPU", got, ref, maxRel, minCos);
+      if (kind == 0 && pass == 0) {
+        // The second run of a configuration is captured and replayed as a graph; the third
+        // replays it; FRAMEFLEET_CUDA_GRAPHS=0 runs eagerly. All must agree with the first.
+        std::vector<float> again(x.size()), replay(x.size()), eager(x.size());
+        gdit.forward(k, x.data(), s, t, true, again.data(), nullptr);
+        gdit.forward(k, x.data(), s, t, true, replay.data(), nullptr);
+        setenv("FRAMEFLEET_CUDA_GRAPHS", "0", 1);
+        gdit.forward(k, x.data(), s, t, true, eager.data(), nullptr);
+        unsetenv("FRAMEFLEET_CUDA_GRAPHS");
+        check("engine step dense: graph capture run vs eager", again, got, 1e-6, 0.999999);
+        check("engine step dense: graph replay vs eager", replay, got, 1e-6, 0.999999);
+        check("engine step dense: FRAMEFLEET_CUDA_GRAPHS=0 vs first", eager, got, 1e-6, 0.999999);
+      }
+    }
+  }
+
+  // TeaCache: the first evaluation runs the blocks, the second (a nearby t, the largest
+  // threshold) reuses the cached residual, on both paths.
+  {
+    ff::Knobs k;
+    ff::TeaCache cpuCache(10.0, cfg.teacache_coefficients, 3), gpuCache(10.0, cfg.teacache_coefficients, 3);
+    gdit.begin(cond, &uncond);
+    for (int step = 0; step < 2; ++step) {
+      const double ts = step == 0 ? 0.7 : 0.69;
+      std::vector<float> ref(x.size()), got(x.size());
+      net.forward(k, x.data(), s, ts, cond, ref.data(), arena, &cpuCache);
+      gdit.forward(k, x.data(), s, ts, true, got.data(), &gpuCache);
+      check(std::string("engine TeaCache evaluation ") + std::to_string(step) + " vs CPU", got, ref, 3e-2, 0.9995);
+    }
+    verdict("engine TeaCache: same skips as the CPU", cpuCache.skipped() == gpuCache.skipped(),
+            "cpu " + std::to_string(cpuCache.skipped()) + " gpu " + std::to_string(gpuCache.skipped()));
+  }
+
+  // Short generations through Model::generate: frames, NFE, and an abort within a step.
+  auto none = [](const char*, int, int) {};
+  for (const bool student : {false, true}) {
+    if (student && !cpu->has_student()) continue;
+    ff::Request r;
+    r.prompt = somePrompt(dir, 3);
+    r.seed = 11;
+    r.knobs.steps = 4;
+    if (student) {
+      r.knobs.weights = ff::WeightsKind::Student;
+      r.knobs.sampler = ff::SamplerKind::Rcm;
+    }
+    const ff::GenerateResult a = cpu->generate(r, none, nullptr);
+    const ff::GenerateResult b = gpu->generate(r, none, nullptr);
+    const std::string what = student ? "student rcm" : "dit euler+cfg";
+    check("engine generate 4 steps " + what + " frames vs CPU", framesAsFloats(b), framesAsFloats(a), 5e-2, 0.995);
+    verdict("engine generate " + what + ": same nfe", a.nfe == b.nfe, std::to_string(a.nfe) + " / " + std::to_string(b.nfe));
+    std::printf("engine generate %s: denoise cpu %.3f s, gpu %.3f s\n", what.c_str(), a.timings.denoise, b.timings.denoise);
+  }
+  {
+    ff::Request r;
+    r.prompt = somePrompt(dir, 2);
+    r.knobs.steps = 50;
+    std::atomic<int> abort{0};
+    std::string message;
+    try {
+      gpu->generate(r, [&](const char* stage, int step, int) {
+        if (std::string(stage) == "denoise" && step == 2) abort = 1;
+      }, &abort);
+    } catch (const ff::Error& e) {
+      if (e.code() == ff::ErrorCode::Aborted) message = e.what();
+    }
+    verdict("engine abort stops within one step", message.find("after 2 of 50") != std::string::npos, message);
+  }
+}
+
+}  // namespace
+
+// Number of failed checks besides those `report` counted; a CUDA or engine error counts as one.
+int engineChecks(EngineReport report) {
+  g_report = report;
+  try {
+    run();
+  } catch (const std::exception& e) {
+    std::printf("engine: error: %s\n", e.what());
+    ++g_engineFailures;
+  }
+  return g_engineFailures;
+}
