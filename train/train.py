@@ -10,6 +10,7 @@
     python3 train/train.py check
     python3 train/train.py export [--export-dir models/tiny-shapes]
     python3 train/train.py all --plan vae=2,teacher=4,distill=2,sla=0.5   (then teacache, check, export)
+    python3 train/train.py import [--from models/tiny-shapes]   (checkpoints from an export)
 
 --smoke runs every phase on a tiny model and tiny clips (a CPU test of the code paths).
 Every phase prints JSON lines; `check` writes reports/check.json under --ckpt.
@@ -147,7 +148,8 @@ class Run:
         vae = VAE(self.cfg["vae"]).to(DEV)
         st = self.load("vae.pt")
         if st is not None:
-            vae.encoder.load_state_dict(st["encoder"])
+            if "encoder" in st:  # absent when the checkpoint was imported from an export
+                vae.encoder.load_state_dict(st["encoder"])
             vae.decoder.load_state_dict(st["decoder"])
             vae.decoder.scaling = st["scaling"]
             self.cfg["vae"]["scaling"] = st["scaling"]
@@ -198,6 +200,8 @@ class Run:
         vae, st = self.vae()
         if decoder_only and st is None:
             raise SystemExit("decoder: no vae.pt")
+        if st is not None and "encoder" not in st:
+            raise SystemExit("vae: vae.pt was imported from an export and has no encoder to train against")
         step = st["step"] if st else 0
         n = 64 if self.smoke else 2048
         chunk, parts = self.renderer().shape[0], []
@@ -234,10 +238,41 @@ class Run:
         self.save("vae.pt", {"encoder": vae.encoder.state_dict(), "decoder": vae.decoder.state_dict(),
                              "scaling": scaling, "step": step, "psnr": psnr})
 
+    def phase_import(self, _minutes=0):
+        """Checkpoints from an exported model directory (--from, default models/tiny-shapes), for a
+        machine without the training checkpoints: the teacher and text encoder, the VAE decoder and
+        its latent scaling, and the export's student as student.pt (a warm start for distilling
+        again, e.g. at another guidance scale). The export has no VAE encoder, so the vae, decoder
+        and teacher phases still need the original vae.pt; distill, sla, teacache, check and export
+        do not. Existing checkpoints are left alone."""
+        from export import load_export
+
+        src = self.args.src
+        cfg, text, teacher, student, vae = load_export(src)
+        for part in ("dit", "text"):
+            if cfg[part] != self.cfg[part]:
+                raise SystemExit(f"import: {src} has another {part} architecture than this recipe")
+        wrote = []
+        if self.load("teacher.pt") is None:
+            self.save("teacher.pt", {"text": text.state_dict(), "dit": teacher.state_dict(), "step": 0})
+            wrote.append("teacher.pt")
+        if self.load("vae.pt") is None:
+            self.save("vae.pt", {"decoder": vae.state_dict(), "scaling": cfg["vae"]["scaling"], "step": 0})
+            wrote.append("vae.pt")
+        if student is not None and self.load("student.pt") is None:
+            self.save("student.pt", {"dit": student.state_dict(), "step": 0})
+            wrote.append("student.pt")
+        tc = self.path("teacache.json")
+        if not os.path.exists(tc) and cfg.get("teacache", {}).get("coefficients"):
+            with open(tc, "w") as f:
+                json.dump({"coefficients": cfg["teacache"]["coefficients"], "points": 0}, f)
+            wrote.append("teacache.json")
+        log(phase="import", src=src, wrote=wrote, guidance=cfg["sampling"]["guidance_scale"])
+
     def phase_teacher(self, minutes):
         vae, vst = self.vae()
-        if vst is None:
-            raise SystemExit("teacher: no vae.pt; run the vae phase first")
+        if vst is None or "encoder" not in vst:
+            raise SystemExit("teacher: no trained VAE encoder in vae.pt; run the vae phase first")
         text, dit, st = self.teacher()
         step = st["step"] if st else 0
         lat, ids = self.latents(vae, 256 if self.smoke else 16384)
@@ -494,7 +529,11 @@ def write_contact(path, rows_idx, clips):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("phase", choices=["vae", "decoder", "teacher", "distill", "sla", "teacache", "check", "export", "all"])
+    ap.add_argument("phase", choices=["import", "vae", "decoder", "teacher", "distill", "sla", "teacache", "check",
+                                      "export", "all"])
+    ap.add_argument("--from", dest="src", help="model directory the import phase reads (default models/tiny-shapes)",
+                    default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models",
+                                         "tiny-shapes"))
     ap.add_argument("--minutes", type=float, default=1.0)
     ap.add_argument("--plan", default="vae=2,teacher=4,distill=2,sla=1")
     ap.add_argument("--ckpt", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "checkpoints"))
