@@ -4,7 +4,9 @@ Our kernels are called through native/build-gpu/libframefleet_cuda_capi.so (ctyp
 current stream, on the same bf16 tensors that SDPA gets, so both are timed the same way: CUDA
 events around each call, warm-up first, median of many runs. Accuracy is the cosine and relative L2
 against an fp32 reference: fp32 SDPA for flash/sage/SDPA itself, train/model.py's sla_attention in
-fp32 (the definition of SLA) for ours, on the first heads. Prints a table last and writes JSON.
+fp32 (the definition of SLA) for ours, on the first heads. Rows with _wgmma are the same calls with
+FF_CUDA_ATTN_IMPL=wgmma (the Hopper kernels, sm_90 and head_dim 128 only; _serial: without the
+intra-warpgroup overlap, FF_CUDA_WGMMA_SERIAL=1), the others with the mma.sync kernels. Prints a table last and writes JSON.
 
 usage: python3 bench/gpu/bench_attention.py --lib PATH.so --out results.json [--big | --big-only]
 """
@@ -37,6 +39,7 @@ def load(lib_path):
     lib.ff_cuda_sage.argtypes = [i, i, i, vp, vp, vp, vp, vp, sz, vp]
     lib.ff_cuda_sla.argtypes = [i, i, i, f, vp, vp, vp, vp, vp, vp, vp, sz, vp]
     lib.ff_cuda_sla_stages.argtypes = [i, i, i, f, vp, vp, vp, vp, vp, vp, sz, vp, vp]
+    lib.ff_cuda_sage_uses_wgmma.argtypes = [i]
     return lib
 
 
@@ -59,9 +62,42 @@ def compare(x, ref):
 def attention_inputs(lib, heads, n, hd, top_k):
     """Seeded bf16 q, k, v of [1, heads, n, hd] (k with a per-channel offset, as real keys have),
     an output buffer, the kernels' workspace, SLA's selection buffer [heads, nb, kc] and the stream."""
+    torch.manual_seed(0)
     dev = "cuda"
-    q, k, v, out, ws, ws_bytes, sel, nb, kc, stream = attention_inputs(lib, heads, n, hd, top_k)
+    shape = (1, heads, n, hd)
+    q = torch.randn(shape, device=dev, dtype=torch.bfloat16)
+    k = (torch.randn(shape, device=dev) + 2.0 * torch.randn(1, heads, 1, hd, device=dev)).to(torch.bfloat16)
+    v = torch.randn(shape, device=dev, dtype=torch.bfloat16)
+    out = torch.empty_like(q)
+    ws_bytes = lib.ff_cuda_workspace_bytes(heads, n, hd)
+    ws = torch.empty(ws_bytes, device=dev, dtype=torch.uint8)
+    nb = (n + 63) // 64
+    kc = min(max(int(math.floor(top_k * nb + 0.5)), 1), nb)
+    sel = torch.empty(heads, nb, kc, device=dev, dtype=torch.int32)
+    stream = ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)
     return q, k, v, out, ws, ws_bytes, sel, nb, kc, stream
+
+
+def wgmma_available(lib, hd):
+    """Whether FF_CUDA_ATTN_IMPL=wgmma runs the Hopper kernels for this head_dim here."""
+    os.environ["FF_CUDA_ATTN_IMPL"] = "wgmma"
+    ok = bool(lib.ff_cuda_sage_uses_wgmma(hd))
+    os.environ["FF_CUDA_ATTN_IMPL"] = "mma"
+    return ok
+
+
+def sla_stages(lib, heads, n, hd, top_k, p, proj, ws, ws_bytes, stream, impl):
+    """Where SLA's time goes with the given kernel implementation: each stage's median over 20 timed calls."""
+    os.environ["FF_CUDA_ATTN_IMPL"] = impl
+    stages = []
+    ms = (ctypes.c_float * 5)()
+    for _ in range(23):
+        check(lib, lib.ff_cuda_sla_stages(heads, n, hd, top_k, *p, proj.data_ptr(), ws.data_ptr(), ws_bytes, stream, ms))
+        stages.append(list(ms))
+    names = ["quantize+phi+pool", "block map", "sparse (sage)", "linear cuBLAS", "linear kernel"]
+    med = [statistics.median(s[i] for s in stages[3:]) for i in range(5)]
+    print(f"SLA stages [1, {heads}, {n}, {hd}] {impl} ms: " + ", ".join(f"{a} {b:.3f}" for a, b in zip(names, med)))
+    return {"shape": [1, heads, n, hd], "kernel": "sla_stages_ms", "impl": impl, **dict(zip(names, med))}
 
 
 def bench_shape(lib, heads, n, hd, top_k, reps, ref_heads):
@@ -85,6 +121,14 @@ def bench_shape(lib, heads, n, hd, top_k, reps, ref_heads):
         ),
     }
     runs[f"ours_sla_top{top_k}_wide"] = runs[f"ours_sla_top{top_k}"]
+    # The Hopper wgmma kernels (FF_CUDA_ATTN_IMPL=wgmma) beside the mma.sync ones, where they apply.
+    wgmma = wgmma_available(lib, hd)
+    if wgmma:
+        for name in ("ours_sage_int8", f"ours_sla_top{top_k}_sparse_only", f"ours_sla_top{top_k}"):
+            runs[name + "_wgmma"] = runs[name]
+        runs["ours_sage_int8_wgmma_serial"] = runs["ours_sage_int8"]  # without the intra-warpgroup overlap
+    else:
+        print(f"[1, {heads}, {n}, {hd}]: no wgmma kernel here (needs sm_90 and head_dim 128); mma.sync only")
     rows = []
     warmup = 3 if n > 10000 else 10
     sdpa_ms = None
@@ -96,6 +140,8 @@ def bench_shape(lib, heads, n, hd, top_k, reps, ref_heads):
     for name, fn in runs.items():
         os.environ["FF_CUDA_ATTN_NARROW"] = "1" if name.endswith("_narrow") else "0"
         os.environ["FF_CUDA_SLA_WIDE"] = "1" if name.endswith("_wide") else "0"
+        os.environ["FF_CUDA_ATTN_IMPL"] = "wgmma" if "_wgmma" in name else "mma"
+        os.environ["FF_CUDA_WGMMA_SERIAL"] = "1" if name.endswith("_serial") else "0"
         out.fill_(float("nan"))
         med, lo, hi = time_ms(fn, warmup, reps)
         torch.cuda.synchronize()
@@ -125,16 +171,9 @@ def bench_shape(lib, heads, n, hd, top_k, reps, ref_heads):
         )
         del got
     del sdpa_out
-    # Where SLA's time goes: each stage's median over 20 timed calls.
-    stages = []
-    ms = (ctypes.c_float * 5)()
-    for _ in range(23):
-        check(lib, lib.ff_cuda_sla_stages(heads, n, hd, top_k, *p, proj.data_ptr(), ws.data_ptr(), ws_bytes, stream, ms))
-        stages.append(list(ms))
-    names = ["quantize+phi+pool", "block map", "sparse (sage)", "linear cuBLAS", "linear kernel"]
-    med = [statistics.median(s[i] for s in stages[3:]) for i in range(5)]
-    print(f"SLA stages [1, {heads}, {n}, {hd}] ms: " + ", ".join(f"{a} {b:.3f}" for a, b in zip(names, med)))
-    rows.append({"shape": [1, heads, n, hd], "kernel": "sla_stages_ms", **dict(zip(names, med))})
+    for impl in ("mma", "wgmma") if wgmma else ("mma",):
+        rows.append(sla_stages(lib, heads, n, hd, top_k, p, proj, ws, ws_bytes, stream, impl))
+    os.environ["FF_CUDA_ATTN_IMPL"] = "mma"
     return rows
 
 
@@ -201,13 +240,13 @@ def main():
         torch.cuda.empty_cache()
         Path(args.out).write_text(json.dumps({"device": name, "torch": torch.__version__, "rows": rows}, indent=1))
     print(f"\ndevice: {name}  torch {torch.__version__}  (median of CUDA-event timings; TFLOP/s = 4*H*N^2*hd / time)")
-    print(f"{'shape':<22}{'kernel':<30}{'ms':>9}{'TFLOP/s':>9}{'vs SDPA':>9}{'cos':>10}{'relL2':>9}{'cos/dense':>10}")
+    print(f"{'shape':<22}{'kernel':<36}{'ms':>9}{'TFLOP/s':>9}{'vs SDPA':>9}{'cos':>10}{'relL2':>9}{'cos/dense':>10}")
     for r in rows:
         if r["kernel"] == "sla_stages_ms":
             continue
         cd = r.get("cos_vs_dense")
         print(
-            f"{str(r['shape']):<22}{r['kernel']:<30}{r['median_ms']:>9.3f}{r['tflops_dense_equivalent']:>9.1f}"
+            f"{str(r['shape']):<22}{r['kernel']:<36}{r['median_ms']:>9.3f}{r['tflops_dense_equivalent']:>9.1f}"
             f"{r['speedup_vs_sdpa']:>8.2f}x{r['cos']:>10.5f}{r['rel_l2']:>9.2e}{'' if cd is None else f'{cd:>10.4f}'}"
         )
 

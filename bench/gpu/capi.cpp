@@ -9,6 +9,7 @@
 #include <string>
 
 #include "kernels/cuda/attention.h"
+#include "kernels/cuda/attention_sm90.h"
 #include "kernels/cuda/dit_forward.h"
 
 namespace {
@@ -39,6 +40,14 @@ int guarded(F&& f) {
 extern "C" {
 
 const char* ff_cuda_last_error() { return g_error.c_str(); }
+
+// 1 when sage/SLA calls run the Hopper wgmma kernels for this head_dim under the current
+// FF_CUDA_ATTN_IMPL (read at every call, so a caller can switch it between calls), else 0; -1 on error.
+int ff_cuda_sage_uses_wgmma(int hd) {
+  int uses = -1;
+  if (guarded([&] { uses = ff::cuda::sageUsesWgmma(hd) ? 1 : 0; }) != 0) return -1;
+  return uses;
+}
 
 size_t ff_cuda_workspace_bytes(int heads, int n, int hd) {
   return ff::cuda::attentionWorkspaceBytes({heads, n, n, hd, 0.0f});

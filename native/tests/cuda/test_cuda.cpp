@@ -18,6 +18,7 @@
 #include "kernels/cpu/attention_sage.h"
 #include "kernels/cpu/attention_sla.h"
 #include "kernels/cuda/attention.h"
+#include "kernels/cuda/attention_sm90.h"
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/ops.h"
@@ -169,9 +170,22 @@ ff::AttentionArgs cpuArgs(const AttnCase& c, const AttnData& a, std::vector<floa
   return args;
 }
 
+// FF_CUDA_ATTN_IMPL=wgmma runs Sage and SLA's sparse branch on the Hopper kernels (with
+// FF_CUDA_WGMMA_SERIAL=1 their serial schedule): their checks say so.
+bool envIs(const char* name, const char* value) {
+  const char* e = std::getenv(name);
+  return e != nullptr && std::strcmp(e, value) == 0;
+}
+bool wgmmaSelected() { return envIs("FF_CUDA_ATTN_IMPL", "wgmma"); }
+const char* implTag() {
+  if (!wgmmaSelected()) return "";
+  return envIs("FF_CUDA_WGMMA_SERIAL", "1") ? " wgmma serial" : " wgmma";
+}
+
 std::string caseName(const char* what, const AttnCase& c) {
   char buf[160];
-  std::snprintf(buf, sizeof buf, "%s H%d q%d k%d hd%d %s", what, c.heads, c.nq, c.nk, c.hd, c.bhnd ? "BHND" : "NHD");
+  std::snprintf(buf, sizeof buf, "%s%s H%d q%d k%d hd%d %s", what, implTag(), c.heads, c.nq, c.nk, c.hd,
+                c.bhnd ? "BHND" : "NHD");
   return buf;
 }
 
@@ -186,10 +200,12 @@ void testDenseAndSage(const AttnCase& c) {
   const auto tq = L.tensor(q.p, c.heads, c.nq, c.hd), tk = L.tensor(k.p, c.heads, c.nk, c.hd),
              tv = L.tensor(v.p, c.heads, c.nk, c.hd), to = L.tensor(out.p, c.heads, c.nq, c.hd);
 
-  out.poison();
-  ff::cuda::flashAttention(s, tq, tk, tv, to, nullptr);
-  FF_CUDA(cudaDeviceSynchronize());
-  report(caseName("flash bf16", c), L.fromDevice(downloadBf16(out, ref.size()), c.heads, c.nq, c.hd), ref, 1e-2, 0.9999);
+  if (!wgmmaSelected()) {  // flash has no wgmma kernel: checked once, with the mma.sync kernels
+    out.poison();
+    ff::cuda::flashAttention(s, tq, tk, tv, to, nullptr);
+    FF_CUDA(cudaDeviceSynchronize());
+    report(caseName("flash bf16", c), L.fromDevice(downloadBf16(out, ref.size()), c.heads, c.nq, c.hd), ref, 1e-2, 0.9999);
+  }
 
   const size_t wsBytes = ff::cuda::attentionWorkspaceBytes(s);
   DeviceBuffer ws(wsBytes);
@@ -374,6 +390,25 @@ int main() {
     testSla({3, 2304, 2304, 64, false}, 0.1f, true, cublas);
     testSla({2, 1000, 1000, 128, true}, 0.25f, true, cublas);
     unsetenv("FF_CUDA_SLA_WIDE");
+    // Hopper's wgmma kernels (attention_sm90.cu) on the head_dim 128 shapes above, plus a key count
+    // with an odd number of 64-token blocks (the last 128-key tile half empty).
+    setenv("FF_CUDA_ATTN_IMPL", "wgmma", 1);
+    if (ff::cuda::sageUsesWgmma(128)) {
+      testDenseAndSage({2, 777, 1000, 128, true});
+      testDenseAndSage({2, 1000, 1000, 128, false});
+      testDenseAndSage({2, 640, 960, 128, false});
+      testSla({2, 1000, 1000, 128, true}, 0.25f, true, cublas);
+      testSla({2, 1000, 1000, 128, false}, 0.1f, false, cublas);
+      testSla({1, 300, 300, 128, true}, 1.0f, true, cublas);
+      setenv("FF_CUDA_WGMMA_SERIAL", "1", 1);  // the schedule without overlap
+      testDenseAndSage({2, 777, 1000, 128, true});
+      testSla({2, 1000, 1000, 128, true}, 0.25f, true, cublas);
+      unsetenv("FF_CUDA_WGMMA_SERIAL");
+    } else {
+      std::printf("wgmma attention: SKIPPED (needs a compute capability 9.0 device and a build whose CUDA architectures "
+                  "include 90; this device is sm_%d%d)\n", prop.major, prop.minor);
+    }
+    unsetenv("FF_CUDA_ATTN_IMPL");
     testGemm(cublas);
     testOps();
     FF_CUBLAS(cublasDestroy(cublas));

@@ -6,6 +6,7 @@
 // S = phi(q).phi(k~)^T with no softmax, P.V over V proj_l^T, finished by phi(q).H_all.
 // Fragment layouts follow the PTX ISA's mma.sync tables; ldmatrix feeds every operand (8-bit
 // operands are loaded as b16 pairs, which gives the s8 A/B fragment layout byte for byte).
+// On Hopper, FF_CUDA_ATTN_IMPL=wgmma hands Sage and SLA's sparse branch to attention_sm90.cu.
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -16,6 +17,8 @@
 #include <string>
 
 #include "kernels/cuda/attention.h"
+#include "kernels/cuda/attention_device.cuh"
+#include "kernels/cuda/attention_sm90.h"
 #include "kernels/cuda/check.h"
 
 namespace ff::cuda {
@@ -49,19 +52,6 @@ struct KernelParams {
   const float* zall;     // Linear: [heads, hd] = sum phi(k~)
 };
 
-__device__ __forceinline__ uint32_t smemAddr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-__device__ __forceinline__ void cpAsync16(void* s, const void* g, bool ok) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smemAddr(s)), "l"(g), "r"(ok ? 16 : 0));
-}
-__device__ __forceinline__ void cpCommit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cpWait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
 __device__ __forceinline__ void ldsm4(uint32_t (&r)[4], const void* p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
@@ -88,13 +78,6 @@ __device__ __forceinline__ void mmaS8(int (&d)[4], const uint32_t (&a)[4], uint3
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-__device__ __forceinline__ uint32_t packBf16(float lo, float hi) {
-  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<uint32_t*>(&v);
-}
-__device__ __forceinline__ float2 unpackBf16(uint32_t u) {
-  return __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&u));
-}
 
 // ROWS rows of ROWBYTES from g (row stride in bytes) starting at row0 into s (pitch PITCH); rows at
 // or past nValid are zero-filled.
@@ -109,7 +92,7 @@ __device__ __forceinline__ void loadTile(uint8_t* s, const uint8_t* g, int64_t s
     const int r = i / kChunks, c = i % kChunks;
     const bool ok = row0 + r < nValid;
     const uint8_t* src = ok ? g + static_cast<int64_t>(row0 + r) * stride + c * 16 : g;
-    cpAsync16(s + r * PITCH + c * 16, src, ok);
+    cpAsync16(smemAddr(s + r * PITCH + c * 16), src, ok);
   }
 }
 
@@ -699,12 +682,44 @@ int maxSharedMemoryPerBlock() {
   return bytes;
 }
 
+// Sage attention and SLA's sparse branch on the wgmma kernels of attention_sm90.cu when
+// FF_CUDA_ATTN_IMPL=wgmma selects them and they apply (sageUsesWgmma); false = nothing launched, the
+// mma.sync kernels are to run.
+bool launchWgmmaSage([[maybe_unused]] const AttnShape& s, [[maybe_unused]] const AttnTensor& v,
+                     [[maybe_unused]] const AttnTensor& out, [[maybe_unused]] const Workspace& w,
+                     [[maybe_unused]] const int32_t* blocks, [[maybe_unused]] int kc, [[maybe_unused]] cudaStream_t stream) {
+#ifdef FF_CUDA_HAVE_SM90A
+  if (!sageUsesWgmma(s.headDim)) return false;
+  const int64_t hd = s.headDim, nbq = (s.qLen + 63) / 64, nbk = (s.kvLen + 63) / 64;
+  // Quantized q and k~ are [heads, blocks * 64, hd] INT8 in the workspace.
+  const sm90::SageArgs a{w.qi8, w.ki8, v.data, out.data, nbq * 64 * hd, hd, nbk * 64 * hd, hd,
+                         v.headStride, v.tokenStride, out.headStride, out.tokenStride, s.heads, s.qLen, s.kvLen,
+                         s.headDim, w.qScale, w.kScale, static_cast<int>(nbq), static_cast<int>(nbk), blocks, kc};
+  sm90::sageAttention(a, stream);
+  return true;
+#else
+  return false;
+#endif
+}
+
 void requireWorkspace(const AttnShape& s, size_t have) {
   const size_t need = attentionWorkspaceBytes(s);
   if (have < need) throw std::invalid_argument("CUDA attention: workspace of " + std::to_string(have) + " bytes, need " + std::to_string(need));
 }
 
 }  // namespace
+
+bool sageUsesWgmma([[maybe_unused]] int headDim) {
+  const char* e = std::getenv("FF_CUDA_ATTN_IMPL");
+  const std::string impl = e ? e : "";
+  if (!impl.empty() && impl != "mma" && impl != "wgmma")
+    throw std::invalid_argument("FF_CUDA_ATTN_IMPL must be mma or wgmma, got '" + impl + "'");
+#ifdef FF_CUDA_HAVE_SM90A
+  return impl == "wgmma" && sm90::available(headDim);
+#else
+  return false;
+#endif
+}
 
 int slaSelectedCount(float topK, int blocks) {
   const auto kc = static_cast<int>(std::floor(static_cast<double>(topK) * blocks + 0.5));
@@ -734,6 +749,7 @@ void sageAttention(const AttnShape& s, const AttnTensor& q, const AttnTensor& k,
   requireWorkspace(s, workspaceBytes);
   const Workspace w(s, workspace);
   prepareSage(s, q, k, w, false, false, stream);
+  if (launchWgmmaSage(s, v, out, w, nullptr, 0, stream)) return;
   if (narrowTiles()) launchAttnHd<8, 1, Mode::Sage>(s.headDim, sageParams(s, v, out, w), s.heads, stream);
   else launchAttnHd<kFullWarps, kFullMT, Mode::Sage>(s.headDim, sageParams(s, v, out, w), s.heads, stream);
 }
@@ -777,8 +793,10 @@ void slaAttention(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, 
   sp.blocks = blocks;
   sp.kc = kc;
   const bool wide = envFlag("FF_CUDA_SLA_WIDE");
-  if (wide) launchAttnHd<2, 2, Mode::Sage>(hd, sp, H, stream);
-  else launchAttnHd<4, 1, Mode::Sage>(hd, sp, H, stream);
+  if (!launchWgmmaSage(s, v, out, w, blocks, kc, stream)) {
+    if (wide) launchAttnHd<2, 2, Mode::Sage>(hd, sp, H, stream);
+    else launchAttnHd<4, 1, Mode::Sage>(hd, sp, H, stream);
+  }
   stage(2);
   if (!linear) return;
 

@@ -1,0 +1,46 @@
+// Hopper (sm_90a) attention kernels on wgmma, internal to the CUDA backend (attention.cu dispatches
+// to them; docs/CUDA.md "Kernels"). attention_sm90.cu is compiled only for sm_90a and only when the
+// CUDA architectures include 90; CMake then defines FF_CUDA_HAVE_SM90A for attention.cu.
+#pragma once
+#include <cstdint>
+
+struct CUstream_st;
+
+namespace ff::cuda {
+
+// Whether sageAttention and slaAttention's sparse branch run on the wgmma kernels below: the
+// environment selects them with FF_CUDA_ATTN_IMPL=wgmma (default mma: the mma.sync kernels of
+// attention.cu), and they apply (sm90::available). Any other value than mma or wgmma throws.
+// Defined in attention.cu, so it exists in builds without sm_90a (always false there).
+bool sageUsesWgmma(int headDim);
+
+}  // namespace ff::cuda
+
+namespace ff::cuda::sm90 {
+
+// Sage attention after prepareSage: q and k~ as INT8 with one scale per 64-token block, v and out
+// bf16. Offsets in elements: element (head h, token n, channel d) of q or k is at
+// ptr[h * head + n * tok + d], the same for v and out with their own strides.
+struct SageArgs {
+  const int8_t* q;
+  const int8_t* k;
+  const void* v;
+  void* out;
+  int64_t qHead, qTok, kHead, kTok, vHead, vTok, oHead, oTok;
+  int heads, nQ, nK, headDim;
+  const float* qScale;  // [heads, qBlocks], softmax scale * log2(e) folded in
+  const float* kScale;  // [heads, kBlocks]
+  int qBlocks, kBlocks;
+  const int32_t* blocks = nullptr;  // SLA: [heads, qBlocks, kc] key blocks per 64-row query block; null = dense
+  int kc = 0;
+};
+
+// Whether the wgmma kernels can serve this head_dim on the current device (compute capability 9.0,
+// the library built with sm_90a). Only head_dim 128 is implemented.
+bool available(int headDim);
+
+// Dense Sage attention (blocks == null): 128 query rows per CTA on two consumer warpgroups.
+// SLA's sparse branch (blocks != null): one warpgroup per 64-row query block over its kc key blocks.
+void sageAttention(const SageArgs& a, CUstream_st* stream);
+
+}  // namespace ff::cuda::sm90
