@@ -7,6 +7,11 @@
 # [1, 40, 75600, 128] attention shape at the end; FF_GPU_PREBUILT=dir uses binaries built elsewhere
 # (sm_90, same CUDA major) instead of building; FF_GPU_SKIP_DIT=1 leaves out the DiT bench;
 # FF_GPU_CHECK_BIG=1 checks SLA's block map and sampled outputs at [1, 40, 75600, 128].
+# The tests include the engine's CUDA path against its CPU path on models/tiny-shapes
+# (tests/cuda/test_engine.cpp, through framefleet_cuda_engine.so beside the test binary); when
+# native/build-gpu-node holds a packed Node (bench/gpu/engine_pack.sh), `framefleet generate`
+# then runs end to end on the GPU and the CPU (bench/gpu/engine_e2e.sh; FF_GPU_SKIP_E2E=1 skips).
+# That folder also serves as FF_GPU_PREBUILT.
 set -o pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-$PWD/out/gpu}
@@ -26,12 +31,15 @@ export PYTHONUNBUFFERED=1
     [ "$d" != . ] && export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   done
   # A build carried from elsewhere (FF_GPU_PREBUILT=dir) is used when it loads; otherwise build here.
-  if [ -n "${FF_GPU_PREBUILT:-}" ] && ldd "$FF_GPU_PREBUILT/framefleet_cuda_tests" | grep -q "not found"; then
+  if [ -n "${FF_GPU_PREBUILT:-}" ] && ldd "$FF_GPU_PREBUILT/framefleet_cuda_tests" \
+    $(ls "$FF_GPU_PREBUILT/framefleet_cuda_engine.so" 2>/dev/null) | grep -q "not found"; then
     echo "prebuilt binaries do not load here; building"; FF_GPU_PREBUILT=
   fi
   if [ -n "${FF_GPU_PREBUILT:-}" ]; then
     BUILD=$FF_GPU_PREBUILT
     echo "using the prebuilt binaries in $BUILD"
+    [ -f "$BUILD/framefleet_cuda_engine.so" ] ||
+      echo "no framefleet_cuda_engine.so in $BUILD (bench/gpu/engine_pack.sh packs one): the engine checks are skipped"
   else
     cublas_h=$(find /usr/local /usr/include -name cublas_v2.h 2>/dev/null | head -1)
     [ -z "$cublas_h" ] && cublas_h=$(find /opt -name cublas_v2.h 2>/dev/null | head -1)
@@ -43,7 +51,7 @@ export PYTHONUNBUFFERED=1
     ninja -C "$BUILD" framefleet_cuda_tests framefleet_cuda_capi >"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
   fi
   echo "build: $(( $(date +%s) - START )) s"
-  timeout "$(left 150)" "$BUILD/framefleet_cuda_tests" | tee "$OUT/tests.log"
+  FRAMEFLEET_MODELS_DIR=$PWD/models timeout "$(left 150)" "$BUILD/framefleet_cuda_tests" | tee "$OUT/tests.log"
   echo "tests exit: $?  at $(( $(date +%s) - START )) s"
   lib="$BUILD/libframefleet_cuda_capi.so"
   timeout "$(left 150)" python3 bench/gpu/bench_attention.py --lib "$lib" --out "$OUT/attention.json"
@@ -51,6 +59,10 @@ export PYTHONUNBUFFERED=1
   if [ "${FF_GPU_SKIP_DIT:-0}" != 1 ]; then
     timeout "$(left 150)" python3 bench/gpu/bench_dit.py --lib "$lib" --out "$OUT/dit.json"
     echo "dit bench exit: $?  at $(( $(date +%s) - START )) s"
+  fi
+  if [ "${FF_GPU_SKIP_E2E:-0}" != 1 ]; then
+    OUT="$OUT" timeout "$(left 200)" bash bench/gpu/engine_e2e.sh
+    echo "engine e2e exit: $?  at $(( $(date +%s) - START )) s"
   fi
   if [ "${FF_GPU_CHECK_BIG:-0}" = 1 ]; then
     timeout "$(left 90)" python3 bench/gpu/bench_attention.py --lib "$lib" --out "$OUT/sla_check_big.json" --check-big

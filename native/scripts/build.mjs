@@ -4,6 +4,12 @@
 // installation (NODE_INCLUDE_DIR, default /usr/include/node) and node-addon-api; nothing is
 // downloaded. FRAMEFLEET_SKIP_NATIVE_BUILD=1 skips the build (the TypeScript loader then explains
 // how to build when the addon is needed).
+//
+// Where CMake finds nvcc (on PATH or through CUDACXX) the build also makes the CUDA engine
+// library framefleet_cuda_engine.so beside the addon (docs/CUDA.md "The engine on the GPU");
+// FRAMEFLEET_NATIVE_CUDA=0 builds the CPU engine only. FRAMEFLEET_NATIVE_BUILD_DIR picks the
+// build folder; CMAKE_BUILD_PARALLEL_LEVEL bounds the compile jobs, and extra arguments go to
+// CMake (e.g. -DCMAKE_CUDA_ARCHITECTURES=90 -DFF_CUBLAS_ROOT=DIR).
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -43,6 +49,8 @@ function run(cmd, args) {
 }
 
 const extra = process.argv.slice(2);
+if (process.env.FRAMEFLEET_NATIVE_CUDA === "0") extra.push("-DFRAMEFLEET_CUDA=OFF");
+else if (process.env.FRAMEFLEET_NATIVE_CUDA === "1") extra.push("-DFRAMEFLEET_CUDA=ON");
 run("cmake", [
   "-S",
   nativeDir,

@@ -66,7 +66,22 @@ std::string somePrompt(const std::string& dir, int words) {
 
 std::vector<float> framesAsFloats(const ff::GenerateResult& r) { return std::vector<float>(r.frames.begin(), r.frames.end()); }
 
+// Where the engine looks for its CUDA library (model/backend.cpp): beside this binary, unless
+// FRAMEFLEET_CUDA_ENGINE names it.
+std::string engineLibrary() {
+  if (const char* env = std::getenv("FRAMEFLEET_CUDA_ENGINE")) return env;
+  char exe[4096] = {};
+  const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  std::string dir = n > 0 ? std::string(exe, size_t(n)) : "./x";
+  return dir.substr(0, dir.rfind('/')) + "/framefleet_cuda_engine.so";
+}
+
 void run() {
+  if (!std::ifstream(engineLibrary())) {
+    std::printf("engine checks: SKIPPED (no %s; bench/gpu/engine_pack.sh packs the library with this binary)\n",
+                engineLibrary().c_str());
+    return;
+  }
   const std::string dir = modelDir();
   std::printf("engine on the GPU: model %s\n", dir.c_str());
   const ff::CudaStatus& status = ff::cuda_status();

@@ -112,6 +112,9 @@ class CudaDit final : public EngineDit {
     FF_CUBLAS(cublasCreate(&cublas_));
     FF_CUBLAS(cublasSetStream(cublas_, stream_));
     upload();
+    // The host tensors belong to the caller and are not needed again.
+    w_.blocks = nullptr;
+    w_.patchEmbed = w_.head = EngineLinear{};
   }
 
   ~CudaDit() override {
