@@ -5,7 +5,7 @@
 # time holds the CUDA context and the weight upload, its denoise time the first evaluations'
 # graph capture. Prints one line per run (backend as the report names it, stage timings) and the
 # GPU's speed-up per profile. Reports go under $OUT/e2e. Needs no ffmpeg (png-frames).
-# Usage: OUT=dir bash bench/gpu/engine_e2e.sh   (run.sh calls it when the pack is present)
+# Usage: OUT=dir [FF_E2E_PROFILES="baseline turbo"] bash bench/gpu/engine_e2e.sh   (run.sh calls it)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-$PWD/out/gpu}
@@ -16,12 +16,19 @@ if [ ! -f "$PACK/node.xz" ]; then
 fi
 mkdir -p "$OUT/e2e"
 NODE="$OUT/e2e/node"
-xz -dc "$PACK/node.xz" >"$NODE" && chmod +x "$NODE"
-[ -d node_modules/tsx ] || tar -xJf "$PACK/node_modules.tar.xz"
+# xz where the image has it, else Python's lzma.
+if command -v xz >/dev/null; then
+  xz -dc "$PACK/node.xz" >"$NODE"
+  [ -d node_modules/tsx ] || tar -xJf "$PACK/node_modules.tar.xz"
+else
+  python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$PACK/node.xz" "$NODE"
+  [ -d node_modules/tsx ] || python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(".")' "$PACK/node_modules.tar.xz"
+fi
+chmod +x "$NODE"
 export FRAMEFLEET_NATIVE_ADDON="$PWD/$PACK/framefleet_native.node"
 "$NODE" --import tsx -e 'import("./src/native/index.ts").then((m) => { const c = m.capabilities(); console.log("engine capabilities:", JSON.stringify({ backends: c.backends, cuda: c.cuda, threads: c.threads })); })'
 prompt="a red circle moving left"
-for profile in baseline turbo; do
+for profile in ${FF_E2E_PROFILES:-baseline turbo}; do
   for backend in cuda cpu; do
     report="$OUT/e2e/$backend-$profile.json"
     start=$(date +%s%N)
