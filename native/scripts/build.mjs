@@ -7,7 +7,8 @@
 //
 // Where CMake finds nvcc (on PATH or through CUDACXX) the build also makes the CUDA engine
 // library framefleet_cuda_engine.so beside the addon (docs/CUDA.md "The engine on the GPU");
-// FRAMEFLEET_NATIVE_CUDA=0 builds the CPU engine only. FRAMEFLEET_NATIVE_BUILD_DIR picks the
+// FRAMEFLEET_NATIVE_CUDA=0 builds the CPU engine only, FRAMEFLEET_CUDA_ARCHS (e.g. "90;120", the
+// worker-cuda image's) sets the CUDA architectures. FRAMEFLEET_NATIVE_BUILD_DIR picks the
 // build folder; CMAKE_BUILD_PARALLEL_LEVEL bounds the compile jobs, and extra arguments go to
 // CMake (e.g. -DCMAKE_CUDA_ARCHITECTURES=90 -DFF_CUBLAS_ROOT=DIR).
 import { spawnSync } from "node:child_process";
@@ -49,6 +50,7 @@ function run(cmd, args) {
 }
 
 const extra = process.argv.slice(2);
+if (process.env.FRAMEFLEET_CUDA_ARCHS) extra.push(`-DCMAKE_CUDA_ARCHITECTURES=${process.env.FRAMEFLEET_CUDA_ARCHS}`);
 if (process.env.FRAMEFLEET_NATIVE_CUDA === "0") extra.push("-DFRAMEFLEET_CUDA=OFF");
 else if (process.env.FRAMEFLEET_NATIVE_CUDA === "1") extra.push("-DFRAMEFLEET_CUDA=ON");
 run("cmake", [

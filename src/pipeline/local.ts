@@ -29,14 +29,28 @@ export function resolveModelDir(nameOrPath: string, env: NodeJS.ProcessEnv = pro
 
 export interface LoadedModel extends PipelineModel {
   loadSeconds: number;
+  /** Where the denoiser runs, as reports name it: "cpu (16 threads, amx kernels)", "cuda (NVIDIA H200, sm_90)". */
+  backend?: string;
+  /** Why the engine chose the CPU although it was built with CUDA (no device, no driver, ...). */
+  backendNote?: string;
 }
 
-/** Reads the model directory and loads its weights into the native engine. */
+/**
+ * Reads the model directory and loads its weights into the native engine, on the backend
+ * FRAMEFLEET_BACKEND names (default auto: the GPU when one is usable).
+ */
 export async function loadLocalModel(dir: string): Promise<LoadedModel> {
   const info = await readModelInfo(dir);
   const start = performance.now();
-  const engine: Engine = await loadModel(dir);
-  return { info, engine, loadSeconds: (performance.now() - start) / 1000 };
+  const model = await loadModel(dir);
+  const engine: Engine = model;
+  return {
+    info,
+    engine,
+    loadSeconds: (performance.now() - start) / 1000,
+    backend: model.backendLabel,
+    backendNote: model.backendNote,
+  };
 }
 
 /** What the engine reports about this machine: CPU, SIMD features, backends. */

@@ -34,8 +34,11 @@ export interface WorkerOptions {
   host: string;
   /** Devices this worker holds, for GPU-seconds (0 on CPU classes). */
   devices: number;
-  load: () => Promise<PipelineModel & { loadSeconds: number }>;
+  load: () => Promise<LoadedWorkerModel>;
 }
+
+/** A loaded model; backend and backendNote as src/pipeline/local.ts's LoadedModel reports them. */
+type LoadedWorkerModel = PipelineModel & { loadSeconds: number; backend?: string; backendNote?: string };
 
 /** Progress is written at most this often (default 1 s). */
 const PROGRESS_INTERVAL_MS = 1_000;
@@ -55,7 +58,7 @@ export class Worker {
   private readonly informer: Informer<JobObject>;
   private readonly recorder: EventRecorder;
   private readonly log;
-  private model?: PipelineModel & { loadSeconds: number };
+  private model?: LoadedWorkerModel;
   private current?: Current;
   private draining = false;
   private server?: Server;
@@ -91,7 +94,10 @@ export class Worker {
       status: () => (this.draining ? "draining" : "loading model"),
     });
     this.model = await this.opts.load();
-    this.log.info({ loadSeconds: this.model.loadSeconds }, "model loaded");
+    const { loadSeconds, backend, backendNote } = this.model;
+    this.log.info({ loadSeconds, backend, backendNote }, "model loaded");
+    if (this.opts.devices > 0 && backend?.startsWith("cpu"))
+      this.log.warn({ backend, backendNote }, "a GPU worker whose engine runs the denoiser on the CPU");
     // Events of the first list are held back until the jobs an earlier process of this pod was
     // running are known: those are handed back, never resumed.
     let synced = false;
