@@ -146,6 +146,8 @@ GpuDit::GpuDit(const Dit& dit, const ModelConfig& config) : dit_(dit), config_(c
 
 GpuDit::~GpuDit() = default;
 
+bool GpuDit::last_step_graphed() const { return engine_->graphed(); }
+
 void GpuDit::begin(const DitText& cond, const DitText* uncond) {
   const int64_t D = config_.dit.dim;
   try {

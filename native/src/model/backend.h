@@ -56,6 +56,8 @@ class GpuDit {
   // v = DiT(x, t, text of the pass) like Dit::forward, TeaCache included. linear is not a knob
   // here: every linear runs as bf16 on cuBLAS.
   void forward(const Knobs& knobs, const float* x, const LatentShape& s, double t, bool cond, float* v, TeaCache* cache);
+  // Whether the last forward() ran as one CUDA graph launch (docs/CUDA.md "CUDA graphs").
+  bool last_step_graphed() const;
 
  private:
   const Dit& dit_;

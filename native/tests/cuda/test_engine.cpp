@@ -131,8 +131,11 @@ void run() {
         // The second run of a configuration is captured and replayed as a graph; the third
         // replays it; FRAMEFLEET_CUDA_GRAPHS=0 runs eagerly. All must agree with the first.
         std::vector<float> again(x.size()), replay(x.size()), eager(x.size());
+        const bool firstGraphed = gdit.last_step_graphed();
         gdit.forward(k, x.data(), s, t, true, again.data(), nullptr);
+        const bool captured = gdit.last_step_graphed();
         gdit.forward(k, x.data(), s, t, true, replay.data(), nullptr);
+        verdict("engine step dense: eager first, then graph launches", !firstGraphed && captured && gdit.last_step_graphed());
         setenv("FRAMEFLEET_CUDA_GRAPHS", "0", 1);
         gdit.forward(k, x.data(), s, t, true, eager.data(), nullptr);
         unsetenv("FRAMEFLEET_CUDA_GRAPHS");
