@@ -232,6 +232,20 @@ export function backendDescription(
   return `cpu (${threads}, ${top?.[0] ?? "scalar"} kernels)`;
 }
 
+/**
+ * The backend a run reports: the model's label, and on CUDA, where every linear runs as bf16 on
+ * cuBLAS, what became of another linear knob (`cuda (NVIDIA H200, sm_90); w8a8 linears ran as bf16`).
+ */
+export function runBackend(
+  label: string,
+  backend: "cpu" | "cuda",
+  knobs: Pick<ResolvedKnobs, "linear">,
+): string {
+  return backend === "cuda" && knobs.linear !== "bf16"
+    ? `${label}; ${knobs.linear} linears ran as bf16`
+    : label;
+}
+
 export class Model {
   readonly dir: string;
   readonly hasStudent: boolean;
@@ -270,11 +284,7 @@ export class Model {
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
       const result = await this.#handle.generate(parsed.data, onProgress, abortFlag);
-      const asBf16 =
-        this.backend === "cuda" && result.knobs.linear !== "bf16"
-          ? `; ${result.knobs.linear} linears ran as bf16`
-          : "";
-      return { ...result, backend: `${this.backendLabel}${asBf16}` };
+      return { ...result, backend: runBackend(this.backendLabel, this.backend, result.knobs) };
     } catch (err) {
       throw fromNative(err, callSite);
     } finally {

@@ -15,6 +15,7 @@ import {
   type Model,
   NativeError,
   type Progress,
+  runBackend,
 } from "./index.ts";
 
 const buildDir = join(addonPath(), "..");
@@ -99,6 +100,13 @@ test("capabilities list the backends this build has and the GPU found, if any", 
     },
   };
   assert.equal(backendDescription(rtx, "cuda"), "cuda (NVIDIA GeForce RTX 5090, sm_120)");
+  const label = backendDescription(h200, "cuda");
+  assert.equal(runBackend(label, "cuda", { linear: "w8a8" }), `${label}; w8a8 linears ran as bf16`);
+  assert.equal(runBackend(label, "cuda", { linear: "bf16" }), label);
+  assert.equal(
+    runBackend("cpu (2 threads, amx kernels)", "cpu", { linear: "w8a8" }),
+    "cpu (2 threads, amx kernels)",
+  );
 });
 
 describe("the backend choice", () => {
