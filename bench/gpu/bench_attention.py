@@ -5,8 +5,9 @@ current stream, on the same bf16 tensors that SDPA gets, so both are timed the s
 events around each call, warm-up first, median of many runs. Accuracy is the cosine and relative L2
 against an fp32 reference: fp32 SDPA for flash/sage/SDPA itself, train/model.py's sla_attention in
 fp32 (the definition of SLA) for ours, on the first heads. Rows with _wgmma are the same calls with
-FF_CUDA_ATTN_IMPL=wgmma (the Hopper kernels, sm_90 and head_dim 128 only; _serial: without the
-intra-warpgroup overlap, FF_CUDA_WGMMA_SERIAL=1), the others with the mma.sync kernels. Prints a table last and writes JSON.
+FF_CUDA_ATTN_IMPL=wgmma (the Hopper kernels, sm_90 only; _serial: without the intra-warpgroup
+overlap, FF_CUDA_WGMMA_SERIAL=1), the others with the mma.sync kernels. Prints a table last and
+writes JSON.
 
 usage: python3 bench/gpu/bench_attention.py --lib PATH.so --out results.json [--big | --big-only]
 """
@@ -128,7 +129,7 @@ def bench_shape(lib, heads, n, hd, top_k, reps, ref_heads):
             runs[name + "_wgmma"] = runs[name]
         runs["ours_sage_int8_wgmma_serial"] = runs["ours_sage_int8"]  # without the intra-warpgroup overlap
     else:
-        print(f"[1, {heads}, {n}, {hd}]: no wgmma kernel here (needs sm_90 and head_dim 128); mma.sync only")
+        print(f"[1, {heads}, {n}, {hd}]: no wgmma kernel here (needs sm_90); mma.sync only")
     rows = []
     warmup = 3 if n > 10000 else 10
     sdpa_ms = None

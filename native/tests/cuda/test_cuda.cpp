@@ -264,6 +264,43 @@ void testSla(const AttnCase& c, float topK, bool withProj, cublasHandle_t cublas
   report(caseName(name, c), L.fromDevice(downloadBf16(out, ref.size()), c.heads, c.nq, c.hd), ref, 4e-2, 0.999);
 }
 
+#ifdef FF_CUDA_HAVE_SM90A
+// One tile of each wgmma product (sm90::probeTile): Q.K~^T must equal exact int32, P.V the fp64
+// product of the same bf16 values. A failure here points at that product's layout or fragment map.
+void testWgmmaProbe(int hd, int bn) {
+  std::uniform_int_distribution<int> di(-127, 127);
+  std::vector<int8_t> q(static_cast<size_t>(64) * hd), k(static_cast<size_t>(bn) * hd);
+  for (auto& e : q) e = static_cast<int8_t>(di(g_rng));
+  for (auto& e : k) e = static_cast<int8_t>(di(g_rng));
+  const std::vector<float> p = randomBf16(static_cast<size_t>(64) * bn, 0.5f), v = randomBf16(static_cast<size_t>(bn) * hd, 1.0f);
+  std::vector<float> sRef(static_cast<size_t>(64) * bn), oRef(static_cast<size_t>(64) * hd);
+  for (int i = 0; i < 64; ++i) {
+    for (int j = 0; j < bn; ++j) {
+      int32_t acc = 0;
+      for (int d = 0; d < hd; ++d) acc += int32_t{q[static_cast<size_t>(i) * hd + d]} * k[static_cast<size_t>(j) * hd + d];
+      sRef[static_cast<size_t>(i) * bn + j] = static_cast<float>(acc);
+    }
+    for (int d = 0; d < hd; ++d) {
+      double acc = 0;
+      for (int j = 0; j < bn; ++j) acc += double{p[static_cast<size_t>(i) * bn + j]} * v[static_cast<size_t>(j) * hd + d];
+      oRef[static_cast<size_t>(i) * hd + d] = static_cast<float>(acc);
+    }
+  }
+  DeviceBuffer dq = uploadBytes(q.data(), q.size()), dk = uploadBytes(k.data(), k.size()), dp = uploadBf16(p), dv = uploadBf16(v),
+               ds(sRef.size() * 4), dout(oRef.size() * 4);
+  ds.poison();
+  dout.poison();
+  ff::cuda::sm90::probeTile(hd, bn, static_cast<int8_t*>(dq.p), static_cast<int8_t*>(dk.p), dp.p, dv.p, static_cast<int32_t*>(ds.p),
+                            static_cast<float*>(dout.p), nullptr);
+  FF_CUDA(cudaDeviceSynchronize());
+  const std::vector<int32_t> sGot = download<int32_t>(ds, sRef.size());
+  std::vector<float> sGotF(sGot.begin(), sGot.end());
+  const std::string shape = " 64 rows, " + std::to_string(bn) + " keys, hd" + std::to_string(hd);
+  report("wgmma probe s8 Q.K^T (exact)" + shape, sGotF, sRef, 0.0, 0.999999);
+  report("wgmma probe bf16 P.V" + shape, download<float>(dout, oRef.size()), oRef, 1e-5, 0.999999);
+}
+#endif
+
 void testGemm(cublasHandle_t cublas) {
   const int m = 300, n = 264, k = 512;
   const std::vector<float> x = randomBf16(static_cast<size_t>(m) * k, 1.0f), w = randomBf16(static_cast<size_t>(n) * k, 0.05f);
@@ -360,6 +397,34 @@ void testOps() {
   report("residual += gate * (y + bias) 333x384", download<float>(dxa, x.size()), xa, 1e-6, 0.999999);
 }
 
+// Hopper's wgmma kernels (attention_sm90.cu): one tile of each product, then the sage and SLA
+// shapes of main, plus a key count with an odd number of 64-token blocks (the last 128-key tile
+// half empty).
+void testWgmma(cublasHandle_t cublas, const cudaDeviceProp& prop) {
+  setenv("FF_CUDA_ATTN_IMPL", "wgmma", 1);
+  if (ff::cuda::sageUsesWgmma(128)) {
+#ifdef FF_CUDA_HAVE_SM90A
+    for (const int hd : {128, 64})
+      for (const int bn : {64, 128}) testWgmmaProbe(hd, bn);
+#endif
+    testDenseAndSage({3, 2304, 2304, 64, false});
+    testDenseAndSage({2, 777, 1000, 128, true});
+    testDenseAndSage({2, 640, 960, 128, false});
+    testSla({2, 1000, 1000, 128, true}, 0.25f, true, cublas);
+    testSla({2, 1000, 1000, 128, false}, 0.1f, false, cublas);
+    testSla({1, 300, 300, 128, true}, 1.0f, true, cublas);
+    testSla({3, 2304, 2304, 64, false}, 0.1f, true, cublas);
+    setenv("FF_CUDA_WGMMA_SERIAL", "1", 1);  // the schedule without overlap
+    testDenseAndSage({2, 777, 1000, 128, true});
+    testSla({2, 1000, 1000, 128, true}, 0.25f, true, cublas);
+    unsetenv("FF_CUDA_WGMMA_SERIAL");
+  } else {
+    std::printf("wgmma attention: SKIPPED (needs a compute capability 9.0 device and a build whose CUDA architectures "
+                "include 90; this device is sm_%d%d)\n", prop.major, prop.minor);
+  }
+  unsetenv("FF_CUDA_ATTN_IMPL");
+}
+
 }  // namespace
 
 // test_engine.cpp: the engine's CUDA path against its CPU path, reporting through report().
@@ -390,29 +455,12 @@ int main() {
     testSla({3, 2304, 2304, 64, false}, 0.1f, true, cublas);
     testSla({2, 1000, 1000, 128, true}, 0.25f, true, cublas);
     unsetenv("FF_CUDA_SLA_WIDE");
-    // Hopper's wgmma kernels (attention_sm90.cu) on the head_dim 128 shapes above, plus a key count
-    // with an odd number of 64-token blocks (the last 128-key tile half empty).
-    setenv("FF_CUDA_ATTN_IMPL", "wgmma", 1);
-    if (ff::cuda::sageUsesWgmma(128)) {
-      testDenseAndSage({2, 777, 1000, 128, true});
-      testDenseAndSage({2, 1000, 1000, 128, false});
-      testDenseAndSage({2, 640, 960, 128, false});
-      testSla({2, 1000, 1000, 128, true}, 0.25f, true, cublas);
-      testSla({2, 1000, 1000, 128, false}, 0.1f, false, cublas);
-      testSla({1, 300, 300, 128, true}, 1.0f, true, cublas);
-      setenv("FF_CUDA_WGMMA_SERIAL", "1", 1);  // the schedule without overlap
-      testDenseAndSage({2, 777, 1000, 128, true});
-      testSla({2, 1000, 1000, 128, true}, 0.25f, true, cublas);
-      unsetenv("FF_CUDA_WGMMA_SERIAL");
-    } else {
-      std::printf("wgmma attention: SKIPPED (needs a compute capability 9.0 device and a build whose CUDA architectures "
-                  "include 90; this device is sm_%d%d)\n", prop.major, prop.minor);
-    }
-    unsetenv("FF_CUDA_ATTN_IMPL");
     testGemm(cublas);
     testOps();
-    FF_CUBLAS(cublasDestroy(cublas));
     g_failures += engineChecks(report);
+    // Last, as they have not run on a GPU before: a fault would poison the context for what follows.
+    testWgmma(cublas, prop);
+    FF_CUBLAS(cublasDestroy(cublas));
   } catch (const std::exception& e) {
     std::printf("error: %s\n", e.what());
     return 2;

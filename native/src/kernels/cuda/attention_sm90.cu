@@ -9,23 +9,24 @@
 // and V (bf16) tiles stream through shared memory with cp.async issued by every thread (no producer
 // warpgroup or TMA yet), written straight into the 128-byte-swizzled layouts wgmma reads.
 //
-// Shared-memory layouts (every tile 1024-byte aligned; "swz(r, c)" = 16-byte chunk c of row r of a
-// tile with 128-byte rows, stored at r * 128 + ((c ^ (r & 7)) * 16): the 128B swizzle, bits 4-6 of
-// the byte offset XORed with bits 7-9):
-//   sQ  [WGS * 64 rows][128 B]  INT8 q, K-major A operand (row = query, 128 channels contiguous)
-//   sK  [BN rows][128 B]        INT8 k~, K-major B operand (row = key)
-//   sV  [2 halves][BN rows][128 B]  bf16 v: half c holds channels 64c..64c+63 of each key row;
-//                               the MN-major ("transposed") B operand of P.V (N = channel contiguous)
+// Shared-memory layouts, HD = head_dim (64 or 128), every tile 1024-byte aligned. Swizzles act on
+// the byte offset in the tile: 128B swizzle = bits 4-6 XOR bits 7-9 (16-byte chunk c of a 128-byte
+// row r lands at r * 128 + ((c ^ (r % 8)) * 16)); 64B swizzle = bits 4-5 XOR bits 7-8 (chunk c of a
+// 64-byte row r at r * 64 + ((c ^ ((r / 2) % 4)) * 16)).
+//   sQ  [WGS * 64 rows][HD B]  INT8 q, K-major A operand (row = query, channels contiguous)
+//   sK  [BN rows][HD B]        INT8 k~, K-major B operand (row = key); 128B swizzle at HD 128, 64B at 64
+//   sV  [HD / 64 halves][BN rows][128 B]  bf16 v, 128B swizzle: half c holds channels 64c..64c+63 of
+//                              each key row; the MN-major ("transposed") B operand of P.V
 // wgmma shared-memory descriptor (PTX ISA "Matrix Descriptor Format"): bits 0-13 start address >> 4,
 // 16-29 leading byte offset >> 4, 32-45 stride byte offset >> 4, 49-51 base offset (0: every
-// swizzle pattern starts 1024-byte aligned), 62-63 swizzle (1 = 128B). Canonical 128B layouts in
-// units of elements, T = 16 bytes / element size (CUTLASS's notation):
-//   K-major  ((8, m), (T, 2k)) : ((8T, SBO), (1, T))    8 rows of 128 B, then SBO per 8 rows; LBO unused
-//   MN-major ((T, 8, m), (8, k)) : ((1, T, LBO), (8T, SBO))  64 bf16 of N contiguous per 128-B row,
-//            LBO between 64-column groups of N, 8 K-rows of 128 B, SBO between groups of 8 K-rows
-// so Q and K~ use SBO = 1024 (LBO = 16, ignored) and step K by 32 bytes (one k32 INT8 slice) inside
-// the swizzle row; V uses LBO = BN * 128 (the second channel half), SBO = 1024, and steps K by 16
-// keys = 2048 bytes.
+// swizzle pattern starts aligned), 62-63 swizzle (1 = 128B, 2 = 64B). Canonical layouts in units of
+// elements, T = 16 bytes / element size, S = swizzle width / 16 B (8 or 4) (CUTLASS's notation):
+//   K-major  ((8, m), (T, 2k)) : ((S T, SBO), (1, T))   8 rows of S * 16 B, SBO per 8 rows; LBO unused
+//   MN-major ((T, 8, m), (8, k)) : ((1, T, LBO), (8T, SBO))  (128B) 64 bf16 of N contiguous per
+//            128-B row, LBO between 64-column groups of N, SBO between groups of 8 K-rows
+// so Q and K~ use SBO = 8 * HD (LBO = 16, ignored) and step K by 32 bytes (one k32 INT8 slice)
+// inside the swizzle row; V uses LBO = BN * 128 (the next channel half), SBO = 1024, and steps K by
+// 16 keys = 2048 bytes.
 //
 // Register fragments (PTX ISA "wgmma register fragments"; warp w = 0..3 of the warpgroup owns rows
 // 16w..16w+15, g = lane / 4, c = lane % 4):
@@ -37,7 +38,7 @@
 //
 // Two schedules (template OVERLAP; FF_CUDA_WGMMA_SERIAL=1 selects the serial one):
 //  serial, 2 stages, per tile: cp.async.wait_group -> fence.proxy.async.shared::cta (generic-proxy
-//    writes made visible to wgmma's async proxy) -> __syncthreads -> wgmma.fence -> 4 x wgmma(Q.K~)
+//    writes made visible to wgmma's async proxy) -> __syncthreads -> wgmma.fence -> HD/32 x wgmma(Q.K~)
 //    -> commit -> wait_group 0 -> softmax, O rescaled -> wgmma.fence (P and O were written by
 //    ordinary instructions) -> BN/16 x wgmma(P.V) -> commit -> wait_group 0 -> __syncthreads (the
 //    stage may be overwritten).
@@ -65,27 +66,62 @@ namespace ff::cuda::sm90 {
 
 namespace {
 
-constexpr int kHeadDim = 128;  // one 128-byte swizzle row per INT8 q/k row
-
-template <int WGS, int BN, bool OVERLAP>
+template <int HD, int WGS, int BN, bool OVERLAP>
 struct Tiles {
   static constexpr int kStages = OVERLAP ? 3 : 2;
   static constexpr int kRows = WGS * 64;        // query rows per CTA
-  static constexpr int kQBytes = kRows * 128;   // INT8 q
-  static constexpr int kKBytes = BN * 128;      // INT8 k~ of one stage
-  static constexpr int kVHalf = BN * 128;       // one 64-channel half of bf16 v
-  static constexpr int kStageBytes = kKBytes + 2 * kVHalf;
+  static constexpr int kQBytes = kRows * HD;    // INT8 q
+  static constexpr int kKBytes = BN * HD;       // INT8 k~ of one stage
+  static constexpr int kStageBytes = kKBytes + BN * HD * 2;  // + bf16 v
   static constexpr int kSmem = kQBytes + kStages * kStageBytes + 1024;  // + slack to align the base to 1024
+  static_assert(kQBytes % 1024 == 0 && kKBytes % 1024 == 0, "every tile starts 1024-byte aligned");
 };
 
 __device__ __forceinline__ void fenceProxyAsync() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
-// Byte offset of 16-byte chunk c (0..7) of row r in a 128B-swizzled tile of 128-byte rows.
-__device__ __forceinline__ uint32_t swz128(int r, int c) { return r * 128 + ((c ^ (r & 7)) << 4); }
+// Byte offset of 16-byte chunk c of row r in a tile of ROWBYTES-byte rows, swizzled as wgmma reads
+// it: 128B swizzle for 128-byte rows, 64B swizzle for 64-byte rows.
+template <int ROWBYTES>
+__device__ __forceinline__ uint32_t swizzled(int r, int c) {
+  static_assert(ROWBYTES == 128 || ROWBYTES == 64, "128- or 64-byte rows");
+  if constexpr (ROWBYTES == 128) return r * 128 + ((c ^ (r & 7)) << 4);
+  else return r * 64 + ((c ^ ((r >> 1) & 3)) << 4);
+}
 
+// Descriptor swizzle field for rows of ROWBYTES: 1 = 128B, 2 = 64B.
+template <int ROWBYTES>
+constexpr uint64_t kSwizzleMode = ROWBYTES == 128 ? 1 : 2;
+
+template <int ROWBYTES>
 __device__ __forceinline__ uint64_t smemDesc(uint32_t addr, uint32_t lbo, uint32_t sbo) {
   return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>(lbo >> 4) << 16) |
-         (static_cast<uint64_t>(sbo >> 4) << 32) | (1ull << 62);
+         (static_cast<uint64_t>(sbo >> 4) << 32) | (kSwizzleMode<ROWBYTES> << 62);
+}
+
+// ROWS rows of CHUNKS 16-byte chunks (source row stride in bytes, from row0; rows at or past nValid
+// are zero-filled: cp.async with source size 0); chunk c of row r goes to shared address dst(r, c).
+template <int ROWS, int CHUNKS, int THREADS, typename Dst>
+__device__ __forceinline__ void loadRows(Dst dst, const uint8_t* src, int64_t stride, int row0, int nValid, int tid) {
+  static_assert(ROWS * CHUNKS % THREADS == 0, "the tile splits evenly over the threads");
+#pragma unroll 1  // unrolled, every chunk's addresses stay live across the main loop (spills)
+  for (int it = 0; it < ROWS * CHUNKS / THREADS; ++it) {
+    const int x = tid + it * THREADS, r = x / CHUNKS, c = x % CHUNKS;
+    const bool ok = row0 + r < nValid;
+    cpAsync16(dst(r, c), ok ? src + static_cast<int64_t>(row0 + r) * stride + c * 16 : src, ok);
+  }
+}
+
+// INT8 rows of HD bytes into a K-major tile at base.
+template <int HD, int ROWS, int THREADS>
+__device__ __forceinline__ void loadKMajor(uint32_t base, const uint8_t* src, int64_t stride, int row0, int nValid, int tid) {
+  loadRows<ROWS, HD / 16, THREADS>([base](int r, int c) { return base + swizzled<HD>(r, c); }, src, stride, row0, nValid, tid);
+}
+
+// bf16 rows of HD channels into HD / 64 halves of [ROWS][128 B] at base.
+template <int HD, int ROWS, int THREADS>
+__device__ __forceinline__ void loadV(uint32_t base, const uint8_t* src, int64_t stride, int row0, int nValid, int tid) {
+  loadRows<ROWS, HD / 8, THREADS>([base](int r, int c) { return base + (c >> 3) * ROWS * 128 + swizzled<128>(r, c & 7); },
+                                  src, stride, row0, nValid, tid);
 }
 
 __device__ __forceinline__ void wgFence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
@@ -108,6 +144,7 @@ __device__ __forceinline__ void pinRegs(float (&r)[N]) {
 }
 
 #define FF_RW_S32(x) "+r"(x)
+#define FF_W_S32(x) "=r"(x)
 #define FF_RW_F32(x) "+f"(x)
 #define FF_OPS8(M, a, i) M(a[i]), M(a[i + 1]), M(a[i + 2]), M(a[i + 3]), M(a[i + 4]), M(a[i + 5]), M(a[i + 6]), M(a[i + 7])
 #define FF_OPS32(M, a) FF_OPS8(M, a, 0), FF_OPS8(M, a, 8), FF_OPS8(M, a, 16), FF_OPS8(M, a, 24)
@@ -122,51 +159,54 @@ __device__ __forceinline__ void pinRegs(float (&r)[N]) {
   "%46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
 
 // d[64 x N] (+)= a[64 x 32] . b[32 x N]^T, INT8 in, int32 out; both operands from shared memory
-// (K-major). accumulate = 0 overwrites d. (One instruction per N: the operand count differs.)
-template <int N>
-__device__ __forceinline__ void wgmmaS8(int (&d)[N / 2], uint64_t a, uint64_t b, int accumulate);
-
-template <>
-__device__ __forceinline__ void wgmmaS8<128>(int (&d)[64], uint64_t a, uint64_t b, int accumulate) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8 " FF_REGS64 ", %64, %65, p;\n}\n"
-      : FF_OPS64(FF_RW_S32, d)
-      : "l"(a), "l"(b), "r"(accumulate));
+// (K-major). ACCUMULATE = false overwrites d (scale-d = 0) and declares d write-only, so the
+// previous tile's scores are dead once converted instead of held for this instruction.
+#define FF_QK_S8(N, REGS, IDX_A, IDX_B, IDX_P, OPS)                                                                  \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %" IDX_P ", 0;\n"                                                \
+               "wgmma.mma_async.sync.aligned.m64n" #N "k32.s32.s8.s8 " REGS ", %" IDX_A ", %" IDX_B ", p;\n}\n" \
+               : OPS                                                                                               \
+               : "l"(a), "l"(b), "r"(ACCUMULATE ? 1 : 0))
+template <bool ACCUMULATE>
+__device__ __forceinline__ void wgmmaS8(int (&d)[64], uint64_t a, uint64_t b) {
+  if constexpr (ACCUMULATE) FF_QK_S8(128, FF_REGS64, "64", "65", "66", FF_OPS64(FF_RW_S32, d));
+  else FF_QK_S8(128, FF_REGS64, "64", "65", "66", FF_OPS64(FF_W_S32, d));
 }
-template <>
-__device__ __forceinline__ void wgmmaS8<64>(int (&d)[32], uint64_t a, uint64_t b, int accumulate) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k32.s32.s8.s8 " FF_REGS32 ", %32, %33, p;\n}\n"
-      : FF_OPS32(FF_RW_S32, d)
-      : "l"(a), "l"(b), "r"(accumulate));
+template <bool ACCUMULATE>
+__device__ __forceinline__ void wgmmaS8(int (&d)[32], uint64_t a, uint64_t b) {
+  if constexpr (ACCUMULATE) FF_QK_S8(64, FF_REGS32, "32", "33", "34", FF_OPS32(FF_RW_S32, d));
+  else FF_QK_S8(64, FF_REGS32, "32", "33", "34", FF_OPS32(FF_W_S32, d));
 }
 
-// d[64 x 128] += a[64 x 16] . b[16 x 128], bf16 in, fp32 out; a from registers, b from shared
-// memory, MN-major (imm-trans-b = 1).
-__device__ __forceinline__ void wgmmaBf16N128(float (&d)[64], const uint32_t (&a)[4], uint64_t b) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " FF_REGS64 ", {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
-      : FF_OPS64(FF_RW_F32, d)
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+// d[64 x N] += a[64 x 16] . b[16 x N], bf16 in, fp32 out; a from registers, b from shared memory,
+// MN-major (imm-trans-b = 1).
+#define FF_PV_BF16(N, REGS, IDX_A, IDX_B, IDX_P, OPS)                                                              \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %" IDX_P ", 0;\n"                                              \
+               "wgmma.mma_async.sync.aligned.m64n" #N "k16.f32.bf16.bf16 " REGS ", {" IDX_A "}, %" IDX_B         \
+               ", p, 1, 1, 1;\n}\n"                                                                              \
+               : OPS                                                                                             \
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1))
+__device__ __forceinline__ void wgmmaBf16(float (&d)[64], const uint32_t (&a)[4], uint64_t b) {
+  FF_PV_BF16(128, FF_REGS64, "%64, %65, %66, %67", "68", "69", FF_OPS64(FF_RW_F32, d));
+}
+__device__ __forceinline__ void wgmmaBf16(float (&d)[32], const uint32_t (&a)[4], uint64_t b) {
+  FF_PV_BF16(64, FF_REGS32, "%32, %33, %34, %35", "36", "37", FF_OPS32(FF_RW_F32, d));
 }
 
-// S = Q . K~^T for one tile: four k32 slices of the 128 channels, 32 bytes apart inside each
+// S = Q . K~^T for one tile: HD / 32 k32 slices of the channels, 32 bytes apart inside each
 // swizzle row. Issues only (no commit).
-template <int BN>
+template <int HD, int BN>
 __device__ __forceinline__ void issueQK(int (&acc)[BN / 2], uint32_t sQw, uint32_t sK) {
+  wgmmaS8<false>(acc, smemDesc<HD>(sQw, 16, 8 * HD), smemDesc<HD>(sK, 16, 8 * HD));
 #pragma unroll
-  for (int kk = 0; kk < kHeadDim / 32; ++kk)
-    wgmmaS8<BN>(acc, smemDesc(sQw + kk * 32, 16, 1024), smemDesc(sK + kk * 32, 16, 1024), kk);
+  for (int kk = 1; kk < HD / 32; ++kk)
+    wgmmaS8<true>(acc, smemDesc<HD>(sQw + kk * 32, 16, 8 * HD), smemDesc<HD>(sK + kk * 32, 16, 8 * HD));
 }
 
 // O += P . V for one tile: 16 keys (2048 bytes of each V half) per step. Issues only.
-template <int BN>
-__device__ __forceinline__ void issuePV(float (&o)[64], const uint32_t (&pf)[BN / 16][4], uint32_t sV) {
+template <int HD, int BN>
+__device__ __forceinline__ void issuePV(float (&o)[HD / 2], const uint32_t (&pf)[BN / 16][4], uint32_t sV) {
 #pragma unroll
-  for (int kk = 0; kk < BN / 16; ++kk) wgmmaBf16N128(o, pf[kk], smemDesc(sV + kk * 2048, BN * 128, 1024));
+  for (int kk = 0; kk < BN / 16; ++kk) wgmmaBf16(o, pf[kk], smemDesc<128>(sV + kk * 2048, BN * 128, 1024));
 }
 
 // Online softmax of one thread's rows g and g + 8 (base 2).
@@ -232,9 +272,10 @@ __device__ __forceinline__ float2 softmaxTile(const int (&acc)[BN / 2], uint32_t
   return alpha;
 }
 
-__device__ __forceinline__ void rescaleRows(float (&o)[64], float2 alpha) {
+template <int HD>
+__device__ __forceinline__ void rescaleRows(float (&o)[HD / 2], float2 alpha) {
 #pragma unroll
-  for (int n = 0; n < 16; ++n) {
+  for (int n = 0; n < HD / 8; ++n) {
     o[4 * n] *= alpha.x;
     o[4 * n + 1] *= alpha.x;
     o[4 * n + 2] *= alpha.y;
@@ -242,12 +283,11 @@ __device__ __forceinline__ void rescaleRows(float (&o)[64], float2 alpha) {
   }
 }
 
-template <int WGS, int BN, bool OVERLAP>
+template <int HD, int WGS, int BN, bool OVERLAP>
 __global__ void __launch_bounds__(WGS * 128, 1) sageWgmmaKernel(SageArgs a) {
-  using T = Tiles<WGS, BN, OVERLAP>;
+  using T = Tiles<HD, WGS, BN, OVERLAP>;
   constexpr int kThreads = WGS * 128;
   static_assert(BN == 64 || BN == 128, "key tile of 64 or 128");
-  static_assert(T::kRows * 8 % kThreads == 0 && BN * 8 % kThreads == 0, "tiles split evenly over the threads");
   extern __shared__ uint8_t smemRaw[];
   const uint32_t sQ = (smemAddr(smemRaw) + 1023u) & ~1023u;
   const uint32_t sStages = sQ + T::kQBytes;
@@ -265,41 +305,24 @@ __global__ void __launch_bounds__(WGS * 128, 1) sageWgmmaKernel(SageArgs a) {
   auto tileStart = [&](int i) { return kSparse ? list[i] * 64 : i * BN; };
   auto stageK = [&](int i) { return sStages + (i % T::kStages) * T::kStageBytes; };
 
-  // Rows past the sequence are zero-filled (cp.async with source size 0): zero q rows give finite
-  // scores, zero v rows keep masked keys (P = 0) from multiplying garbage.
-#pragma unroll
-  for (int it = 0; it < T::kRows * 8 / kThreads; ++it) {
-    const int i = tid + it * kThreads, r = i >> 3, c = i & 7;
-    const bool ok = q0 + r < a.nQ;
-    cpAsync16(sQ + swz128(r, c), ok ? gq + static_cast<int64_t>(q0 + r) * a.qTok + c * 16 : gq, ok);
-  }
+  // Rows past the sequence are zero-filled: zero q rows give finite scores, zero v rows keep masked
+  // keys (P = 0) from multiplying garbage.
+  loadKMajor<HD, T::kRows, kThreads>(sQ, gq, a.qTok, q0, a.nQ, tid);
   // Tile i into its stage (nothing past the last tile); the caller commits the group.
   auto loadKV = [&](int i) {
     if (i >= nTiles) return;
     const int k0 = tileStart(i);
-    const uint32_t sK = stageK(i), sV = sK + T::kKBytes;
-#pragma unroll
-    for (int it = 0; it < BN * 8 / kThreads; ++it) {
-      const int x = tid + it * kThreads, r = x >> 3, c = x & 7;
-      const bool ok = k0 + r < a.nK;
-      cpAsync16(sK + swz128(r, c), ok ? gk + static_cast<int64_t>(k0 + r) * a.kTok + c * 16 : gk, ok);
-    }
-#pragma unroll
-    for (int it = 0; it < BN * 16 / kThreads; ++it) {
-      const int x = tid + it * kThreads, r = x >> 4, c = x & 15;
-      const bool ok = k0 + r < a.nK;
-      cpAsync16(sV + (c >> 3) * T::kVHalf + swz128(r, c & 7), ok ? gv + static_cast<int64_t>(k0 + r) * a.vTok * 2 + c * 16 : gv,
-                ok);
-    }
+    loadKMajor<HD, BN, kThreads>(stageK(i), gk, a.kTok, k0, a.nK, tid);
+    loadV<HD, BN, kThreads>(stageK(i) + T::kKBytes, gv, a.vTok * 2, k0, a.nK, tid);
   };
 
   const float qs = a.qScale[h * a.qBlocks + min((q0 + wg * 64) / 64, a.qBlocks - 1)];
-  const uint32_t sQw = sQ + wg * 64 * 128;  // this warpgroup's 64 rows (8 swizzle atoms)
-  float o[64];
+  const uint32_t sQw = sQ + wg * 64 * HD;  // this warpgroup's 64 rows (8 swizzle atoms)
+  float o[HD / 2];
   int acc[BN / 2];
   uint32_t pf[BN / 16][4], pn[BN / 16][4];  // P of the current tile; the overlapped schedule's next P
 #pragma unroll
-  for (int i = 0; i < 64; ++i) o[i] = 0.0f;
+  for (int i = 0; i < HD / 2; ++i) o[i] = 0.0f;
 #pragma unroll
   for (int i = 0; i < BN / 2; ++i) acc[i] = 0;
   RowState st;
@@ -315,14 +338,14 @@ __global__ void __launch_bounds__(WGS * 128, 1) sageWgmmaKernel(SageArgs a) {
       __syncthreads();
       const uint32_t sK = stageK(i);
       wgFence();
-      issueQK<BN>(acc, sQw, sK);
+      issueQK<HD, BN>(acc, sQw, sK);
       wgCommit();
       wgWait<0>();
       pinRegs(acc);
-      rescaleRows(o, softmaxTile<BN>(acc, pf, st, a, h, qs, tileStart(i), c4));
+      rescaleRows<HD>(o, softmaxTile<BN>(acc, pf, st, a, h, qs, tileStart(i), c4));
       pinRegs(o);
       wgFence();
-      issuePV<BN>(o, pf, sK + T::kKBytes);
+      issuePV<HD, BN>(o, pf, sK + T::kKBytes);
       wgCommit();
       wgWait<0>();
       pinRegs(o);
@@ -340,7 +363,7 @@ __global__ void __launch_bounds__(WGS * 128, 1) sageWgmmaKernel(SageArgs a) {
     fenceProxyAsync();
     __syncthreads();
     wgFence();
-    issueQK<BN>(acc, sQw, stageK(0));
+    issueQK<HD, BN>(acc, sQw, stageK(0));
     wgCommit();
     wgWait<0>();
     pinRegs(acc);
@@ -353,16 +376,16 @@ __global__ void __launch_bounds__(WGS * 128, 1) sageWgmmaKernel(SageArgs a) {
       __syncthreads();
       pinRegs(o);
       wgFence();
-      issueQK<BN>(acc, sQw, stageK(i + 1));
+      issueQK<HD, BN>(acc, sQw, stageK(i + 1));
       wgCommit();
-      issuePV<BN>(o, pin, stageK(i) + T::kKBytes);
+      issuePV<HD, BN>(o, pin, stageK(i) + T::kKBytes);
       wgCommit();
       wgWait<1>();  // S_{i+1} done; P_i . V_i may still run
       pinRegs(acc);
       const float2 alpha = softmaxTile<BN>(acc, pout, st, a, h, qs, tileStart(i + 1), c4);
       wgWait<0>();
       pinRegs(o);
-      rescaleRows(o, alpha);
+      rescaleRows<HD>(o, alpha);
       __syncthreads();  // every warpgroup is done with stage i
       loadKV(i + 3);
       cpCommit();
@@ -370,7 +393,7 @@ __global__ void __launch_bounds__(WGS * 128, 1) sageWgmmaKernel(SageArgs a) {
     auto lastPV = [&](int i, const uint32_t (&pin)[BN / 16][4]) {
       pinRegs(o);
       wgFence();
-      issuePV<BN>(o, pin, stageK(i) + T::kKBytes);
+      issuePV<HD, BN>(o, pin, stageK(i) + T::kKBytes);
       wgCommit();
       wgWait<0>();
       pinRegs(o);
@@ -397,26 +420,107 @@ __global__ void __launch_bounds__(WGS * 128, 1) sageWgmmaKernel(SageArgs a) {
   const int r0 = q0 + wg * 64 + warp * 16 + g, r1 = r0 + 8;
   auto* go = static_cast<uint8_t*>(a.out) + h * a.oHead * 2;
 #pragma unroll
-  for (int n = 0; n < 16; ++n) {
+  for (int n = 0; n < HD / 8; ++n) {
     const int col = 8 * n + 2 * c4;
     if (r0 < a.nQ) *reinterpret_cast<uint32_t*>(go + r0 * a.oTok * 2 + col * 2) = packBf16(o[4 * n] * inv0, o[4 * n + 1] * inv0);
     if (r1 < a.nQ) *reinterpret_cast<uint32_t*>(go + r1 * a.oTok * 2 + col * 2) = packBf16(o[4 * n + 2] * inv1, o[4 * n + 3] * inv1);
   }
 }
 
-template <int WGS, int BN, bool OVERLAP>
+template <int HD, int WGS, int BN, bool OVERLAP>
 void launch(const SageArgs& a, int rowBlocks, cudaStream_t stream) {
-  constexpr int smem = Tiles<WGS, BN, OVERLAP>::kSmem;
+  constexpr int smem = Tiles<HD, WGS, BN, OVERLAP>::kSmem;
   static bool configured = false;
   if (!configured) {
-    FF_CUDA(cudaFuncSetAttribute(sageWgmmaKernel<WGS, BN, OVERLAP>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    FF_CUDA(cudaFuncSetAttribute(sageWgmmaKernel<HD, WGS, BN, OVERLAP>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     configured = true;
   }
-  sageWgmmaKernel<WGS, BN, OVERLAP><<<dim3(rowBlocks, a.heads), WGS * 128, smem, stream>>>(a);
+  sageWgmmaKernel<HD, WGS, BN, OVERLAP><<<dim3(rowBlocks, a.heads), WGS * 128, smem, stream>>>(a);
   FF_CUDA_LAUNCHED("sageWgmmaKernel");
 }
 
+// Dense attention (2 warpgroups, 128-key tiles) or SLA's sparse branch (1 warpgroup per 64-row
+// query block, 64-key tiles), each on the overlapped or the serial schedule.
+template <int HD>
+void launchHd(const SageArgs& a, bool serial, cudaStream_t stream) {
+  const int denseCtas = (a.nQ + 127) / 128;
+  if (a.blocks) {
+    if (serial) launch<HD, 1, 64, false>(a, a.qBlocks, stream);
+    else launch<HD, 1, 64, true>(a, a.qBlocks, stream);
+  } else {
+    if (serial) launch<HD, 2, 128, false>(a, denseCtas, stream);
+    else launch<HD, 2, 128, true>(a, denseCtas, stream);
+  }
+}
+
+// One tile of each product through the same helpers as sageWgmmaKernel, for the tests: inputs
+// copied into the swizzled layouts, P's A fragments read from global memory by the documented
+// register map, results written out by the documented accumulator map.
+template <int HD, int BN>
+__global__ void __launch_bounds__(128, 1) probeKernel(const uint8_t* q, const uint8_t* k, const uint32_t* p,
+                                                      const uint8_t* v, int32_t* s, float* o) {
+  extern __shared__ uint8_t smemRaw[];
+  const uint32_t sQ = (smemAddr(smemRaw) + 1023u) & ~1023u, sK = sQ + 64 * HD, sV = sK + BN * HD;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, c4 = lane & 3;
+  loadKMajor<HD, 64, 128>(sQ, q, HD, 0, 64, tid);
+  loadKMajor<HD, BN, 128>(sK, k, HD, 0, BN, tid);
+  loadV<HD, BN, 128>(sV, v, HD * 2, 0, BN, tid);
+  cpCommit();
+  cpWait<0>();
+  fenceProxyAsync();
+  __syncthreads();
+  // p: [64, BN] bf16 as b32 pairs, BN / 2 per row.
+  const int row = warp * 16 + g;
+  uint32_t pf[BN / 16][4];
+#pragma unroll
+  for (int kk = 0; kk < BN / 16; ++kk) {
+    const int pair = kk * 8 + c4;
+    pf[kk][0] = p[row * (BN / 2) + pair];
+    pf[kk][1] = p[(row + 8) * (BN / 2) + pair];
+    pf[kk][2] = p[row * (BN / 2) + pair + 4];
+    pf[kk][3] = p[(row + 8) * (BN / 2) + pair + 4];
+  }
+  int acc[BN / 2];
+  float oacc[HD / 2];
+#pragma unroll
+  for (int i = 0; i < BN / 2; ++i) acc[i] = 0;
+#pragma unroll
+  for (int i = 0; i < HD / 2; ++i) oacc[i] = 0.0f;
+  wgFence();
+  issueQK<HD, BN>(acc, sQ, sK);
+  wgCommit();
+  issuePV<HD, BN>(oacc, pf, sV);
+  wgCommit();
+  wgWait<0>();
+  pinRegs(acc);
+  pinRegs(oacc);
+#pragma unroll
+  for (int i = 0; i < BN / 2; ++i) s[(row + 8 * ((i >> 1) & 1)) * BN + 8 * (i >> 2) + 2 * c4 + (i & 1)] = acc[i];
+#pragma unroll
+  for (int i = 0; i < HD / 2; ++i) o[(row + 8 * ((i >> 1) & 1)) * HD + 8 * (i >> 2) + 2 * c4 + (i & 1)] = oacc[i];
+}
+
+template <int HD, int BN>
+void launchProbe(const void* q, const void* k, const void* p, const void* v, int32_t* s, float* o, cudaStream_t stream) {
+  constexpr int smem = 64 * HD + BN * HD * 3 + 1024;
+  FF_CUDA(cudaFuncSetAttribute(probeKernel<HD, BN>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  probeKernel<HD, BN><<<1, 128, smem, stream>>>(static_cast<const uint8_t*>(q), static_cast<const uint8_t*>(k),
+                                                static_cast<const uint32_t*>(p), static_cast<const uint8_t*>(v), s, o);
+  FF_CUDA_LAUNCHED("probeKernel");
+}
+
 }  // namespace
+
+void probeTile(int hd, int bn, const int8_t* q, const int8_t* k, const void* p, const void* v, int32_t* s, float* o,
+               CUstream_st* stream) {
+  if (!available(hd) || (bn != 64 && bn != 128))
+    throw std::invalid_argument("wgmma probe: needs an sm_90 device, head_dim 64 or 128 and 64 or 128 keys, got head_dim " +
+                                std::to_string(hd) + ", " + std::to_string(bn) + " keys");
+  if (hd == 64 && bn == 64) launchProbe<64, 64>(q, k, p, v, s, o, stream);
+  else if (hd == 64) launchProbe<64, 128>(q, k, p, v, s, o, stream);
+  else if (bn == 64) launchProbe<128, 64>(q, k, p, v, s, o, stream);
+  else launchProbe<128, 128>(q, k, p, v, s, o, stream);
+}
 
 bool available(int headDim) {
   static const bool hopper = [] {
@@ -426,22 +530,17 @@ bool available(int headDim) {
     FF_CUDA(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
     return major == 9 && minor == 0;
   }();
-  return hopper && headDim == kHeadDim;
+  return hopper && (headDim == 64 || headDim == 128);
 }
 
 void sageAttention(const SageArgs& a, CUstream_st* stream) {
   if (!available(a.headDim))
-    throw std::invalid_argument("wgmma attention needs an sm_90 device and head_dim 128, got head_dim " + std::to_string(a.headDim));
+    throw std::invalid_argument("wgmma attention needs an sm_90 device and head_dim 64 or 128, got head_dim " +
+                                std::to_string(a.headDim));
   const char* serialEnv = std::getenv("FF_CUDA_WGMMA_SERIAL");
   const bool serial = serialEnv != nullptr && serialEnv[0] == '1';
-  const int denseCtas = (a.nQ + 127) / 128;
-  if (a.blocks) {  // SLA's sparse branch: 64-key tiles, one warpgroup per 64-row query block
-    if (serial) launch<1, 64, false>(a, a.qBlocks, stream);
-    else launch<1, 64, true>(a, a.qBlocks, stream);
-  } else {
-    if (serial) launch<2, 128, false>(a, denseCtas, stream);
-    else launch<2, 128, true>(a, denseCtas, stream);
-  }
+  if (a.headDim == 64) launchHd<64>(a, serial, stream);
+  else launchHd<128>(a, serial, stream);
 }
 
 }  // namespace ff::cuda::sm90

@@ -1,6 +1,7 @@
 // Hopper (sm_90a) attention kernels on wgmma, internal to the CUDA backend (attention.cu dispatches
 // to them; docs/CUDA.md "Kernels"). attention_sm90.cu is compiled only for sm_90a and only when the
-// CUDA architectures include 90; CMake then defines FF_CUDA_HAVE_SM90A for attention.cu.
+// CUDA architectures include 90; CMake then defines FF_CUDA_HAVE_SM90A for framefleet_cuda and
+// whatever links it (the tests call probeTile only then).
 #pragma once
 #include <cstdint>
 
@@ -36,11 +37,18 @@ struct SageArgs {
 };
 
 // Whether the wgmma kernels can serve this head_dim on the current device (compute capability 9.0,
-// the library built with sm_90a). Only head_dim 128 is implemented.
+// the library built with sm_90a): head_dim 64 or 128.
 bool available(int headDim);
 
 // Dense Sage attention (blocks == null): 128 query rows per CTA on two consumer warpgroups.
 // SLA's sparse branch (blocks != null): one warpgroup per 64-row query block over its kc key blocks.
 void sageAttention(const SageArgs& a, CUstream_st* stream);
+
+// For the tests: one tile of each product on the layouts, descriptors and register maps of
+// sageAttention, so that a failure points at Q.K~ or at P.V. Device pointers, contiguous:
+// q [64, hd] and k [bn, hd] INT8 -> s = q k^T [64, bn] int32; p [64, bn] and v [bn, hd] bf16 ->
+// o = p v [64, hd] fp32; hd and bn 64 or 128.
+void probeTile(int hd, int bn, const int8_t* q, const int8_t* k, const void* p, const void* v, int32_t* s, float* o,
+               CUstream_st* stream);
 
 }  // namespace ff::cuda::sm90
