@@ -42,6 +42,8 @@ export class LeaderElector {
   private readonly renewDeadlineMs: number;
   private readonly retryPeriodMs: number;
   private observed?: { record: string; at: number; resourceVersion?: string; lease?: LeaseObject };
+  /** When the lease another candidate holds expires by this process's clock (undefined: not held by another). */
+  private othersExpireAt?: number;
   private leading = false;
   private lastLeader = "";
 
@@ -61,7 +63,11 @@ export class LeaderElector {
   /** Campaigns until elected, leads until renewal fails or `signal` aborts; then releases. */
   async run(signal: AbortSignal): Promise<void> {
     while (!signal.aborted && !(await this.tryAcquireOrRenew())) {
-      await sleep(this.retryPeriodMs * (1 + Math.random() * 0.2), signal);
+      // Every retryPeriod (jittered), and also the moment the holder's lease runs out, so a
+      // standby takes over a dead leader's lease without waiting out a retry period on top.
+      const retry = this.retryPeriodMs * (1 + Math.random() * 0.2);
+      const expiry = this.othersExpireAt === undefined ? retry : this.othersExpireAt - Date.now() + 5;
+      await sleep(Math.max(0, Math.min(retry, expiry)), signal);
     }
     if (signal.aborted) return;
     this.leading = true;
@@ -94,6 +100,7 @@ export class LeaderElector {
       leaseTransitions: 0,
     };
     let lease: LeaseObject;
+    this.othersExpireAt = undefined;
     try {
       lease = await this.leases.get(namespace, name);
     } catch (err) {
@@ -117,6 +124,7 @@ export class LeaderElector {
     this.observe(holder);
     const duration = (spec.leaseDurationSeconds ?? 0) * 1000;
     const expired = !holder || this.observed.at + duration <= now;
+    this.othersExpireAt = holder && holder !== identity && !expired ? this.observed.at + duration : undefined;
     if (holder !== identity && !expired) return false;
     const next = {
       ...desired,
