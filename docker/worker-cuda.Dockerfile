@@ -19,6 +19,9 @@ WORKDIR /app
 ENV NODE_ENV=production
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/native/build/framefleet_native.node ./native/build/framefleet_native.node
+# The CUDA engine: the addon opens it from its own folder at model load (a missing library or GPU
+# means the CPU path, named in every report).
+COPY --from=build /app/native/build/framefleet_cuda_engine.so ./native/build/framefleet_cuda_engine.so
 COPY package.json ./
 COPY bin ./bin
 COPY src ./src

@@ -211,6 +211,13 @@ export function capabilities(): Capabilities {
   return loadAddon().capabilities();
 }
 
+/** `NVIDIA H200, sm_90`: a CUDA device by name and architecture. */
+export function gpuDescription(device: CudaDevice | undefined): string {
+  return device
+    ? `${device.name}, sm_${device.computeCapability.replace(".", "")}`
+    : "unknown GPU, no device";
+}
+
 /**
  * `cpu (2 threads, amx kernels)`: the CPU backend, its threads, and the highest kernel variant the
  * engine's dispatch may pick here (its scores, not a list kept here); `cuda (NVIDIA H200, sm_90)`:
@@ -220,11 +227,7 @@ export function backendDescription(
   caps: Capabilities = capabilities(),
   backend: "cpu" | "cuda" = "cpu",
 ): string {
-  if (backend === "cuda") {
-    const device = caps.cuda.device;
-    const sm = device ? `sm_${device.computeCapability.replace(".", "")}` : "no device";
-    return `cuda (${device?.name ?? "unknown GPU"}, ${sm})`;
-  }
+  if (backend === "cuda") return `cuda (${gpuDescription(caps.cuda.device)})`;
   const [top] = Object.entries(caps.cpu.variantScores)
     .filter(([, score]) => score > 0)
     .sort((a, b) => b[1] - a[1]);

@@ -53,6 +53,8 @@ export async function loadLocalModel(dir: string): Promise<LoadedModel> {
   };
 }
 
+export { gpuDescription } from "../native/index.ts";
+
 /** What the engine reports about this machine: CPU, SIMD features, backends. */
 export function engineCapabilities(): Capabilities {
   return capabilities();

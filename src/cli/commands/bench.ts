@@ -6,6 +6,7 @@ import { type BenchResult, benchTable, type Machine, writeBenchDocs } from "../.
 import { PipelineError } from "../../pipeline/errors.ts";
 import {
   engineCapabilities,
+  gpuDescription,
   loadLocalModel,
   REPO_ROOT,
   resolveModelDir,
@@ -28,15 +29,14 @@ medians over the suite's runs; speedups are against the baseline of the same run
   --teacache T       threshold of the +teacache row (default 0.1)
 Progress goes to stderr.`;
 
-/** The machine as the engine sees it: its CPU, the SIMD features it dispatches on, its GPU backends. */
+/** The machine as the engine sees it: its CPU, the SIMD features it dispatches on, the GPU it would use. */
 export function describeMachine(): Machine {
   const caps = engineCapabilities();
-  const gpus = caps.backends.filter((b) => b !== "cpu");
   return {
     cpu: caps.cpu.brand || (cpus()[0]?.model.trim() ?? "unknown CPU"),
     cores: cpus().length,
     cpuFeatures: caps.cpu.features,
-    gpu: gpus.length > 0 ? gpus.join(", ") : null,
+    gpu: caps.cuda.device ? gpuDescription(caps.cuda.device) : null,
   };
 }
 
