@@ -6,8 +6,8 @@ events around each call, warm-up first, median of many runs. Accuracy is the cos
 against an fp32 reference: fp32 SDPA for flash/sage/SDPA itself, train/model.py's sla_attention in
 fp32 (the definition of SLA) for ours, on the first heads. Rows with _wgmma are the same calls with
 FF_CUDA_ATTN_IMPL=wgmma (the Hopper kernels, sm_90 only; _serial: without the intra-warpgroup
-overlap, FF_CUDA_WGMMA_SERIAL=1), the others with the mma.sync kernels. Prints a table last and
-writes JSON.
+overlap, FF_CUDA_WGMMA_SERIAL=1; _fp8: e4m3 P.V, FF_CUDA_WGMMA_PV=fp8), the others with the
+mma.sync kernels. Prints a table last and writes JSON.
 
 usage: python3 bench/gpu/bench_attention.py --lib PATH.so --out results.json [--big | --big-only]
 """
@@ -90,6 +90,8 @@ def wgmma_available(lib, hd):
 def sla_stages(lib, heads, n, hd, top_k, p, proj, ws, ws_bytes, stream, impl):
     """Where SLA's time goes with the given kernel implementation: each stage's median over 20 timed calls."""
     os.environ["FF_CUDA_ATTN_IMPL"] = impl
+    os.environ["FF_CUDA_WGMMA_PV"] = "bf16"
+    os.environ["FF_CUDA_WGMMA_SERIAL"] = "0"
     stages = []
     ms = (ctypes.c_float * 5)()
     for _ in range(23):
@@ -128,6 +130,8 @@ def bench_shape(lib, heads, n, hd, top_k, reps, ref_heads):
         for name in ("ours_sage_int8", f"ours_sla_top{top_k}_sparse_only", f"ours_sla_top{top_k}"):
             runs[name + "_wgmma"] = runs[name]
         runs["ours_sage_int8_wgmma_serial"] = runs["ours_sage_int8"]  # without the intra-warpgroup overlap
+        runs["ours_sage_int8_wgmma_fp8"] = runs["ours_sage_int8"]  # e4m3 P.V
+        runs[f"ours_sla_top{top_k}_wgmma_fp8"] = runs[f"ours_sla_top{top_k}"]
     else:
         print(f"[1, {heads}, {n}, {hd}]: no wgmma kernel here (needs sm_90); mma.sync only")
     rows = []
@@ -143,6 +147,7 @@ def bench_shape(lib, heads, n, hd, top_k, reps, ref_heads):
         os.environ["FF_CUDA_SLA_WIDE"] = "1" if name.endswith("_wide") else "0"
         os.environ["FF_CUDA_ATTN_IMPL"] = "wgmma" if "_wgmma" in name else "mma"
         os.environ["FF_CUDA_WGMMA_SERIAL"] = "1" if name.endswith("_serial") else "0"
+        os.environ["FF_CUDA_WGMMA_PV"] = "fp8" if name.endswith("_fp8") else "bf16"
         out.fill_(float("nan"))
         med, lo, hi = time_ms(fn, warmup, reps)
         torch.cuda.synchronize()

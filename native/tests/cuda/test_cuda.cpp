@@ -171,7 +171,8 @@ ff::AttentionArgs cpuArgs(const AttnCase& c, const AttnData& a, std::vector<floa
 }
 
 // FF_CUDA_ATTN_IMPL=wgmma runs Sage and SLA's sparse branch on the Hopper kernels (with
-// FF_CUDA_WGMMA_SERIAL=1 their serial schedule): their checks say so.
+// FF_CUDA_WGMMA_SERIAL=1 their serial schedule, with FF_CUDA_WGMMA_PV=fp8 e4m3 P.V): their checks
+// say so.
 bool envIs(const char* name, const char* value) {
   const char* e = std::getenv(name);
   return e != nullptr && std::strcmp(e, value) == 0;
@@ -179,6 +180,7 @@ bool envIs(const char* name, const char* value) {
 bool wgmmaSelected() { return envIs("FF_CUDA_ATTN_IMPL", "wgmma"); }
 const char* implTag() {
   if (!wgmmaSelected()) return "";
+  if (envIs("FF_CUDA_WGMMA_PV", "fp8")) return " wgmma fp8 P.V";
   return envIs("FF_CUDA_WGMMA_SERIAL", "1") ? " wgmma serial" : " wgmma";
 }
 
@@ -399,7 +401,7 @@ void testOps() {
 
 // Hopper's wgmma kernels (attention_sm90.cu): one tile of each product, then the sage and SLA
 // shapes of main, plus a key count with an odd number of 64-token blocks (the last 128-key tile
-// half empty).
+// half empty); the serial schedule and FP8 P.V on a few of them.
 void testWgmma(cublasHandle_t cublas, const cudaDeviceProp& prop) {
   setenv("FF_CUDA_ATTN_IMPL", "wgmma", 1);
   if (ff::cuda::sageUsesWgmma(128)) {
@@ -418,6 +420,11 @@ void testWgmma(cublasHandle_t cublas, const cudaDeviceProp& prop) {
     testDenseAndSage({2, 777, 1000, 128, true});
     testSla({2, 1000, 1000, 128, true}, 0.25f, true, cublas);
     unsetenv("FF_CUDA_WGMMA_SERIAL");
+    setenv("FF_CUDA_WGMMA_PV", "fp8", 1);  // e4m3 P.V
+    testDenseAndSage({2, 777, 1000, 128, true});
+    testDenseAndSage({3, 2304, 2304, 64, false});
+    testSla({2, 1000, 1000, 128, true}, 0.25f, true, cublas);
+    unsetenv("FF_CUDA_WGMMA_PV");
   } else {
     std::printf("wgmma attention: SKIPPED (needs a compute capability 9.0 device and a build whose CUDA architectures "
                 "include 90; this device is sm_%d%d)\n", prop.major, prop.minor);

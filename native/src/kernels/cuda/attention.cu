@@ -548,6 +548,9 @@ struct Workspace {
   int8_t *qi8, *ki8;
   int32_t* blocks;
   bf16 *phiQ, *phiK, *vp, *hall;
+  uint8_t* vt8;  // e4m3 v^T [heads, hd, vtRow] for the wgmma kernels' FP8 P.V
+  int* vAmax;    // [heads, hd]
+  int64_t vtRow;
   size_t bytes;
 
   Workspace(const AttnShape& s, void* base) {
@@ -572,6 +575,9 @@ struct Workspace {
     phiK = reinterpret_cast<bf16*>(take(H * nbk * 64 * hd * 2));
     vp = reinterpret_cast<bf16*>(take(H * nbk * 64 * hd * 2));
     hall = reinterpret_cast<bf16*>(take(H * hd * hd * 2));
+    vtRow = (s.kvLen + 127) / 128 * 128;
+    vt8 = take(H * hd * vtRow);
+    vAmax = reinterpret_cast<int*>(take(H * hd * 4));
     bytes = off;
   }
 };
@@ -694,7 +700,8 @@ bool launchWgmmaSage([[maybe_unused]] const AttnShape& s, [[maybe_unused]] const
   // Quantized q and k~ are [heads, blocks * 64, hd] INT8 in the workspace.
   const sm90::SageArgs a{w.qi8, w.ki8, v.data, out.data, nbq * 64 * hd, hd, nbk * 64 * hd, hd,
                          v.headStride, v.tokenStride, out.headStride, out.tokenStride, s.heads, s.qLen, s.kvLen,
-                         s.headDim, w.qScale, w.kScale, static_cast<int>(nbq), static_cast<int>(nbk), blocks, kc};
+                         s.headDim, w.qScale, w.kScale, static_cast<int>(nbq), static_cast<int>(nbk), blocks, kc,
+                         w.vt8, w.vAmax, w.vtRow};
   sm90::sageAttention(a, stream);
   return true;
 #else

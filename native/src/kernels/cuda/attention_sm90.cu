@@ -17,6 +17,8 @@
 //   sK  [BN rows][HD B]        INT8 k~, K-major B operand (row = key); 128B swizzle at HD 128, 64B at 64
 //   sV  [HD / 64 halves][BN rows][128 B]  bf16 v, 128B swizzle: half c holds channels 64c..64c+63 of
 //                              each key row; the MN-major ("transposed") B operand of P.V
+//   or, with FP8 P.V (FF_CUDA_WGMMA_PV=fp8), sVt [HD rows][BN B]: e4m3 v^T (from vTransposeFp8Kernel,
+//                              keys permuted by fp8KeySlot), K-major B operand swizzled as sK
 // wgmma shared-memory descriptor (PTX ISA "Matrix Descriptor Format"): bits 0-13 start address >> 4,
 // 16-29 leading byte offset >> 4, 32-45 stride byte offset >> 4, 49-51 base offset (0: every
 // swizzle pattern starts aligned), 62-63 swizzle (1 = 128B, 2 = 64B). Canonical layouts in units of
@@ -47,8 +49,12 @@
 //    done while P.V still runs) -> softmax of S_{i+1} into a second P buffer -> wait_group 0 -> O
 //    rescaled by the new maximum -> __syncthreads -> the freed stage takes tile i+3.
 // Accumulators and register A operands are not touched between an mma_async and its wait.
+// FP8 P.V (overlapped schedule only): P * 448 and V * 448 / max|v| (per channel) as e4m3, wgmma
+// m64nNk32 e4m3 with P from registers; the epilogue scales O back.
 #include <cuda_bf16.h>
+#include <cuda_fp8.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <stdexcept>
@@ -66,13 +72,13 @@ namespace ff::cuda::sm90 {
 
 namespace {
 
-template <int HD, int WGS, int BN, bool OVERLAP>
+template <int HD, int WGS, int BN, bool OVERLAP, bool PV8>
 struct Tiles {
   static constexpr int kStages = OVERLAP ? 3 : 2;
   static constexpr int kRows = WGS * 64;        // query rows per CTA
   static constexpr int kQBytes = kRows * HD;    // INT8 q
   static constexpr int kKBytes = BN * HD;       // INT8 k~ of one stage
-  static constexpr int kStageBytes = kKBytes + BN * HD * 2;  // + bf16 v
+  static constexpr int kStageBytes = kKBytes + BN * HD * (PV8 ? 1 : 2);  // + v (e4m3 v^T or bf16 v)
   static constexpr int kSmem = kQBytes + kStages * kStageBytes + 1024;  // + slack to align the base to 1024
   static_assert(kQBytes % 1024 == 0 && kKBytes % 1024 == 0, "every tile starts 1024-byte aligned");
 };
@@ -177,19 +183,42 @@ __device__ __forceinline__ void wgmmaS8(int (&d)[32], uint64_t a, uint64_t b) {
   else FF_QK_S8(64, FF_REGS32, "32", "33", "34", FF_OPS32(FF_W_S32, d));
 }
 
-// d[64 x N] += a[64 x 16] . b[16 x N], bf16 in, fp32 out; a from registers, b from shared memory,
-// MN-major (imm-trans-b = 1).
-#define FF_PV_BF16(N, REGS, IDX_A, IDX_B, IDX_P, OPS)                                                              \
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %" IDX_P ", 0;\n"                                              \
-               "wgmma.mma_async.sync.aligned.m64n" #N "k16.f32.bf16.bf16 " REGS ", {" IDX_A "}, %" IDX_B         \
-               ", p, 1, 1, 1;\n}\n"                                                                              \
-               : OPS                                                                                             \
+// d[64 x N] += a . b, fp32 accumulation, a from registers, b from shared memory: bf16 (k16; b
+// MN-major, imm-trans-b = 1) or e4m3 (k32; b K-major, FP8 has no transposed form).
+#define FF_WGMMA_RS(SHAPE, TYPES, IMMS, REGS, IDX_A, IDX_B, IDX_P, OPS)                                              \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %" IDX_P ", 0;\n"                                                \
+               "wgmma.mma_async.sync.aligned." SHAPE "." TYPES " " REGS ", {" IDX_A "}, %" IDX_B ", p, " IMMS ";\n}\n" \
+               : OPS                                                                                               \
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1))
-__device__ __forceinline__ void wgmmaBf16(float (&d)[64], const uint32_t (&a)[4], uint64_t b) {
-  FF_PV_BF16(128, FF_REGS64, "%64, %65, %66, %67", "68", "69", FF_OPS64(FF_RW_F32, d));
+template <bool FP8>
+__device__ __forceinline__ void wgmmaPV(float (&d)[64], const uint32_t (&a)[4], uint64_t b) {
+  if constexpr (FP8) FF_WGMMA_RS("m64n128k32", "f32.e4m3.e4m3", "1, 1", FF_REGS64, "%64, %65, %66, %67", "68", "69", FF_OPS64(FF_RW_F32, d));
+  else FF_WGMMA_RS("m64n128k16", "f32.bf16.bf16", "1, 1, 1", FF_REGS64, "%64, %65, %66, %67", "68", "69", FF_OPS64(FF_RW_F32, d));
 }
-__device__ __forceinline__ void wgmmaBf16(float (&d)[32], const uint32_t (&a)[4], uint64_t b) {
-  FF_PV_BF16(64, FF_REGS32, "%32, %33, %34, %35", "36", "37", FF_OPS32(FF_RW_F32, d));
+template <bool FP8>
+__device__ __forceinline__ void wgmmaPV(float (&d)[32], const uint32_t (&a)[4], uint64_t b) {
+  if constexpr (FP8) FF_WGMMA_RS("m64n64k32", "f32.e4m3.e4m3", "1, 1", FF_REGS32, "%32, %33, %34, %35", "36", "37", FF_OPS32(FF_RW_F32, d));
+  else FF_WGMMA_RS("m64n64k16", "f32.bf16.bf16", "1, 1, 1", FF_REGS32, "%32, %33, %34, %35", "36", "37", FF_OPS32(FF_RW_F32, d));
+}
+
+// FP8 P.V (SageAttention2's route): P in [0, 1] is scaled by e4m3's largest value and V by
+// max|v| / that value per channel, so that both use e4m3's range; O is divided back in the epilogue.
+constexpr float kFp8Max = 448.0f;
+
+// Four fp32 -> e4m3 (saturating), byte i = element i.
+__device__ __forceinline__ uint32_t packE4m3(float x0, float x1, float x2, float x3) {
+  const uint32_t lo = __nv_cvt_float2_to_fp8x2(make_float2(x0, x1), __NV_SATFINITE, __NV_E4M3);
+  const uint32_t hi = __nv_cvt_float2_to_fp8x2(make_float2(x2, x3), __NV_SATFINITE, __NV_E4M3);
+  return lo | (hi << 16);
+}
+
+// The A fragment of e4m3 m64nNk32 (per warp 16 rows, as mma.sync m16n8k32's 8-bit A): a0 = row g,
+// k 4c..4c+3 (byte i = k 4c+i), a1 = row g+8, same k, a2 = row g, k 16+4c.., a3 = row g+8, k 16+4c...
+// Lane c holds S columns 8j + 2c + {0, 1}, so rather than moving bytes between lanes the keys of V^T
+// are permuted: within each 32-key group, position 4c + i (+16) holds key 8 (i / 2) + 2c + (i % 2)
+// (+16). This maps key t of a group (bits: t = 16 h + 8 b + 2 c + l) to its position.
+__host__ __device__ constexpr int fp8KeySlot(int t) {
+  return (t & ~15) | (((t >> 1) & 3) << 2) | (((t >> 3) & 1) << 1) | (t & 1);
 }
 
 // S = Q . K~^T for one tile: HD / 32 k32 slices of the channels, 32 bytes apart inside each
@@ -206,7 +235,15 @@ __device__ __forceinline__ void issueQK(int (&acc)[BN / 2], uint32_t sQw, uint32
 template <int HD, int BN>
 __device__ __forceinline__ void issuePV(float (&o)[HD / 2], const uint32_t (&pf)[BN / 16][4], uint32_t sV) {
 #pragma unroll
-  for (int kk = 0; kk < BN / 16; ++kk) wgmmaBf16(o, pf[kk], smemDesc<128>(sV + kk * 2048, BN * 128, 1024));
+  for (int kk = 0; kk < BN / 16; ++kk) wgmmaPV<false>(o, pf[kk], smemDesc<128>(sV + kk * 2048, BN * 128, 1024));
+}
+
+// O += P . V with e4m3 operands: V^T [HD rows][BN keys] K-major (BN-byte rows, swizzled as Q and
+// K~ are), 32 keys = 32 bytes per step. Issues only.
+template <int HD, int BN>
+__device__ __forceinline__ void issuePV8(float (&o)[HD / 2], const uint32_t (&pf)[BN / 32][4], uint32_t sVt) {
+#pragma unroll
+  for (int kk = 0; kk < BN / 32; ++kk) wgmmaPV<true>(o, pf[kk], smemDesc<BN>(sVt + kk * 32, 16, 8 * BN));
 }
 
 // Online softmax of one thread's rows g and g + 8 (base 2).
@@ -216,8 +253,12 @@ struct RowState {
 
 // The int32 scores of the tile at key k0 -> P (bf16 A fragments of P.V); updates the running
 // maxima and sums and returns the factors (rows g, g + 8) that rescale O to the new maxima.
-template <int BN>
-__device__ __forceinline__ float2 softmaxTile(const int (&acc)[BN / 2], uint32_t (&pf)[BN / 16][4], RowState& st,
+// P registers of one tile: bf16 pairs (k16 steps) or e4m3 quads (k32 steps).
+template <int BN, bool PV8>
+using PFrag = uint32_t[PV8 ? BN / 32 : BN / 16][4];
+
+template <int BN, bool PV8>
+__device__ __forceinline__ float2 softmaxTile(const int (&acc)[BN / 2], PFrag<BN, PV8>& pf, RowState& st,
                                               const SageArgs& a, int h, float qs, int k0, int c4) {
   constexpr int kChunks = BN / 8;
   const int kb = k0 / 64;
@@ -262,12 +303,24 @@ __device__ __forceinline__ float2 softmaxTile(const int (&acc)[BN / 2], uint32_t
   }
   st.l0 = st.l0 * alpha.x + sum0;
   st.l1 = st.l1 * alpha.y + sum1;
+  if constexpr (PV8) {
+    // Keys 32kk..32kk+31 are S chunks 4kk..4kk+3 (16 values per thread): see fp8KeySlot.
 #pragma unroll
-  for (int kk = 0; kk < BN / 16; ++kk) {
-    pf[kk][0] = packBf16(s[8 * kk], s[8 * kk + 1]);
-    pf[kk][1] = packBf16(s[8 * kk + 2], s[8 * kk + 3]);
-    pf[kk][2] = packBf16(s[8 * kk + 4], s[8 * kk + 5]);
-    pf[kk][3] = packBf16(s[8 * kk + 6], s[8 * kk + 7]);
+    for (int kk = 0; kk < BN / 32; ++kk) {
+      const float* x = s + 16 * kk;
+      pf[kk][0] = packE4m3(x[0] * kFp8Max, x[1] * kFp8Max, x[4] * kFp8Max, x[5] * kFp8Max);
+      pf[kk][1] = packE4m3(x[2] * kFp8Max, x[3] * kFp8Max, x[6] * kFp8Max, x[7] * kFp8Max);
+      pf[kk][2] = packE4m3(x[8] * kFp8Max, x[9] * kFp8Max, x[12] * kFp8Max, x[13] * kFp8Max);
+      pf[kk][3] = packE4m3(x[10] * kFp8Max, x[11] * kFp8Max, x[14] * kFp8Max, x[15] * kFp8Max);
+    }
+  } else {
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk) {
+      pf[kk][0] = packBf16(s[8 * kk], s[8 * kk + 1]);
+      pf[kk][1] = packBf16(s[8 * kk + 2], s[8 * kk + 3]);
+      pf[kk][2] = packBf16(s[8 * kk + 4], s[8 * kk + 5]);
+      pf[kk][3] = packBf16(s[8 * kk + 6], s[8 * kk + 7]);
+    }
   }
   return alpha;
 }
@@ -283,9 +336,10 @@ __device__ __forceinline__ void rescaleRows(float (&o)[HD / 2], float2 alpha) {
   }
 }
 
-template <int HD, int WGS, int BN, bool OVERLAP>
+template <int HD, int WGS, int BN, bool OVERLAP, bool PV8>
 __global__ void __launch_bounds__(WGS * 128, 1) sageWgmmaKernel(SageArgs a) {
-  using T = Tiles<HD, WGS, BN, OVERLAP>;
+  using T = Tiles<HD, WGS, BN, OVERLAP, PV8>;
+  static_assert(OVERLAP || !PV8, "FP8 P.V runs on the overlapped schedule only");
   constexpr int kThreads = WGS * 128;
   static_assert(BN == 64 || BN == 128, "key tile of 64 or 128");
   extern __shared__ uint8_t smemRaw[];
@@ -298,6 +352,7 @@ __global__ void __launch_bounds__(WGS * 128, 1) sageWgmmaKernel(SageArgs a) {
   const auto* gq = reinterpret_cast<const uint8_t*>(a.q + h * a.qHead);  // INT8: elements are bytes
   const auto* gk = reinterpret_cast<const uint8_t*>(a.k + h * a.kHead);
   const auto* gv = static_cast<const uint8_t*>(a.v) + h * a.vHead * 2;
+  const uint8_t* gvt = PV8 ? a.vt8 + static_cast<int64_t>(h) * HD * a.vtRow : nullptr;
   // 64-key tiles walk SLA's block list of this query block; 128-key tiles all keys.
   constexpr bool kSparse = BN == 64;
   const int32_t* list = kSparse ? a.blocks + (static_cast<int64_t>(h) * a.qBlocks + blockIdx.x) * a.kc : nullptr;
@@ -313,14 +368,15 @@ __global__ void __launch_bounds__(WGS * 128, 1) sageWgmmaKernel(SageArgs a) {
     if (i >= nTiles) return;
     const int k0 = tileStart(i);
     loadKMajor<HD, BN, kThreads>(stageK(i), gk, a.kTok, k0, a.nK, tid);
-    loadV<HD, BN, kThreads>(stageK(i) + T::kKBytes, gv, a.vTok * 2, k0, a.nK, tid);
+    if constexpr (PV8) loadKMajor<BN, HD, kThreads>(stageK(i) + T::kKBytes, gvt + k0, a.vtRow, 0, HD, tid);
+    else loadV<HD, BN, kThreads>(stageK(i) + T::kKBytes, gv, a.vTok * 2, k0, a.nK, tid);
   };
 
   const float qs = a.qScale[h * a.qBlocks + min((q0 + wg * 64) / 64, a.qBlocks - 1)];
   const uint32_t sQw = sQ + wg * 64 * HD;  // this warpgroup's 64 rows (8 swizzle atoms)
   float o[HD / 2];
   int acc[BN / 2];
-  uint32_t pf[BN / 16][4], pn[BN / 16][4];  // P of the current tile; the overlapped schedule's next P
+  PFrag<BN, PV8> pf, pn;  // P of the current tile; the overlapped schedule's next P
 #pragma unroll
   for (int i = 0; i < HD / 2; ++i) o[i] = 0.0f;
 #pragma unroll
@@ -342,7 +398,7 @@ __global__ void __launch_bounds__(WGS * 128, 1) sageWgmmaKernel(SageArgs a) {
       wgCommit();
       wgWait<0>();
       pinRegs(acc);
-      rescaleRows<HD>(o, softmaxTile<BN>(acc, pf, st, a, h, qs, tileStart(i), c4));
+      rescaleRows<HD>(o, softmaxTile<BN, PV8>(acc, pf, st, a, h, qs, tileStart(i), c4));
       pinRegs(o);
       wgFence();
       issuePV<HD, BN>(o, pf, sK + T::kKBytes);
@@ -367,10 +423,14 @@ __global__ void __launch_bounds__(WGS * 128, 1) sageWgmmaKernel(SageArgs a) {
     wgCommit();
     wgWait<0>();
     pinRegs(acc);
-    softmaxTile<BN>(acc, pf, st, a, h, qs, tileStart(0), c4);  // O is zero: no rescale
+    softmaxTile<BN, PV8>(acc, pf, st, a, h, qs, tileStart(0), c4);  // O is zero: no rescale
     // One step: P_i (pin) . V_i overlapped with S_{i+1} -> P_{i+1} (pout). P alternates between two
     // register sets so that the one an in-flight P.V reads is never written.
-    auto step = [&](int i, const uint32_t (&pin)[BN / 16][4], uint32_t (&pout)[BN / 16][4]) {
+    auto issueP = [&](const PFrag<BN, PV8>& pin, uint32_t sV) {
+      if constexpr (PV8) issuePV8<HD, BN>(o, pin, sV);
+      else issuePV<HD, BN>(o, pin, sV);
+    };
+    auto step = [&](int i, const PFrag<BN, PV8>& pin, PFrag<BN, PV8>& pout) {
       cpWait<1>();  // tile i + 1 resident (tile i + 2 may still be in flight)
       fenceProxyAsync();
       __syncthreads();
@@ -378,11 +438,11 @@ __global__ void __launch_bounds__(WGS * 128, 1) sageWgmmaKernel(SageArgs a) {
       wgFence();
       issueQK<HD, BN>(acc, sQw, stageK(i + 1));
       wgCommit();
-      issuePV<HD, BN>(o, pin, stageK(i) + T::kKBytes);
+      issueP(pin, stageK(i) + T::kKBytes);
       wgCommit();
       wgWait<1>();  // S_{i+1} done; P_i . V_i may still run
       pinRegs(acc);
-      const float2 alpha = softmaxTile<BN>(acc, pout, st, a, h, qs, tileStart(i + 1), c4);
+      const float2 alpha = softmaxTile<BN, PV8>(acc, pout, st, a, h, qs, tileStart(i + 1), c4);
       wgWait<0>();
       pinRegs(o);
       rescaleRows<HD>(o, alpha);
@@ -390,10 +450,10 @@ __global__ void __launch_bounds__(WGS * 128, 1) sageWgmmaKernel(SageArgs a) {
       loadKV(i + 3);
       cpCommit();
     };
-    auto lastPV = [&](int i, const uint32_t (&pin)[BN / 16][4]) {
+    auto lastPV = [&](int i, const PFrag<BN, PV8>& pin) {
       pinRegs(o);
       wgFence();
-      issuePV<HD, BN>(o, pin, stageK(i) + T::kKBytes);
+      issueP(pin, stageK(i) + T::kKBytes);
       wgCommit();
       wgWait<0>();
       pinRegs(o);
@@ -422,35 +482,98 @@ __global__ void __launch_bounds__(WGS * 128, 1) sageWgmmaKernel(SageArgs a) {
 #pragma unroll
   for (int n = 0; n < HD / 8; ++n) {
     const int col = 8 * n + 2 * c4;
+    if constexpr (PV8) {  // undo the e4m3 scales: P by kFp8Max, V by its channel's max|v| / kFp8Max
+      const float v0 = __int_as_float(a.vAmax[h * HD + col]) / (kFp8Max * kFp8Max);
+      const float v1 = __int_as_float(a.vAmax[h * HD + col + 1]) / (kFp8Max * kFp8Max);
+      o[4 * n] *= v0;
+      o[4 * n + 1] *= v1;
+      o[4 * n + 2] *= v0;
+      o[4 * n + 3] *= v1;
+    }
     if (r0 < a.nQ) *reinterpret_cast<uint32_t*>(go + r0 * a.oTok * 2 + col * 2) = packBf16(o[4 * n] * inv0, o[4 * n + 1] * inv0);
     if (r1 < a.nQ) *reinterpret_cast<uint32_t*>(go + r1 * a.oTok * 2 + col * 2) = packBf16(o[4 * n + 2] * inv1, o[4 * n + 3] * inv1);
   }
 }
 
-template <int HD, int WGS, int BN, bool OVERLAP>
+template <int HD, int WGS, int BN, bool OVERLAP, bool PV8>
 void launch(const SageArgs& a, int rowBlocks, cudaStream_t stream) {
-  constexpr int smem = Tiles<HD, WGS, BN, OVERLAP>::kSmem;
+  constexpr int smem = Tiles<HD, WGS, BN, OVERLAP, PV8>::kSmem;
   static bool configured = false;
   if (!configured) {
-    FF_CUDA(cudaFuncSetAttribute(sageWgmmaKernel<HD, WGS, BN, OVERLAP>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    FF_CUDA(cudaFuncSetAttribute(sageWgmmaKernel<HD, WGS, BN, OVERLAP, PV8>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     configured = true;
   }
-  sageWgmmaKernel<HD, WGS, BN, OVERLAP><<<dim3(rowBlocks, a.heads), WGS * 128, smem, stream>>>(a);
+  sageWgmmaKernel<HD, WGS, BN, OVERLAP, PV8><<<dim3(rowBlocks, a.heads), WGS * 128, smem, stream>>>(a);
   FF_CUDA_LAUNCHED("sageWgmmaKernel");
 }
 
 // Dense attention (2 warpgroups, 128-key tiles) or SLA's sparse branch (1 warpgroup per 64-row
 // query block, 64-key tiles), each on the overlapped or the serial schedule.
+// FF_CUDA_WGMMA_SERIAL=1: the serial schedule; FF_CUDA_WGMMA_PV=fp8: e4m3 P.V (overlapped schedule).
+enum class PvMode { Bf16, Bf16Serial, Fp8 };
+
+PvMode pvMode() {
+  const char* pv = std::getenv("FF_CUDA_WGMMA_PV");
+  const std::string p = pv ? pv : "";
+  if (!p.empty() && p != "bf16" && p != "fp8") throw std::invalid_argument("FF_CUDA_WGMMA_PV must be bf16 or fp8, got '" + p + "'");
+  if (p == "fp8") return PvMode::Fp8;
+  const char* serial = std::getenv("FF_CUDA_WGMMA_SERIAL");
+  return serial != nullptr && serial[0] == '1' ? PvMode::Bf16Serial : PvMode::Bf16;
+}
+
+template <int HD, int WGS, int BN>
+void launchSchedule(const SageArgs& a, int rowBlocks, PvMode mode, cudaStream_t stream) {
+  if (mode == PvMode::Fp8) launch<HD, WGS, BN, true, true>(a, rowBlocks, stream);
+  else if (mode == PvMode::Bf16Serial) launch<HD, WGS, BN, false, false>(a, rowBlocks, stream);
+  else launch<HD, WGS, BN, true, false>(a, rowBlocks, stream);
+}
+
 template <int HD>
-void launchHd(const SageArgs& a, bool serial, cudaStream_t stream) {
-  const int denseCtas = (a.nQ + 127) / 128;
-  if (a.blocks) {
-    if (serial) launch<HD, 1, 64, false>(a, a.qBlocks, stream);
-    else launch<HD, 1, 64, true>(a, a.qBlocks, stream);
-  } else {
-    if (serial) launch<HD, 2, 128, false>(a, denseCtas, stream);
-    else launch<HD, 2, 128, true>(a, denseCtas, stream);
+void launchHd(const SageArgs& a, PvMode mode, cudaStream_t stream) {
+  if (a.blocks) launchSchedule<HD, 1, 64>(a, a.qBlocks, mode, stream);
+  else launchSchedule<HD, 2, 128>(a, (a.nQ + 127) / 128, mode, stream);
+}
+
+// Per-(head, channel) max |v| into amaxBits (zeroed; non-negative floats order as their bits).
+template <int HD>
+__global__ void vAbsMaxKernel(const __nv_bfloat16* v, int64_t head, int64_t tok, int n, int* amaxBits) {
+  const int h = blockIdx.x, d = threadIdx.x;
+  float m = 0.0f;
+  for (int t = blockIdx.y; t < n; t += gridDim.y) m = fmaxf(m, fabsf(__bfloat162float(v[h * head + static_cast<int64_t>(t) * tok + d])));
+  atomicMax(amaxBits + h * HD + d, __float_as_int(m));
+}
+
+// v -> vt8 [heads, HD, rowBytes] e4m3: v * kFp8Max / max|v| of its channel, keys placed by
+// fp8KeySlot within their 32-key group, zero past n. One CTA per (64 keys, head); the grid covers
+// rowBytes, so the padding every 128-key tile may read is zero too.
+template <int HD>
+__global__ void __launch_bounds__(256) vTransposeFp8Kernel(const __nv_bfloat16* v, int64_t head, int64_t tok, int n,
+                                                           const int* amaxBits, uint8_t* vt8, int64_t rowBytes) {
+  __shared__ __align__(16) uint8_t tile[HD][64];
+  const int b = blockIdx.x, h = blockIdx.y, tid = threadIdx.x;
+  for (int i = tid; i < 64 * HD; i += 256) {
+    const int t = i / HD, d = i % HD, key = b * 64 + t;
+    const float amax = __int_as_float(amaxBits[h * HD + d]);
+    const float x = key < n && amax > 0.0f ? __bfloat162float(v[h * head + static_cast<int64_t>(key) * tok + d]) * (kFp8Max / amax) : 0.0f;
+    tile[d][fp8KeySlot(t)] = __nv_cvt_float_to_fp8(x, __NV_SATFINITE, __NV_E4M3);
   }
+  __syncthreads();
+  for (int i = tid; i < HD * 4; i += 256) {
+    const int d = i >> 2, c = i & 3;
+    *reinterpret_cast<uint4*>(vt8 + (static_cast<int64_t>(h) * HD + d) * rowBytes + b * 64 + c * 16) =
+        *reinterpret_cast<const uint4*>(&tile[d][c * 16]);
+  }
+}
+
+template <int HD>
+void prepareFp8V(const SageArgs& a, cudaStream_t stream) {
+  FF_CUDA(cudaMemsetAsync(a.vAmax, 0, sizeof(int) * a.heads * HD, stream));
+  const auto* v = static_cast<const __nv_bfloat16*>(a.v);
+  vAbsMaxKernel<HD><<<dim3(a.heads, std::min(64, a.nK)), HD, 0, stream>>>(v, a.vHead, a.vTok, a.nK, a.vAmax);
+  FF_CUDA_LAUNCHED("vAbsMaxKernel");
+  vTransposeFp8Kernel<HD><<<dim3(static_cast<int>(a.vtRow / 64), a.heads), 256, 0, stream>>>(v, a.vHead, a.vTok, a.nK,
+                                                                                             a.vAmax, a.vt8, a.vtRow);
+  FF_CUDA_LAUNCHED("vTransposeFp8Kernel");
 }
 
 // One tile of each product through the same helpers as sageWgmmaKernel, for the tests: inputs
@@ -537,10 +660,14 @@ void sageAttention(const SageArgs& a, CUstream_st* stream) {
   if (!available(a.headDim))
     throw std::invalid_argument("wgmma attention needs an sm_90 device and head_dim 64 or 128, got head_dim " +
                                 std::to_string(a.headDim));
-  const char* serialEnv = std::getenv("FF_CUDA_WGMMA_SERIAL");
-  const bool serial = serialEnv != nullptr && serialEnv[0] == '1';
-  if (a.headDim == 64) launchHd<64>(a, serial, stream);
-  else launchHd<128>(a, serial, stream);
+  const PvMode mode = pvMode();
+  if (mode == PvMode::Fp8) {
+    if (!a.vt8 || !a.vAmax || a.vtRow < (a.nK + 127) / 128 * 128) throw std::invalid_argument("wgmma FP8 P.V: no V^T workspace");
+    if (a.headDim == 64) prepareFp8V<64>(a, stream);
+    else prepareFp8V<128>(a, stream);
+  }
+  if (a.headDim == 64) launchHd<64>(a, mode, stream);
+  else launchHd<128>(a, mode, stream);
 }
 
 }  // namespace ff::cuda::sm90

@@ -34,6 +34,11 @@ struct SageArgs {
   int qBlocks, kBlocks;
   const int32_t* blocks = nullptr;  // SLA: [heads, qBlocks, kc] key blocks per 64-row query block; null = dense
   int kc = 0;
+  // FP8 P.V scratch (FF_CUDA_WGMMA_PV=fp8): e4m3 v^T [heads, headDim, vtRow] with vtRow >= nK rounded
+  // up to 128, and per-(head, channel) max |v| [heads, headDim] (float bits).
+  uint8_t* vt8 = nullptr;
+  int* vAmax = nullptr;
+  int64_t vtRow = 0;
 };
 
 // Whether the wgmma kernels can serve this head_dim on the current device (compute capability 9.0,
