@@ -301,6 +301,41 @@ void testWgmmaProbe(int hd, int bn) {
   report("wgmma probe s8 Q.K^T (exact)" + shape, sGotF, sRef, 0.0, 0.999999);
   report("wgmma probe bf16 P.V" + shape, download<float>(dout, oRef.size()), oRef, 1e-5, 0.999999);
 }
+
+// e4m3 code (sign, 4 exponent bits with bias 7, 3 mantissa bits; 0x7F / 0xFF are NaN) -> value.
+float e4m3Value(int code) {
+  const int e = (code >> 3) & 15, m = code & 7;
+  const float mag = e != 0 ? std::ldexp(1.0f + static_cast<float>(m) / 8.0f, e - 7) : std::ldexp(static_cast<float>(m) / 8.0f, -6);
+  return (code & 0x80) != 0 ? -mag : mag;
+}
+
+// FP8 P.V on one tile (sm90::probeTileFp8) with values e4m3 holds exactly: P * 448 and V are e4m3
+// numbers and each channel of V reaches 448, so its scale is 1 and the product is exact up to the
+// accumulator's precision (Hopper's FP8 accumulation is reduced-precision: hence 1e-3).
+void testWgmmaProbeFp8(int hd, int bn) {
+  std::uniform_int_distribution<int> code(0, 0x7E), sign(0, 1);
+  std::vector<float> x(static_cast<size_t>(64) * bn), p(x.size()), v(static_cast<size_t>(bn) * hd);
+  for (size_t i = 0; i < x.size(); ++i) {
+    x[i] = e4m3Value(code(g_rng));
+    p[i] = x[i] / 448.0f;
+  }
+  for (size_t i = 0; i < v.size(); ++i) v[i] = e4m3Value(code(g_rng) | (sign(g_rng) << 7));
+  for (int d = 0; d < hd; ++d) v[d] = sign(g_rng) ? 448.0f : -448.0f;  // key 0 sets every channel's max
+  std::vector<float> oRef(static_cast<size_t>(64) * hd);
+  for (int i = 0; i < 64; ++i)
+    for (int d = 0; d < hd; ++d) {
+      double acc = 0;
+      for (int j = 0; j < bn; ++j) acc += double{x[static_cast<size_t>(i) * bn + j]} * v[static_cast<size_t>(j) * hd + d];
+      oRef[static_cast<size_t>(i) * hd + d] = static_cast<float>(acc);
+    }
+  DeviceBuffer dp = uploadF32(p), dv = uploadBf16(v), dout(oRef.size() * 4), scratch(static_cast<size_t>(hd) * 132);
+  dout.poison();
+  scratch.poison();
+  ff::cuda::sm90::probeTileFp8(hd, bn, static_cast<float*>(dp.p), dv.p, static_cast<float*>(dout.p), scratch.p, nullptr);
+  FF_CUDA(cudaDeviceSynchronize());
+  report("wgmma probe e4m3 P.V 64 rows, " + std::to_string(bn) + " keys, hd" + std::to_string(hd),
+         download<float>(dout, oRef.size()), oRef, 1e-3, 0.99999);
+}
 #endif
 
 void testGemm(cublasHandle_t cublas) {
@@ -407,7 +442,10 @@ void testWgmma(cublasHandle_t cublas, const cudaDeviceProp& prop) {
   if (ff::cuda::sageUsesWgmma(128)) {
 #ifdef FF_CUDA_HAVE_SM90A
     for (const int hd : {128, 64})
-      for (const int bn : {64, 128}) testWgmmaProbe(hd, bn);
+      for (const int bn : {64, 128}) {
+        testWgmmaProbe(hd, bn);
+        testWgmmaProbeFp8(hd, bn);
+      }
 #endif
     testDenseAndSage({3, 2304, 2304, 64, false});
     testDenseAndSage({2, 777, 1000, 128, true});

@@ -251,12 +251,37 @@ struct RowState {
   float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
 };
 
-// The int32 scores of the tile at key k0 -> P (bf16 A fragments of P.V); updates the running
-// maxima and sums and returns the factors (rows g, g + 8) that rescale O to the new maxima.
 // P registers of one tile: bf16 pairs (k16 steps) or e4m3 quads (k32 steps).
 template <int BN, bool PV8>
 using PFrag = uint32_t[PV8 ? BN / 32 : BN / 16][4];
 
+// One thread's P values of a tile, in the S accumulator's order (s[4j + e]: chunk j, e as in the
+// map at the top), -> the A fragments of P.V.
+template <int BN, bool PV8>
+__device__ __forceinline__ void packP(const float (&s)[BN / 2], PFrag<BN, PV8>& pf) {
+  if constexpr (PV8) {
+    // Keys 32kk..32kk+31 are S chunks 4kk..4kk+3 (16 values per thread): see fp8KeySlot.
+#pragma unroll
+    for (int kk = 0; kk < BN / 32; ++kk) {
+      const float* x = s + 16 * kk;
+      pf[kk][0] = packE4m3(x[0] * kFp8Max, x[1] * kFp8Max, x[4] * kFp8Max, x[5] * kFp8Max);
+      pf[kk][1] = packE4m3(x[2] * kFp8Max, x[3] * kFp8Max, x[6] * kFp8Max, x[7] * kFp8Max);
+      pf[kk][2] = packE4m3(x[8] * kFp8Max, x[9] * kFp8Max, x[12] * kFp8Max, x[13] * kFp8Max);
+      pf[kk][3] = packE4m3(x[10] * kFp8Max, x[11] * kFp8Max, x[14] * kFp8Max, x[15] * kFp8Max);
+    }
+  } else {
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk) {
+      pf[kk][0] = packBf16(s[8 * kk], s[8 * kk + 1]);
+      pf[kk][1] = packBf16(s[8 * kk + 2], s[8 * kk + 3]);
+      pf[kk][2] = packBf16(s[8 * kk + 4], s[8 * kk + 5]);
+      pf[kk][3] = packBf16(s[8 * kk + 6], s[8 * kk + 7]);
+    }
+  }
+}
+
+// The int32 scores of the tile at key k0 -> P (A fragments of P.V); updates the running maxima and
+// sums and returns the factors (rows g, g + 8) that rescale O to the new maxima.
 template <int BN, bool PV8>
 __device__ __forceinline__ float2 softmaxTile(const int (&acc)[BN / 2], PFrag<BN, PV8>& pf, RowState& st,
                                               const SageArgs& a, int h, float qs, int k0, int c4) {
@@ -303,25 +328,7 @@ __device__ __forceinline__ float2 softmaxTile(const int (&acc)[BN / 2], PFrag<BN
   }
   st.l0 = st.l0 * alpha.x + sum0;
   st.l1 = st.l1 * alpha.y + sum1;
-  if constexpr (PV8) {
-    // Keys 32kk..32kk+31 are S chunks 4kk..4kk+3 (16 values per thread): see fp8KeySlot.
-#pragma unroll
-    for (int kk = 0; kk < BN / 32; ++kk) {
-      const float* x = s + 16 * kk;
-      pf[kk][0] = packE4m3(x[0] * kFp8Max, x[1] * kFp8Max, x[4] * kFp8Max, x[5] * kFp8Max);
-      pf[kk][1] = packE4m3(x[2] * kFp8Max, x[3] * kFp8Max, x[6] * kFp8Max, x[7] * kFp8Max);
-      pf[kk][2] = packE4m3(x[8] * kFp8Max, x[9] * kFp8Max, x[12] * kFp8Max, x[13] * kFp8Max);
-      pf[kk][3] = packE4m3(x[10] * kFp8Max, x[11] * kFp8Max, x[14] * kFp8Max, x[15] * kFp8Max);
-    }
-  } else {
-#pragma unroll
-    for (int kk = 0; kk < BN / 16; ++kk) {
-      pf[kk][0] = packBf16(s[8 * kk], s[8 * kk + 1]);
-      pf[kk][1] = packBf16(s[8 * kk + 2], s[8 * kk + 3]);
-      pf[kk][2] = packBf16(s[8 * kk + 4], s[8 * kk + 5]);
-      pf[kk][3] = packBf16(s[8 * kk + 6], s[8 * kk + 7]);
-    }
-  }
+  packP<BN, PV8>(s, pf);
   return alpha;
 }
 
@@ -632,7 +639,63 @@ void launchProbe(const void* q, const void* k, const void* p, const void* v, int
   FF_CUDA_LAUNCHED("probeKernel");
 }
 
+// FP8 P.V alone, for the tests: p [64, BN] fp32 read by the accumulator map (as S would be) and
+// packed by packP, V^T from vt8 in prepareFp8V's layout; o = the raw accumulator [64, HD].
+template <int HD, int BN>
+__global__ void __launch_bounds__(128, 1) probeFp8Kernel(const float* p, const uint8_t* vt8, int64_t vtRow, float* o) {
+  extern __shared__ uint8_t smemRaw[];
+  const uint32_t sVt = (smemAddr(smemRaw) + 1023u) & ~1023u;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, c4 = lane & 3;
+  loadKMajor<BN, HD, 128>(sVt, vt8, vtRow, 0, HD, tid);
+  cpCommit();
+  cpWait<0>();
+  fenceProxyAsync();
+  __syncthreads();
+  const int row = warp * 16 + g;
+  float s[BN / 2];
+#pragma unroll
+  for (int i = 0; i < BN / 2; ++i) s[i] = p[(row + 8 * ((i >> 1) & 1)) * BN + 8 * (i >> 2) + 2 * c4 + (i & 1)];
+  PFrag<BN, true> pf;
+  packP<BN, true>(s, pf);
+  float oacc[HD / 2];
+#pragma unroll
+  for (int i = 0; i < HD / 2; ++i) oacc[i] = 0.0f;
+  wgFence();
+  issuePV8<HD, BN>(oacc, pf, sVt);
+  wgCommit();
+  wgWait<0>();
+  pinRegs(oacc);
+#pragma unroll
+  for (int i = 0; i < HD / 2; ++i) o[(row + 8 * ((i >> 1) & 1)) * HD + 8 * (i >> 2) + 2 * c4 + (i & 1)] = oacc[i];
+}
+
+template <int HD, int BN>
+void launchProbeFp8(const float* p, const void* v, float* o, void* scratch, cudaStream_t stream) {
+  SageArgs a{};
+  a.v = v;
+  a.vTok = HD;
+  a.heads = 1;
+  a.nK = BN;
+  a.headDim = HD;
+  a.vt8 = static_cast<uint8_t*>(scratch);
+  a.vtRow = 128;
+  a.vAmax = reinterpret_cast<int*>(a.vt8 + HD * 128);
+  prepareFp8V<HD>(a, stream);
+  constexpr int smem = HD * BN + 1024;
+  probeFp8Kernel<HD, BN><<<1, 128, smem, stream>>>(p, a.vt8, a.vtRow, o);
+  FF_CUDA_LAUNCHED("probeFp8Kernel");
+}
+
 }  // namespace
+
+void probeTileFp8(int hd, int bn, const float* p, const void* v, float* o, void* scratch, CUstream_st* stream) {
+  if (!available(hd) || (bn != 64 && bn != 128))
+    throw std::invalid_argument("wgmma FP8 probe: needs an sm_90 device, head_dim 64 or 128 and 64 or 128 keys");
+  if (hd == 64 && bn == 64) launchProbeFp8<64, 64>(p, v, o, scratch, stream);
+  else if (hd == 64) launchProbeFp8<64, 128>(p, v, o, scratch, stream);
+  else if (bn == 64) launchProbeFp8<128, 64>(p, v, o, scratch, stream);
+  else launchProbeFp8<128, 128>(p, v, o, scratch, stream);
+}
 
 void probeTile(int hd, int bn, const int8_t* q, const int8_t* k, const void* p, const void* v, int32_t* s, float* o,
                CUstream_st* stream) {

@@ -56,4 +56,9 @@ void sageAttention(const SageArgs& a, CUstream_st* stream);
 void probeTile(int hd, int bn, const int8_t* q, const int8_t* k, const void* p, const void* v, int32_t* s, float* o,
                CUstream_st* stream);
 
+// The same for FP8 P.V: p [64, bn] fp32 in [0, 1] (in S's place), v [bn, hd] bf16 through the V^T
+// pass (scratch: hd * 132 bytes) -> o [64, hd] fp32, the raw accumulator
+// sum_k e4m3(448 p) e4m3(v * 448 / max|v| of the channel).
+void probeTileFp8(int hd, int bn, const float* p, const void* v, float* o, void* scratch, CUstream_st* stream);
+
 }  // namespace ff::cuda::sm90
