@@ -2,6 +2,7 @@
 // fresh random inputs (normal, never zeros), with every output poisoned with NaN (0xFF bytes)
 // before each run. Prints one line per check (relative L2, cosine, verdict) and exits non-zero
 // when any check fails. Built only when nvcc is present; run it on a machine with a GPU.
+// `framefleet_cuda_tests wgmma` runs only the checks of the Hopper wgmma kernels.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -475,34 +476,41 @@ void testWgmma(cublasHandle_t cublas, const cudaDeviceProp& prop) {
 // test_engine.cpp: the engine's CUDA path against its CPU path, reporting through report().
 int engineChecks(void (*report)(const std::string&, const std::vector<float>&, const std::vector<float>&, double, double));
 
-int main() {
+// Every check but the wgmma group: the mma.sync attention kernels, GEMMs, ops, the engine's path.
+static void testMmaAndEngine(cublasHandle_t cublas) {
+  // The bundled model's shape (3 heads of 64 over 2304 tokens), token-major as the engine holds it;
+  // a head_dim 128 case with ragged lengths in SDPA's layout.
+  testDenseAndSage({3, 2304, 2304, 64, false});
+  testDenseAndSage({2, 777, 1000, 128, true});
+  testDenseAndSage({2, 1000, 1000, 128, false});
+  setenv("FF_CUDA_ATTN_NARROW", "1", 1);  // the other dense tile shape
+  testDenseAndSage({2, 777, 1000, 128, true});
+  testDenseAndSage({3, 2304, 2304, 64, false});
+  unsetenv("FF_CUDA_ATTN_NARROW");
+  testSla({3, 2304, 2304, 64, false}, 0.1f, true, cublas);
+  testSla({2, 1000, 1000, 128, true}, 0.25f, true, cublas);
+  testSla({2, 1000, 1000, 128, false}, 0.1f, false, cublas);
+  testSla({1, 300, 300, 64, true}, 1.0f, true, cublas);
+  setenv("FF_CUDA_SLA_WIDE", "1", 1);  // the other SLA tile shape
+  testSla({3, 2304, 2304, 64, false}, 0.1f, true, cublas);
+  testSla({2, 1000, 1000, 128, true}, 0.25f, true, cublas);
+  unsetenv("FF_CUDA_SLA_WIDE");
+  testGemm(cublas);
+  testOps();
+  g_failures += engineChecks(report);
+}
+
+int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // every verdict reaches the log even if the run dies
+  // `framefleet_cuda_tests wgmma` runs only the Hopper wgmma group (the last, and the slowest to reach).
+  const bool wgmmaOnly = argc > 1 && std::strcmp(argv[1], "wgmma") == 0;
   try {
     cudaDeviceProp prop{};
     FF_CUDA(cudaGetDeviceProperties(&prop, 0));
     std::printf("device: %s (sm_%d%d, %d SMs)\n", prop.name, prop.major, prop.minor, prop.multiProcessorCount);
     cublasHandle_t cublas;
     FF_CUBLAS(cublasCreate(&cublas));
-    // The bundled model's shape (3 heads of 64 over 2304 tokens), token-major as the engine holds it;
-    // a head_dim 128 case with ragged lengths in SDPA's layout.
-    testDenseAndSage({3, 2304, 2304, 64, false});
-    testDenseAndSage({2, 777, 1000, 128, true});
-    testDenseAndSage({2, 1000, 1000, 128, false});
-    setenv("FF_CUDA_ATTN_NARROW", "1", 1);  // the other dense tile shape
-    testDenseAndSage({2, 777, 1000, 128, true});
-    testDenseAndSage({3, 2304, 2304, 64, false});
-    unsetenv("FF_CUDA_ATTN_NARROW");
-    testSla({3, 2304, 2304, 64, false}, 0.1f, true, cublas);
-    testSla({2, 1000, 1000, 128, true}, 0.25f, true, cublas);
-    testSla({2, 1000, 1000, 128, false}, 0.1f, false, cublas);
-    testSla({1, 300, 300, 64, true}, 1.0f, true, cublas);
-    setenv("FF_CUDA_SLA_WIDE", "1", 1);  // the other SLA tile shape
-    testSla({3, 2304, 2304, 64, false}, 0.1f, true, cublas);
-    testSla({2, 1000, 1000, 128, true}, 0.25f, true, cublas);
-    unsetenv("FF_CUDA_SLA_WIDE");
-    testGemm(cublas);
-    testOps();
-    g_failures += engineChecks(report);
+    if (!wgmmaOnly) testMmaAndEngine(cublas);
     // Last, as they have not run on a GPU before: a fault would poison the context for what follows.
     testWgmma(cublas, prop);
     FF_CUBLAS(cublasDestroy(cublas));
