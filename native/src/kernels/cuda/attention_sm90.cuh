@@ -1,0 +1,285 @@
+// Building blocks of the Hopper (sm_90a) attention kernels: shared-memory layouts and wgmma
+// descriptors, tile loaders, the wgmma instructions they use, P packing, and the V^T pass of FP8
+// P.V. Included by attention_sm90.cu (the kernels) and attention_sm90_probe.cu (one-tile probes for
+// the tests), both compiled for sm_90a only. Everything is in an anonymous namespace: without
+// relocatable device code each translation unit keeps its own copy of the device code.
+//
+// Shared-memory layouts, HD = head_dim (64 or 128), every tile 1024-byte aligned. Swizzles act on
+// the byte offset in the tile: 128B swizzle = bits 4-6 XOR bits 7-9 (16-byte chunk c of a 128-byte
+// row r lands at r * 128 + ((c ^ (r % 8)) * 16)); 64B swizzle = bits 4-5 XOR bits 7-8 (chunk c of a
+// 64-byte row r at r * 64 + ((c ^ ((r / 2) % 4)) * 16)).
+//   sQ  [WGS * 64 rows][HD B]  INT8 q, K-major A operand (row = query, channels contiguous)
+//   sK  [BN rows][HD B]        INT8 k~, K-major B operand (row = key); 128B swizzle at HD 128, 64B at 64
+//   sV  [HD / 64 halves][BN rows][128 B]  bf16 v, 128B swizzle: half c holds channels 64c..64c+63 of
+//                              each key row; the MN-major ("transposed") B operand of P.V
+//   or, with FP8 P.V (FF_CUDA_WGMMA_PV=fp8), sVt [HD rows][BN B]: e4m3 v^T (from vTransposeFp8Kernel,
+//                              keys permuted by fp8KeySlot), K-major B operand swizzled as sK
+// wgmma shared-memory descriptor (PTX ISA "Matrix Descriptor Format"): bits 0-13 start address >> 4,
+// 16-29 leading byte offset >> 4, 32-45 stride byte offset >> 4, 49-51 base offset (0: every
+// swizzle pattern starts aligned), 62-63 swizzle (1 = 128B, 2 = 64B). Canonical layouts in units of
+// elements, T = 16 bytes / element size, S = swizzle width / 16 B (8 or 4) (CUTLASS's notation):
+//   K-major  ((8, m), (T, 2k)) : ((S T, SBO), (1, T))   8 rows of S * 16 B, SBO per 8 rows; LBO unused
+//   MN-major ((T, 8, m), (8, k)) : ((1, T, LBO), (8T, SBO))  (128B) 64 bf16 of N contiguous per
+//            128-B row, LBO between 64-column groups of N, SBO between groups of 8 K-rows
+// so Q and K~ use SBO = 8 * HD (LBO = 16, ignored) and step K by 32 bytes (one k32 INT8 slice)
+// inside the swizzle row; V uses LBO = BN * 128 (the next channel half), SBO = 1024, and steps K by
+// 16 keys = 2048 bytes.
+//
+// Register fragments (PTX ISA "wgmma register fragments"; warp w = 0..3 of the warpgroup owns rows
+// 16w..16w+15, g = lane / 4, c = lane % 4):
+//   accumulator D of m64nN (s32 or f32), register i = 0..N/2-1, chunk j = i / 4, e = i % 4:
+//     row 16w + g + 8 * (e / 2), column 8j + 2c + (e % 2)
+//   A of bf16 m64nNk16 from registers, 4 x b32 of two bf16 each (same as mma.sync m16n8k16's A):
+//     a0 (row g, k 2c..2c+1), a1 (row g+8, k 2c..), a2 (row g, k 2c+8..), a3 (row g+8, k 2c+8..)
+// hence P's A fragment for keys 16kk..16kk+15 is S chunks 2kk and 2kk+1 packed pairwise to bf16.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp8.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "kernels/cuda/attention_device.cuh"
+#include "kernels/cuda/attention_sm90.h"
+#include "kernels/cuda/check.h"
+
+#if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#error "the wgmma kernels must be compiled for sm_90a only (-gencode=arch=compute_90a,code=sm_90a)"
+#endif
+
+namespace ff::cuda::sm90 {
+namespace {
+
+__device__ __forceinline__ void fenceProxyAsync() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+
+// Byte offset of 16-byte chunk c of row r in a tile of ROWBYTES-byte rows, swizzled as wgmma reads
+// it: 128B swizzle for 128-byte rows, 64B swizzle for 64-byte rows.
+template <int ROWBYTES>
+__device__ __forceinline__ uint32_t swizzled(int r, int c) {
+  static_assert(ROWBYTES == 128 || ROWBYTES == 64, "128- or 64-byte rows");
+  if constexpr (ROWBYTES == 128) return r * 128 + ((c ^ (r & 7)) << 4);
+  else return r * 64 + ((c ^ ((r >> 1) & 3)) << 4);
+}
+
+// Descriptor swizzle field for rows of ROWBYTES: 1 = 128B, 2 = 64B.
+template <int ROWBYTES>
+constexpr uint64_t kSwizzleMode = ROWBYTES == 128 ? 1 : 2;
+
+template <int ROWBYTES>
+__device__ __forceinline__ uint64_t smemDesc(uint32_t addr, uint32_t lbo, uint32_t sbo) {
+  return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (static_cast<uint64_t>(lbo >> 4) << 16) |
+         (static_cast<uint64_t>(sbo >> 4) << 32) | (kSwizzleMode<ROWBYTES> << 62);
+}
+
+// ROWS rows of CHUNKS 16-byte chunks (source row stride in bytes, from row0; rows at or past nValid
+// are zero-filled: cp.async with source size 0); chunk c of row r goes to shared address dst(r, c).
+template <int ROWS, int CHUNKS, int THREADS, typename Dst>
+__device__ __forceinline__ void loadRows(Dst dst, const uint8_t* src, int64_t stride, int row0, int nValid, int tid) {
+  static_assert(ROWS * CHUNKS % THREADS == 0, "the tile splits evenly over the threads");
+#pragma unroll 1  // unrolled, every chunk's addresses stay live across the main loop (spills)
+  for (int it = 0; it < ROWS * CHUNKS / THREADS; ++it) {
+    const int x = tid + it * THREADS, r = x / CHUNKS, c = x % CHUNKS;
+    const bool ok = row0 + r < nValid;
+    cpAsync16(dst(r, c), ok ? src + static_cast<int64_t>(row0 + r) * stride + c * 16 : src, ok);
+  }
+}
+
+// INT8 rows of HD bytes into a K-major tile at base.
+template <int HD, int ROWS, int THREADS>
+__device__ __forceinline__ void loadKMajor(uint32_t base, const uint8_t* src, int64_t stride, int row0, int nValid, int tid) {
+  loadRows<ROWS, HD / 16, THREADS>([base](int r, int c) { return base + swizzled<HD>(r, c); }, src, stride, row0, nValid, tid);
+}
+
+// bf16 rows of HD channels into HD / 64 halves of [ROWS][128 B] at base.
+template <int HD, int ROWS, int THREADS>
+__device__ __forceinline__ void loadV(uint32_t base, const uint8_t* src, int64_t stride, int row0, int nValid, int tid) {
+  loadRows<ROWS, HD / 8, THREADS>([base](int r, int c) { return base + (c >> 3) * ROWS * 128 + swizzled<128>(r, c & 7); },
+                                  src, stride, row0, nValid, tid);
+}
+
+__device__ __forceinline__ void wgFence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgCommit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void wgWait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+
+// Keeps the compiler from moving accesses of accumulator registers across a wait.
+template <int N>
+__device__ __forceinline__ void pinRegs(int (&r)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+r"(r[i])::"memory");
+}
+template <int N>
+__device__ __forceinline__ void pinRegs(float (&r)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
+}
+
+#define FF_RW_S32(x) "+r"(x)
+#define FF_W_S32(x) "=r"(x)
+#define FF_RW_F32(x) "+f"(x)
+#define FF_OPS8(M, a, i) M(a[i]), M(a[i + 1]), M(a[i + 2]), M(a[i + 3]), M(a[i + 4]), M(a[i + 5]), M(a[i + 6]), M(a[i + 7])
+#define FF_OPS32(M, a) FF_OPS8(M, a, 0), FF_OPS8(M, a, 8), FF_OPS8(M, a, 16), FF_OPS8(M, a, 24)
+#define FF_OPS64(M, a) FF_OPS32(M, a), FF_OPS8(M, a, 32), FF_OPS8(M, a, 40), FF_OPS8(M, a, 48), FF_OPS8(M, a, 56)
+
+#define FF_REGS32 \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, " \
+  "%24, %25, %26, %27, %28, %29, %30, %31}"
+#define FF_REGS64                                                                                                     \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, " \
+  "%24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, "  \
+  "%46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
+
+// d[64 x N] (+)= a[64 x 32] . b[32 x N]^T, INT8 in, int32 out; both operands from shared memory
+// (K-major). ACCUMULATE = false overwrites d (scale-d = 0) and declares d write-only, so the
+// previous tile's scores are dead once converted instead of held for this instruction.
+#define FF_QK_S8(N, REGS, IDX_A, IDX_B, IDX_P, OPS)                                                                  \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %" IDX_P ", 0;\n"                                                \
+               "wgmma.mma_async.sync.aligned.m64n" #N "k32.s32.s8.s8 " REGS ", %" IDX_A ", %" IDX_B ", p;\n}\n" \
+               : OPS                                                                                               \
+               : "l"(a), "l"(b), "r"(ACCUMULATE ? 1 : 0))
+template <bool ACCUMULATE>
+__device__ __forceinline__ void wgmmaS8(int (&d)[64], uint64_t a, uint64_t b) {
+  if constexpr (ACCUMULATE) FF_QK_S8(128, FF_REGS64, "64", "65", "66", FF_OPS64(FF_RW_S32, d));
+  else FF_QK_S8(128, FF_REGS64, "64", "65", "66", FF_OPS64(FF_W_S32, d));
+}
+template <bool ACCUMULATE>
+__device__ __forceinline__ void wgmmaS8(int (&d)[32], uint64_t a, uint64_t b) {
+  if constexpr (ACCUMULATE) FF_QK_S8(64, FF_REGS32, "32", "33", "34", FF_OPS32(FF_RW_S32, d));
+  else FF_QK_S8(64, FF_REGS32, "32", "33", "34", FF_OPS32(FF_W_S32, d));
+}
+
+// d[64 x N] += a . b, fp32 accumulation, a from registers, b from shared memory: bf16 (k16; b
+// MN-major, imm-trans-b = 1) or e4m3 (k32; b K-major, FP8 has no transposed form).
+#define FF_WGMMA_RS(SHAPE, TYPES, IMMS, REGS, IDX_A, IDX_B, IDX_P, OPS)                                              \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %" IDX_P ", 0;\n"                                                \
+               "wgmma.mma_async.sync.aligned." SHAPE "." TYPES " " REGS ", {" IDX_A "}, %" IDX_B ", p, " IMMS ";\n}\n" \
+               : OPS                                                                                               \
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1))
+template <bool FP8>
+__device__ __forceinline__ void wgmmaPV(float (&d)[64], const uint32_t (&a)[4], uint64_t b) {
+  if constexpr (FP8) FF_WGMMA_RS("m64n128k32", "f32.e4m3.e4m3", "1, 1", FF_REGS64, "%64, %65, %66, %67", "68", "69", FF_OPS64(FF_RW_F32, d));
+  else FF_WGMMA_RS("m64n128k16", "f32.bf16.bf16", "1, 1, 1", FF_REGS64, "%64, %65, %66, %67", "68", "69", FF_OPS64(FF_RW_F32, d));
+}
+template <bool FP8>
+__device__ __forceinline__ void wgmmaPV(float (&d)[32], const uint32_t (&a)[4], uint64_t b) {
+  if constexpr (FP8) FF_WGMMA_RS("m64n64k32", "f32.e4m3.e4m3", "1, 1", FF_REGS32, "%32, %33, %34, %35", "36", "37", FF_OPS32(FF_RW_F32, d));
+  else FF_WGMMA_RS("m64n64k16", "f32.bf16.bf16", "1, 1, 1", FF_REGS32, "%32, %33, %34, %35", "36", "37", FF_OPS32(FF_RW_F32, d));
+}
+
+// FP8 P.V (SageAttention2's route): P in [0, 1] is scaled by e4m3's largest value and V by
+// max|v| / that value per channel, so that both use e4m3's range; O is divided back in the epilogue.
+constexpr float kFp8Max = 448.0f;
+
+// Four fp32 -> e4m3 (saturating), byte i = element i.
+__device__ __forceinline__ uint32_t packE4m3(float x0, float x1, float x2, float x3) {
+  const uint32_t lo = __nv_cvt_float2_to_fp8x2(make_float2(x0, x1), __NV_SATFINITE, __NV_E4M3);
+  const uint32_t hi = __nv_cvt_float2_to_fp8x2(make_float2(x2, x3), __NV_SATFINITE, __NV_E4M3);
+  return lo | (hi << 16);
+}
+
+// The A fragment of e4m3 m64nNk32 (per warp 16 rows, as mma.sync m16n8k32's 8-bit A): a0 = row g,
+// k 4c..4c+3 (byte i = k 4c+i), a1 = row g+8, same k, a2 = row g, k 16+4c.., a3 = row g+8, k 16+4c...
+// Lane c holds S columns 8j + 2c + {0, 1}, so rather than moving bytes between lanes the keys of V^T
+// are permuted: within each 32-key group, position 4c + i (+16) holds key 8 (i / 2) + 2c + (i % 2)
+// (+16). This maps key t of a group (bits: t = 16 h + 8 b + 2 c + l) to its position.
+__host__ __device__ constexpr int fp8KeySlot(int t) {
+  return (t & ~15) | (((t >> 1) & 3) << 2) | (((t >> 3) & 1) << 1) | (t & 1);
+}
+
+// S = Q . K~^T for one tile: HD / 32 k32 slices of the channels, 32 bytes apart inside each
+// swizzle row. Issues only (no commit).
+template <int HD, int BN>
+__device__ __forceinline__ void issueQK(int (&acc)[BN / 2], uint32_t sQw, uint32_t sK) {
+  wgmmaS8<false>(acc, smemDesc<HD>(sQw, 16, 8 * HD), smemDesc<HD>(sK, 16, 8 * HD));
+#pragma unroll
+  for (int kk = 1; kk < HD / 32; ++kk)
+    wgmmaS8<true>(acc, smemDesc<HD>(sQw + kk * 32, 16, 8 * HD), smemDesc<HD>(sK + kk * 32, 16, 8 * HD));
+}
+
+// O += P . V for one tile: 16 keys (2048 bytes of each V half) per step. Issues only.
+template <int HD, int BN>
+__device__ __forceinline__ void issuePV(float (&o)[HD / 2], const uint32_t (&pf)[BN / 16][4], uint32_t sV) {
+#pragma unroll
+  for (int kk = 0; kk < BN / 16; ++kk) wgmmaPV<false>(o, pf[kk], smemDesc<128>(sV + kk * 2048, BN * 128, 1024));
+}
+
+// O += P . V with e4m3 operands: V^T [HD rows][BN keys] K-major (BN-byte rows, swizzled as Q and
+// K~ are), 32 keys = 32 bytes per step. Issues only.
+template <int HD, int BN>
+__device__ __forceinline__ void issuePV8(float (&o)[HD / 2], const uint32_t (&pf)[BN / 32][4], uint32_t sVt) {
+#pragma unroll
+  for (int kk = 0; kk < BN / 32; ++kk) wgmmaPV<true>(o, pf[kk], smemDesc<BN>(sVt + kk * 32, 16, 8 * BN));
+}
+// P registers of one tile: bf16 pairs (k16 steps) or e4m3 quads (k32 steps).
+template <int BN, bool PV8>
+using PFrag = uint32_t[PV8 ? BN / 32 : BN / 16][4];
+
+// One thread's P values of a tile, in the S accumulator's order (s[4j + e]: chunk j, e as in the
+// map at the top), -> the A fragments of P.V.
+template <int BN, bool PV8>
+__device__ __forceinline__ void packP(const float (&s)[BN / 2], PFrag<BN, PV8>& pf) {
+  if constexpr (PV8) {
+    // Keys 32kk..32kk+31 are S chunks 4kk..4kk+3 (16 values per thread): see fp8KeySlot.
+#pragma unroll
+    for (int kk = 0; kk < BN / 32; ++kk) {
+      const float* x = s + 16 * kk;
+      pf[kk][0] = packE4m3(x[0] * kFp8Max, x[1] * kFp8Max, x[4] * kFp8Max, x[5] * kFp8Max);
+      pf[kk][1] = packE4m3(x[2] * kFp8Max, x[3] * kFp8Max, x[6] * kFp8Max, x[7] * kFp8Max);
+      pf[kk][2] = packE4m3(x[8] * kFp8Max, x[9] * kFp8Max, x[12] * kFp8Max, x[13] * kFp8Max);
+      pf[kk][3] = packE4m3(x[10] * kFp8Max, x[11] * kFp8Max, x[14] * kFp8Max, x[15] * kFp8Max);
+    }
+  } else {
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk) {
+      pf[kk][0] = packBf16(s[8 * kk], s[8 * kk + 1]);
+      pf[kk][1] = packBf16(s[8 * kk + 2], s[8 * kk + 3]);
+      pf[kk][2] = packBf16(s[8 * kk + 4], s[8 * kk + 5]);
+      pf[kk][3] = packBf16(s[8 * kk + 6], s[8 * kk + 7]);
+    }
+  }
+}
+// Per-(head, channel) max |v| into amaxBits (zeroed; non-negative floats order as their bits).
+template <int HD>
+__global__ void vAbsMaxKernel(const __nv_bfloat16* v, int64_t head, int64_t tok, int n, int* amaxBits) {
+  const int h = blockIdx.x, d = threadIdx.x;
+  float m = 0.0f;
+  for (int t = blockIdx.y; t < n; t += gridDim.y) m = fmaxf(m, fabsf(__bfloat162float(v[h * head + static_cast<int64_t>(t) * tok + d])));
+  atomicMax(amaxBits + h * HD + d, __float_as_int(m));
+}
+
+// v -> vt8 [heads, HD, rowBytes] e4m3: v * kFp8Max / max|v| of its channel, keys placed by
+// fp8KeySlot within their 32-key group, zero past n. One CTA per (64 keys, head); the grid covers
+// rowBytes, so the padding every 128-key tile may read is zero too.
+template <int HD>
+__global__ void __launch_bounds__(256) vTransposeFp8Kernel(const __nv_bfloat16* v, int64_t head, int64_t tok, int n,
+                                                           const int* amaxBits, uint8_t* vt8, int64_t rowBytes) {
+  __shared__ __align__(16) uint8_t tile[HD][64];
+  const int b = blockIdx.x, h = blockIdx.y, tid = threadIdx.x;
+  for (int i = tid; i < 64 * HD; i += 256) {
+    const int t = i / HD, d = i % HD, key = b * 64 + t;
+    const float amax = __int_as_float(amaxBits[h * HD + d]);
+    const float x = key < n && amax > 0.0f ? __bfloat162float(v[h * head + static_cast<int64_t>(key) * tok + d]) * (kFp8Max / amax) : 0.0f;
+    tile[d][fp8KeySlot(t)] = __nv_cvt_float_to_fp8(x, __NV_SATFINITE, __NV_E4M3);
+  }
+  __syncthreads();
+  for (int i = tid; i < HD * 4; i += 256) {
+    const int d = i >> 2, c = i & 3;
+    *reinterpret_cast<uint4*>(vt8 + (static_cast<int64_t>(h) * HD + d) * rowBytes + b * 64 + c * 16) =
+        *reinterpret_cast<const uint4*>(&tile[d][c * 16]);
+  }
+}
+
+template <int HD>
+void prepareFp8V(const SageArgs& a, cudaStream_t stream) {
+  FF_CUDA(cudaMemsetAsync(a.vAmax, 0, sizeof(int) * a.heads * HD, stream));
+  const auto* v = static_cast<const __nv_bfloat16*>(a.v);
+  vAbsMaxKernel<HD><<<dim3(a.heads, std::min(64, a.nK)), HD, 0, stream>>>(v, a.vHead, a.vTok, a.nK, a.vAmax);
+  FF_CUDA_LAUNCHED("vAbsMaxKernel");
+  vTransposeFp8Kernel<HD><<<dim3(static_cast<int>(a.vtRow / 64), a.heads), 256, 0, stream>>>(v, a.vHead, a.vTok, a.nK,
+                                                                                             a.vAmax, a.vt8, a.vtRow);
+  FF_CUDA_LAUNCHED("vTransposeFp8Kernel");
+}
+}  // namespace
+}  // namespace ff::cuda::sm90
