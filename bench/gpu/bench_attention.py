@@ -103,7 +103,9 @@ def sla_stages(lib, heads, n, hd, top_k, p, proj, ws, ws_bytes, stream, impl):
     return {"shape": [1, heads, n, hd], "kernel": "sla_stages_ms", "impl": impl, **dict(zip(names, med))}
 
 
-def bench_shape(lib, heads, n, hd, top_k, reps, ref_heads):
+def bench_shape(lib, heads, n, hd, top_k, reps, ref_heads, rows, flush):
+    """Appends a row per kernel to rows and calls flush after each, so that what was measured
+    survives a kernel that faults or hangs later in the list."""
     dev = "cuda"
     q, k, v, out, ws, ws_bytes, sel, nb, kc, stream = attention_inputs(lib, heads, n, hd, top_k)
     proj = (0.05 * torch.randn(hd, hd, device=dev)).to(torch.bfloat16)
@@ -134,7 +136,6 @@ def bench_shape(lib, heads, n, hd, top_k, reps, ref_heads):
         runs[f"ours_sla_top{top_k}_wgmma_fp8"] = runs[f"ours_sla_top{top_k}"]
     else:
         print(f"[1, {heads}, {n}, {hd}]: no wgmma kernel here (needs sm_90); mma.sync only")
-    rows = []
     warmup = 3 if n > 10000 else 10
     sdpa_ms = None
     rh = min(ref_heads, heads)
@@ -175,12 +176,13 @@ def bench_shape(lib, heads, n, hd, top_k, reps, ref_heads):
                 **acc,
             }
         )
+        flush()
         del got
     del sdpa_out
     for impl in ("mma", "wgmma") if wgmma else ("mma",):
         rows.append(sla_stages(lib, heads, n, hd, top_k, p, proj, ws, ws_bytes, stream, impl))
+        flush()
     os.environ["FF_CUDA_ATTN_IMPL"] = "mma"
-    return rows
 
 
 def sla_block_check(lib, heads, n, hd, top_k, samples=8):
@@ -235,16 +237,19 @@ def main():
         Path(args.out).write_text(json.dumps({"device": name, "torch": torch.__version__, "rows": [res]}, indent=1))
         return
     rows = []
-    shapes = [] if args.big_only else [(3, 2304, 64, 200, 3), (12, 32760, 128, 30, 2)]
+    shapes = [] if args.big_only else [(12, 32760, 128, 30, 2), (3, 2304, 64, 200, 3)]
     if args.big or args.big_only:
         shapes.append((40, 75600, 128, 10, 1))
+    def flush():
+        Path(args.out).write_text(json.dumps({"device": name, "torch": torch.__version__, "rows": rows}, indent=1))
+
     for heads, n, hd, reps, ref_heads in shapes:
         try:
-            rows += bench_shape(lib, heads, n, hd, args.top_k, reps=reps, ref_heads=ref_heads)
+            bench_shape(lib, heads, n, hd, args.top_k, reps, ref_heads, rows, flush)
         except Exception as e:  # keep what was measured; say what failed
             print(f"shape [1, {heads}, {n}, {hd}] failed: {e}")
         torch.cuda.empty_cache()
-        Path(args.out).write_text(json.dumps({"device": name, "torch": torch.__version__, "rows": rows}, indent=1))
+        flush()
     print(f"\ndevice: {name}  torch {torch.__version__}  (median of CUDA-event timings; TFLOP/s = 4*H*N^2*hd / time)")
     print(f"{'shape':<22}{'kernel':<36}{'ms':>9}{'TFLOP/s':>9}{'vs SDPA':>9}{'cos':>10}{'relL2':>9}{'cos/dense':>10}")
     for r in rows:

@@ -52,3 +52,20 @@ for profile in ${FF_E2E_PROFILES:-baseline turbo}; do
     if (g && c) console.log(`e2e ${process.argv[2]}: GPU/CPU denoise ${(c.timings.denoise / g.timings.denoise).toFixed(1)}x, total ${(c.timings.total / g.timings.total).toFixed(1)}x`);
   ' "$OUT" "$profile"
 done
+# `framefleet bench --quick` on the GPU: every row in one process, an untimed warm-up per row, then
+# medians, so the table holds steady-state times (the single runs above include the CUDA context,
+# cuBLAS start-up and graph capture). Without ffmpeg on the machine the clips are written as APNG.
+# FF_E2E_BENCH=0 skips it.
+if [ "${FF_E2E_BENCH:-1}" != 0 ]; then
+  FRAMEFLEET_BACKEND=cuda timeout 240 "$NODE" bin/framefleet.js bench --quick --json >"$OUT/e2e/bench-cuda.json" 2>"$OUT/e2e/bench-cuda.err"
+  status=$?
+  if [ $status -ne 0 ]; then
+    echo "e2e bench on the GPU: exit $status: $(tail -1 "$OUT/e2e/bench-cuda.err")"
+  else
+    "$NODE" -e '
+      const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+      console.log(`bench --quick on ${r.machine.gpu ?? "?"} (${r.suite.prompts} prompts):`);
+      for (const x of r.rows) console.log(`  ${x.profile.padEnd(10)} total ${x.seconds.toFixed(4)} s  denoise ${x.denoiseSeconds.toFixed(4)} s  speedup ${x.speedup.toFixed(1)}x  denoise ${x.denoiseSpeedup.toFixed(1)}x  accuracy ${x.promptAccuracy.toFixed(2)}  psnr ${x.psnrVsBaseline === null ? "-" : x.psnrVsBaseline.toFixed(1)}`);
+    ' "$OUT/e2e/bench-cuda.json"
+  fi
+fi
