@@ -2,19 +2,19 @@
 // One tiled kernel serves all three: a CTA owns 16 query rows per warp, streams 64-key tiles of K
 // and V through shared memory with cp.async (two stages), computes S = Q.K^T with mma.sync
 // (bf16 m16n8k16 or s8 m16n8k32), runs the online softmax in registers (base 2) and accumulates
-// P.V with bf16 mma.sync. The Linear mode is the SLA linear branch over the selected blocks:
-// S = phi(q).phi(k~)^T with no softmax, P.V over V proj_l^T, finished by phi(q).H_all.
+// P.V with bf16 mma.sync. SLA's linear branch is per-key-block state products on cuBLAS and one
+// small tensor-core kernel (linearOutKernel) per query block.
 // Fragment layouts follow the PTX ISA's mma.sync tables; ldmatrix feeds every operand (8-bit
 // operands are loaded as b16 pairs, which gives the s8 A/B fragment layout byte for byte).
 // On Hopper, FF_CUDA_ATTN_IMPL=wgmma hands Sage and SLA's sparse branch to attention_sm90.cu.
 #include <cuda_bf16.h>
 
 #include <algorithm>
-#include <climits>
 #include <cmath>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/attention_device.cuh"
@@ -29,7 +29,7 @@ using bf16 = __nv_bfloat16;
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLinearEps = 1e-5f;
 
-enum class Mode { Flash, Sage, Linear };
+enum class Mode { Flash, Sage };
 
 // Full (dense) attention CTAs: 4 warps of 2 x 16 query rows. SLA keeps one 64-row query block per
 // CTA (4 warps of 16 rows) since each query block has its own key blocks.
@@ -48,8 +48,6 @@ struct KernelParams {
   int qBlocks, kBlocks;  // 64-token blocks
   const int32_t* blocks; // [heads, qBlocks, kc] key tiles per 64-row query tile, or null (all)
   int kc;
-  const uint8_t* hall;   // Linear: bf16 [heads, hd, hd] = sum phi(k~)^T (v proj_l^T)
-  const float* zall;     // Linear: [heads, hd] = sum phi(k~)
 };
 
 __device__ __forceinline__ void ldsm4(uint32_t (&r)[4], const void* p) {
@@ -128,7 +126,6 @@ __global__ void __launch_bounds__(WARPS * 32, 1) attnKernel(KernelParams p) {
   constexpr int kVB = HD * 2, kVP = kVB + 16;
   constexpr int kKCH = kQKB / 32;  // 32-byte depth chunks of Q.K^T
   constexpr int kNT = HD / 8;      // 8-column chunks of the output
-  static_assert(2 * 64 >= HD, "H_all must fit the two V stages");
   extern __shared__ __align__(16) uint8_t smem[];
   uint8_t* sQ = smem;
   uint8_t* sK = sQ + kBM * kQKP;
@@ -249,60 +246,50 @@ __global__ void __launch_bounds__(WARPS * 32, 1) attnKernel(KernelParams p) {
       }
     }
 
-    if constexpr (M != Mode::Linear) {
-      const int kbase = tile * 64;
-      if (kbase + 64 > p.nK) {
-#pragma unroll
-        for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-          for (int j = 0; j < 8; ++j)
-#pragma unroll
-            for (int e = 0; e < 4; ++e)
-              if (kbase + j * 8 + 2 * c4 + (e & 1) >= p.nK) s[mt][j][e] = -INFINITY;
-      }
-#pragma unroll
-      for (int mt = 0; mt < MT; ++mt) {
-        float mx0 = mrow[mt][0], mx1 = mrow[mt][1];
-#pragma unroll
-        for (int j = 0; j < 8; ++j) {
-          mx0 = fmaxf(mx0, fmaxf(s[mt][j][0], s[mt][j][1]));
-          mx1 = fmaxf(mx1, fmaxf(s[mt][j][2], s[mt][j][3]));
-        }
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-        const float a0 = exp2f(mrow[mt][0] - mx0), a1 = exp2f(mrow[mt][1] - mx1);
-        mrow[mt][0] = mx0;
-        mrow[mt][1] = mx1;
-        float sum0 = 0.0f, sum1 = 0.0f;
-#pragma unroll
-        for (int j = 0; j < 8; ++j) {
-          s[mt][j][0] = exp2f(s[mt][j][0] - mx0);
-          s[mt][j][1] = exp2f(s[mt][j][1] - mx0);
-          s[mt][j][2] = exp2f(s[mt][j][2] - mx1);
-          s[mt][j][3] = exp2f(s[mt][j][3] - mx1);
-          sum0 += s[mt][j][0] + s[mt][j][1];
-          sum1 += s[mt][j][2] + s[mt][j][3];
-        }
-        lrow[mt][0] = lrow[mt][0] * a0 + sum0;
-        lrow[mt][1] = lrow[mt][1] * a1 + sum1;
-#pragma unroll
-        for (int n = 0; n < kNT; ++n) {
-          o[mt][n][0] *= a0;
-          o[mt][n][1] *= a0;
-          o[mt][n][2] *= a1;
-          o[mt][n][3] *= a1;
-        }
-      }
-    } else {
+    const int kbase = tile * 64;
+    if (kbase + 64 > p.nK) {
 #pragma unroll
       for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-        for (int j = 0; j < 8; ++j) {
-          lrow[mt][0] += s[mt][j][0] + s[mt][j][1];
-          lrow[mt][1] += s[mt][j][2] + s[mt][j][3];
-        }
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+          for (int e = 0; e < 4; ++e)
+            if (kbase + j * 8 + 2 * c4 + (e & 1) >= p.nK) s[mt][j][e] = -INFINITY;
+    }
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+      float mx0 = mrow[mt][0], mx1 = mrow[mt][1];
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        mx0 = fmaxf(mx0, fmaxf(s[mt][j][0], s[mt][j][1]));
+        mx1 = fmaxf(mx1, fmaxf(s[mt][j][2], s[mt][j][3]));
+      }
+      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+      const float a0 = exp2f(mrow[mt][0] - mx0), a1 = exp2f(mrow[mt][1] - mx1);
+      mrow[mt][0] = mx0;
+      mrow[mt][1] = mx1;
+      float sum0 = 0.0f, sum1 = 0.0f;
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        s[mt][j][0] = exp2f(s[mt][j][0] - mx0);
+        s[mt][j][1] = exp2f(s[mt][j][1] - mx0);
+        s[mt][j][2] = exp2f(s[mt][j][2] - mx1);
+        s[mt][j][3] = exp2f(s[mt][j][3] - mx1);
+        sum0 += s[mt][j][0] + s[mt][j][1];
+        sum1 += s[mt][j][2] + s[mt][j][3];
+      }
+      lrow[mt][0] = lrow[mt][0] * a0 + sum0;
+      lrow[mt][1] = lrow[mt][1] * a1 + sum1;
+#pragma unroll
+      for (int n = 0; n < kNT; ++n) {
+        o[mt][n][0] *= a0;
+        o[mt][n][1] *= a0;
+        o[mt][n][2] *= a1;
+        o[mt][n][3] *= a1;
+      }
     }
 
     // P.V: each V fragment feeds the MT row tiles.
@@ -331,13 +318,6 @@ __global__ void __launch_bounds__(WARPS * 32, 1) attnKernel(KernelParams p) {
   }
 
   uint8_t* go = p.out + h * p.oHead;
-  if constexpr (M == Mode::Linear) {
-    // H_all rows in the (now free) V stages for the phi(q).H_all term.
-    loadTile<HD, kVB, kVP, kThreads>(sV, p.hall + static_cast<int64_t>(h) * HD * HD * 2, kVB, 0, HD, tid);
-    cpCommit();
-    cpWait<0>();
-    __syncthreads();
-  }
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt) {
     float l0 = lrow[mt][0], l1 = lrow[mt][1];
@@ -346,67 +326,49 @@ __global__ void __launch_bounds__(WARPS * 32, 1) attnKernel(KernelParams p) {
     l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
     const int r0 = q0 + wrow + mt * 16 + g, r1 = r0 + 8;
-    if constexpr (M != Mode::Linear) {
-      const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
+    const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
 #pragma unroll
-      for (int n = 0; n < kNT; ++n) {
-        const int col = n * 8 + 2 * c4;
-        if (r0 < p.nQ)
-          *reinterpret_cast<uint32_t*>(go + r0 * p.oTok + col * 2) = packBf16(o[mt][n][0] * inv0, o[mt][n][1] * inv0);
-        if (r1 < p.nQ)
-          *reinterpret_cast<uint32_t*>(go + r1 * p.oTok + col * 2) = packBf16(o[mt][n][2] * inv1, o[mt][n][3] * inv1);
-      }
-    } else {
-      // o holds phi(q).sum_sel phi(k~)^T (v proj^T); the linear branch is phi(q).H_all minus it.
-      float (&om)[kNT][4] = o[mt];
-#pragma unroll
-      for (int n = 0; n < kNT; ++n) om[n][0] = -om[n][0], om[n][1] = -om[n][1], om[n][2] = -om[n][2], om[n][3] = -om[n][3];
-      uint32_t qf[kKCH][4];
-#pragma unroll
-      for (int c = 0; c < kKCH; ++c) qFrag(qf[c], mt, c);
-      pvAccum<kNT, kKCH, kVP>(om, qf, sV, lane);
-      // phi(q) . z_all from the A fragments: a0/a2 hold row g, a1/a3 row g+8.
-      const float* z = p.zall + h * HD;
-      float d0 = 0.0f, d1 = 0.0f;
-#pragma unroll
-      for (int c = 0; c < kKCH; ++c) {
-        const int col = c * 16 + 2 * c4;
-        const float2 za = *reinterpret_cast<const float2*>(z + col), zb = *reinterpret_cast<const float2*>(z + col + 8);
-        const float2 x0 = unpackBf16(qf[c][0]), x1 = unpackBf16(qf[c][1]), x2 = unpackBf16(qf[c][2]),
-                     x3 = unpackBf16(qf[c][3]);
-        d0 += x0.x * za.x + x0.y * za.y + x2.x * zb.x + x2.y * zb.y;
-        d1 += x1.x * za.x + x1.y * za.y + x3.x * zb.x + x3.y * zb.y;
-      }
-      d0 += __shfl_xor_sync(0xffffffffu, d0, 1);
-      d0 += __shfl_xor_sync(0xffffffffu, d0, 2);
-      d1 += __shfl_xor_sync(0xffffffffu, d1, 1);
-      d1 += __shfl_xor_sync(0xffffffffu, d1, 2);
-      const float inv0 = 1.0f / (d0 - l0 + kLinearEps), inv1 = 1.0f / (d1 - l1 + kLinearEps);
-#pragma unroll
-      for (int n = 0; n < kNT; ++n) {
-        const int col = n * 8 + 2 * c4;
-        if (r0 < p.nQ) {
-          auto* dst = reinterpret_cast<uint32_t*>(go + r0 * p.oTok + col * 2);
-          const float2 prev = unpackBf16(*dst);
-          *dst = packBf16(prev.x + om[n][0] * inv0, prev.y + om[n][1] * inv0);
-        }
-        if (r1 < p.nQ) {
-          auto* dst = reinterpret_cast<uint32_t*>(go + r1 * p.oTok + col * 2);
-          const float2 prev = unpackBf16(*dst);
-          *dst = packBf16(prev.x + om[n][2] * inv1, prev.y + om[n][3] * inv1);
-        }
-      }
+    for (int n = 0; n < kNT; ++n) {
+      const int col = n * 8 + 2 * c4;
+      if (r0 < p.nQ)
+        *reinterpret_cast<uint32_t*>(go + r0 * p.oTok + col * 2) = packBf16(o[mt][n][0] * inv0, o[mt][n][1] * inv0);
+      if (r1 < p.nQ)
+        *reinterpret_cast<uint32_t*>(go + r1 * p.oTok + col * 2) = packBf16(o[mt][n][2] * inv1, o[mt][n][3] * inv1);
     }
   }
 }
 
-// Per-head channel sums of k over tokens (atomics into a zeroed [heads, HD]).
+// Per-head channel sums of k over tokens: each CTA sums rowsPerCta rows with 16-byte loads and
+// adds its [HD] partial sums into the zeroed ksum [heads, HD] (one atomic per channel per CTA).
 template <int HD>
-__global__ void keySumKernel(const bf16* k, int64_t kHead, int64_t kTok, int n, float* ksum) {
-  const int h = blockIdx.x, d = threadIdx.x;
-  float acc = 0.0f;
-  for (int t = blockIdx.y; t < n; t += gridDim.y) acc += __bfloat162float(k[h * kHead + static_cast<int64_t>(t) * kTok + d]);
-  atomicAdd(ksum + h * HD + d, acc);
+__global__ void __launch_bounds__(256) keySumKernel(const bf16* k, int64_t kHead, int64_t kTok, int n, int rowsPerCta,
+                                                    float* ksum) {
+  constexpr int kCh = HD / 8, kRows = 256 / kCh;  // 16-byte chunks per row; rows per pass
+  __shared__ float part[kRows][HD + 1];
+  const int h = blockIdx.y, tid = threadIdx.x, c = tid % kCh, r = tid / kCh;
+  const int t1 = min(n, (blockIdx.x + 1) * rowsPerCta);
+  const bf16* base = k + h * kHead + c * 8;
+  float acc[8] = {};
+#pragma unroll 4
+  for (int t = blockIdx.x * rowsPerCta + r; t < t1; t += kRows) {
+    const uint4 u = *reinterpret_cast<const uint4*>(base + t * kTok);
+    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const float2 f = unpackBf16(w[i]);
+      acc[2 * i] += f.x;
+      acc[2 * i + 1] += f.y;
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < 8; ++i) part[r][c * 8 + i] = acc[i];
+  __syncthreads();
+  for (int d = tid; d < HD; d += 256) {
+    float s = 0.0f;
+#pragma unroll 8
+    for (int i = 0; i < kRows; ++i) s += part[i][d];
+    atomicAdd(ksum + h * HD + d, s);
+  }
 }
 
 struct QuantParams {
@@ -414,60 +376,282 @@ struct QuantParams {
   int64_t head, tok;  // elements
   int n, nBlocks;
   const float* ksum;  // k: subtract ksum / n (the smoothing mean); q: null
-  int8_t* xq;         // [heads, nBlocks * 64, HD]
+  int8_t* xq;         // [heads, nBlocks * 64, HD], zero past n
   float* scale;       // [heads, nBlocks], times scaleMul
   float scaleMul;
   float* pool;        // [heads, nBlocks, HD] block means (of k~ for k), or null
   bf16* phi;          // [heads, nBlocks * 64, HD] softmax over channels, zero past n, or null
-  float* zsum;        // [heads, HD] += sum of phi over tokens (atomics), or null
+  float* zBlock;      // [heads, nBlocks, HD] per-block sums of phi over tokens (with phi), or null
 };
 
-// One CTA per (64-token block, head): smoothing, per-block INT8 quantization, block mean and phi.
+// Column sums over the CTA's 64 x HD tile: each thread holds 8 columns (chunk c) of some rows;
+// out[d] = mul * sum (thread 0..HD-1 each write one). Every thread of the CTA must call it.
 template <int HD>
-__global__ void __launch_bounds__(256) quantKernel(QuantParams p) {
-  __shared__ float tile[64][HD + 1];
-  __shared__ float red[8];
-  const int b = blockIdx.x, h = blockIdx.y, tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const int rows = min(64, p.n - b * 64);
-  float amax = 0.0f;
-  for (int i = tid; i < 64 * HD; i += 256) {
-    const int r = i / HD, d = i % HD;
-    float v = 0.0f;
-    if (r < rows) {
-      v = __bfloat162float(p.x[h * p.head + static_cast<int64_t>(b * 64 + r) * p.tok + d]);
-      if (p.ksum) v -= p.ksum[h * HD + d] / static_cast<float>(p.n);
-    }
-    tile[r][d] = v;
-    amax = fmaxf(amax, fabsf(v));
+__device__ __forceinline__ void blockColumnSums(const float (&v)[8], float (*part)[HD], float* out, float mul) {
+  constexpr int kCh = HD / 8;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  float s[8];
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    s[i] = v[i];
+    // lanes lane, lane ^ kCh, ... hold the same columns of other rows
+#pragma unroll
+    for (int off = kCh; off < 32; off <<= 1) s[i] += __shfl_xor_sync(0xffffffffu, s[i], off);
   }
+  if (lane < kCh)
+#pragma unroll
+    for (int i = 0; i < 8; ++i) part[warp][lane * 8 + i] = s[i];
+  __syncthreads();
+  if (tid < HD) {
+    float t = 0.0f;
+#pragma unroll
+    for (int w = 0; w < 8; ++w) t += part[w][tid];
+    out[tid] = t * mul;
+  }
+}
+
+// One CTA of 256 threads per (64-token block, head, tensor: blockIdx.z 0 = q, 1 = k): smoothing,
+// per-block INT8 quantization, block mean, phi and its per-block sums. Each thread owns 16-byte
+// chunks (8 channels) of 64 / (256 / (HD / 8)) rows in registers: loads and stores are 16 or 8
+// bytes wide, and the softmax of a row runs within the HD / 8 lanes that hold it.
+template <int HD>
+__global__ void __launch_bounds__(256) quantKernel(const __grid_constant__ QuantParams pq,
+                                                   const __grid_constant__ QuantParams pk) {
+  constexpr int kCh = HD / 8, kRows = 256 / kCh, kPasses = 64 / kRows;
+  __shared__ float red[8];
+  __shared__ float part[8][HD];
+  const QuantParams& p = blockIdx.z == 0 ? pq : pk;
+  const int b = blockIdx.x, h = blockIdx.y;
+  if (b >= p.nBlocks) return;  // the grid covers the longer of q and k
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, c = tid % kCh, r0 = tid / kCh;
+  const int rows = min(64, p.n - b * 64);
+  float mean[8] = {};
+  if (p.ksum)
+#pragma unroll
+    for (int i = 0; i < 8; ++i) mean[i] = p.ksum[h * HD + c * 8 + i] / static_cast<float>(p.n);
+  float x[kPasses][8];
+  float amax = 0.0f;
+#pragma unroll
+  for (int it = 0; it < kPasses; ++it) {
+    const int r = r0 + it * kRows;
+    uint4 u = make_uint4(0, 0, 0, 0);
+    if (r < rows) u = *reinterpret_cast<const uint4*>(p.x + h * p.head + static_cast<int64_t>(b * 64 + r) * p.tok + c * 8);
+    const uint32_t wd[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const float2 f = unpackBf16(wd[i]);
+      x[it][2 * i] = r < rows ? f.x - mean[2 * i] : 0.0f;
+      x[it][2 * i + 1] = r < rows ? f.y - mean[2 * i + 1] : 0.0f;
+      amax = fmaxf(amax, fmaxf(fabsf(x[it][2 * i]), fabsf(x[it][2 * i + 1])));
+    }
+  }
+#pragma unroll
   for (int off = 16; off > 0; off >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
   if (lane == 0) red[warp] = amax;
   __syncthreads();
   amax = red[0];
+#pragma unroll
   for (int w = 1; w < 8; ++w) amax = fmaxf(amax, red[w]);
   const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
   if (tid == 0) p.scale[h * p.nBlocks + b] = amax / 127.0f * p.scaleMul;
-  int8_t* xq = p.xq + (static_cast<int64_t>(h) * p.nBlocks * 64 + b * 64) * HD;
-  for (int i = tid; i < 64 * HD; i += 256) xq[i] = static_cast<int8_t>(__float2int_rn(tile[i / HD][i % HD] * inv));
+  const int64_t row0 = static_cast<int64_t>(h) * p.nBlocks * 64 + b * 64;  // first row of the block in xq / phi
+#pragma unroll
+  for (int it = 0; it < kPasses; ++it) {
+    uint32_t packed[2] = {0, 0};
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+      packed[i / 4] |= static_cast<uint32_t>(static_cast<uint8_t>(static_cast<int8_t>(__float2int_rn(x[it][i] * inv))))
+                       << (8 * (i % 4));
+    *reinterpret_cast<uint2*>(p.xq + (row0 + r0 + it * kRows) * HD + c * 8) = make_uint2(packed[0], packed[1]);
+  }
   if (p.pool) {
-    for (int d = tid; d < HD; d += 256) {
-      float s = 0.0f;
-      for (int r = 0; r < rows; ++r) s += tile[r][d];
-      p.pool[(static_cast<int64_t>(h) * p.nBlocks + b) * HD + d] = s / static_cast<float>(rows);
+    float s[8];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      s[i] = 0.0f;
+#pragma unroll
+      for (int it = 0; it < kPasses; ++it) s[i] += x[it][i];
     }
+    blockColumnSums<HD>(s, part, p.pool + (static_cast<int64_t>(h) * p.nBlocks + b) * HD, 1.0f / static_cast<float>(rows));
   }
   if (!p.phi) return;
-  __syncthreads();
-  constexpr int kPer = HD / 32;
-  bf16* phi = p.phi + (static_cast<int64_t>(h) * p.nBlocks * 64 + b * 64) * HD;
-  for (int r = warp; r < 64; r += 8) {
-    float x[kPer];
-    float mx = -INFINITY;
+  float z[8] = {};
 #pragma unroll
-    for (int j = 0; j < kPer; ++j) {
-      x[j] = tile[r][lane + 32 * j];
-      mx = fmaxf(mx, x[j]);
+  for (int it = 0; it < kPasses; ++it) {
+    const int r = r0 + it * kRows;
+    float mx = x[it][0];
+#pragma unroll
+    for (int i = 1; i < 8; ++i) mx = fmaxf(mx, x[it][i]);
+#pragma unroll
+    for (int off = 1; off < kCh; off <<= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+    float e[8], sum = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      e[i] = __expf(x[it][i] - mx);
+      sum += e[i];
     }
+#pragma unroll
+    for (int off = 1; off < kCh; off <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+    const float scale = r < rows ? 1.0f / sum : 0.0f;
+    uint32_t packed[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      packed[i] = packBf16(e[2 * i] * scale, e[2 * i + 1] * scale);
+      const float2 y = unpackBf16(packed[i]);
+      z[2 * i] += y.x;
+      z[2 * i + 1] += y.y;
+    }
+    *reinterpret_cast<uint4*>(p.phi + (row0 + r) * HD + c * 8) = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+  }
+  if (!p.zBlock) return;
+  __syncthreads();  // part is reused
+  blockColumnSums<HD>(z, part, p.zBlock + (static_cast<int64_t>(h) * p.nBlocks + b) * HD, 1.0f);
+}
+
+// z_all[h, :] = sum over key blocks of zBlock[h, j, :]: one CTA of 1024 threads per head.
+template <int HD>
+__global__ void __launch_bounds__(1024) zAllKernel(const float* zBlock, int nBlocks, float* zall) {
+  constexpr int kGroups = 1024 / HD;
+  __shared__ float part[kGroups][HD];
+  const int h = blockIdx.x, d = threadIdx.x % HD, g = threadIdx.x / HD;
+  const float* z = zBlock + static_cast<int64_t>(h) * nBlocks * HD + d;
+  float s = 0.0f;
+#pragma unroll 8
+  for (int j = g; j < nBlocks; j += kGroups) s += z[static_cast<int64_t>(j) * HD];
+  part[g][d] = s;
+  __syncthreads();
+  if (g == 0) {
+#pragma unroll
+    for (int i = 1; i < kGroups; ++i) s += part[i][d];
+    zall[h * HD + d] = s;
+  }
+}
+
+// A float's bits mapped so that unsigned order is float order (+0 and -0 made equal first).
+__device__ __forceinline__ uint32_t orderedKey(float f) {
+  const uint32_t u = __float_as_uint(f == 0.0f ? 0.0f : f);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+constexpr int kSelectWarps = 4;
+
+// One warp per (query block, head) row of the pooled scores [rows, nbk]: the kc best key blocks
+// (higher score first, ties to the lower index: the CPU engine's stable sort) written ascending to
+// out[row, :kc]. The kc-th best key T is found bit by bit from the top (the largest T with at least
+// kc keys >= T); the chosen blocks are those above T and the first ones equal to T. With mask
+// (the linear branch), mask[row, j] = 0 for chosen blocks and 1 for the others (bf16, row pitch
+// maskLd).
+__global__ void __launch_bounds__(kSelectWarps * 32) slaSelectKernel(const float* scores, int rows, int nbk, int kc,
+                                                                      int32_t* out, bf16* mask, int maskLd) {
+  extern __shared__ uint32_t selKeys[];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int row = blockIdx.x * kSelectWarps + warp;
+  if (row >= rows) return;  // no block-wide barrier below
+  uint32_t* key = selKeys + warp * nbk;
+  const float* src = scores + static_cast<int64_t>(row) * nbk;
+  for (int j = lane; j < nbk; j += 32) key[j] = orderedKey(src[j]);
+  __syncwarp();
+  uint32_t t = 0;
+  for (int bit = 31; bit >= 0; --bit) {
+    const uint32_t cand = t | (1u << bit);
+    int cnt = 0;
+    for (int j = lane; j < nbk; j += 32) cnt += key[j] >= cand;
+    if (__reduce_add_sync(0xffffffffu, cnt) >= kc) t = cand;
+  }
+  int above = 0;
+  for (int j = lane; j < nbk; j += 32) above += key[j] > t;
+  const int equalWanted = kc - __reduce_add_sync(0xffffffffu, above);
+  const unsigned below = (1u << lane) - 1u;
+  int32_t* sel = out + static_cast<int64_t>(row) * kc;
+  bf16* maskRow = mask ? mask + static_cast<int64_t>(row) * maskLd : nullptr;
+  int count = 0, equalSeen = 0;
+  for (int base = 0; base < nbk; base += 32) {
+    const int j = base + lane;
+    const uint32_t kj = j < nbk ? key[j] : 0u;
+    const bool eq = j < nbk && kj == t;
+    const unsigned eqMask = __ballot_sync(0xffffffffu, eq);
+    const bool chosen = (j < nbk && kj > t) || (eq && equalSeen + __popc(eqMask & below) < equalWanted);
+    equalSeen += __popc(eqMask);
+    const unsigned m = __ballot_sync(0xffffffffu, chosen);
+    if (chosen) sel[count + __popc(m & below)] = j;
+    count += __popc(m);
+    if (maskRow && j < nbk) maskRow[j] = __float2bfloat16(chosen ? 0.0f : 1.0f);
+  }
+}
+
+// SLA's linear branch for one (query block, head) of a chunk of heads: out[rows] += phi(q) H_R /
+// (phi(q) . z_R + eps), with H_R = hR[head, block] (bf16 [HD, HD], the sum of the block states
+// over the unselected key blocks, v already through proj_l) and z_R = z_all - the selected blocks'
+// zBlock. phi(q) (softmax over channels, bf16) is computed here from q; the product runs on
+// tensor cores with H_R as the B operand from shared memory. 4 warps of 16 rows.
+struct LinearOutParams {
+  const bf16* q;
+  int64_t qHead, qTok;   // elements
+  bf16* out;
+  int64_t oHead, oTok;   // elements
+  int n, nBlocks, kc, head0;
+  const bf16* hR;        // [chunk heads, nBlocks, HD, HD]
+  const float* zall;     // [heads, HD]
+  const float* zBlock;   // [heads, nBlocks, HD]
+  const int32_t* blocks; // [heads, nBlocks, kc]
+};
+
+// phi(q) and H_R tiles (16-byte padded rows), z_R, the denominators, the selected list (kc <= nb).
+template <int HD>
+int linearOutSmemBytes(int nb) {
+  return (64 + HD) * (HD * 2 + 16) + (HD + 64 + nb) * 4;
+}
+
+template <int HD>
+__global__ void __launch_bounds__(128) linearOutKernel(LinearOutParams p) {
+  constexpr int kP = HD * 2 + 16;  // row pitch (bytes) of the phi(q) and H_R tiles
+  constexpr int kKCH = HD / 16, kNT = HD / 8, kPer = HD / 32;
+  extern __shared__ __align__(16) uint8_t smem[];
+  uint8_t* sQ = smem;
+  uint8_t* sH = sQ + 64 * kP;
+  float* zR = reinterpret_cast<float*>(sH + HD * kP);
+  float* den = zR + HD;
+  const int b = blockIdx.x, hl = blockIdx.y, h = p.head0 + hl;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, c4 = lane & 3;
+  loadTile<HD, HD * 2, kP, 128>(sH, reinterpret_cast<const uint8_t*>(p.hR + (static_cast<int64_t>(hl) * p.nBlocks + b) * HD * HD),
+                                HD * 2, 0, HD, tid);
+  cpCommit();
+  // This warp's 16 rows of q, loaded before anything waits on memory (zero past n).
+  using Chunk = std::conditional_t<kPer == 4, uint2, uint32_t>;  // a lane's kPer channels
+  Chunk raw[16];
+#pragma unroll
+  for (int i = 0; i < 16; ++i) {
+    const int t = b * 64 + warp * 16 + i;
+    raw[i] = Chunk{};
+    if (t < p.n) raw[i] = *reinterpret_cast<const Chunk*>(p.q + h * p.qHead + static_cast<int64_t>(t) * p.qTok + lane * kPer);
+  }
+  int* list = reinterpret_cast<int*>(den + 64);  // the selected key blocks, then z_R = z_all - their sums
+  for (int i = tid; i < p.kc; i += 128) list[i] = p.blocks[(static_cast<int64_t>(h) * p.nBlocks + b) * p.kc + i];
+  __syncthreads();
+  const float* zb = p.zBlock + static_cast<int64_t>(h) * p.nBlocks * HD;
+  for (int d = tid; d < HD; d += 128) {
+    float s = 0.0f;
+#pragma unroll 8
+    for (int i = 0; i < p.kc; ++i) s += zb[static_cast<int64_t>(list[i]) * HD + d];
+    zR[d] = p.zall[h * HD + d] - s;
+  }
+  __syncthreads();
+  // phi(q) (softmax over channels, bf16) into sQ, and each row's denominator from those bf16 values.
+#pragma unroll
+  for (int i = 0; i < 16; ++i) {
+    const int r = warp * 16 + i;
+    float x[kPer];
+    if constexpr (kPer == 4) {
+      const float2 a = unpackBf16(raw[i].x), c = unpackBf16(raw[i].y);
+      x[0] = a.x, x[1] = a.y, x[2] = c.x, x[3] = c.y;
+    } else {
+      const float2 a = unpackBf16(raw[i]);
+      x[0] = a.x, x[1] = a.y;
+    }
+    float mx = x[0];
+#pragma unroll
+    for (int j = 1; j < kPer; ++j) mx = fmaxf(mx, x[j]);
+#pragma unroll
     for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
     float sum = 0.0f;
 #pragma unroll
@@ -475,82 +659,76 @@ __global__ void __launch_bounds__(256) quantKernel(QuantParams p) {
       x[j] = __expf(x[j] - mx);
       sum += x[j];
     }
-    for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
-    const float scale = r < rows ? 1.0f / sum : 0.0f;
 #pragma unroll
-    for (int j = 0; j < kPer; ++j) {
-      const bf16 y = __float2bfloat16_rn(x[j] * scale);
-      phi[r * HD + lane + 32 * j] = y;
-      tile[r][lane + 32 * j] = __bfloat162float(y);
+    for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+    const float scale = b * 64 + r < p.n ? 1.0f / sum : 0.0f;
+    float dot = 0.0f;
+    uint32_t packed[kPer / 2];
+#pragma unroll
+    for (int j = 0; j < kPer / 2; ++j) {
+      packed[j] = packBf16(x[2 * j] * scale, x[2 * j + 1] * scale);
+      const float2 y = unpackBf16(packed[j]);
+      dot += y.x * zR[lane * kPer + 2 * j] + y.y * zR[lane * kPer + 2 * j + 1];
     }
+    uint8_t* dst = sQ + r * kP + lane * kPer * 2;
+    if constexpr (kPer == 4) *reinterpret_cast<uint2*>(dst) = make_uint2(packed[0], packed[1]);
+    else *reinterpret_cast<uint32_t*>(dst) = packed[0];
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, off);
+    if (lane == 0) den[r] = dot;
   }
-  if (!p.zsum) return;
+  cpWait<0>();
   __syncthreads();
-  for (int d = tid; d < HD; d += 256) {
-    float s = 0.0f;
-    for (int r = 0; r < rows; ++r) s += tile[r][d];
-    atomicAdd(p.zsum + h * HD + d, s);
+  uint32_t qf[kKCH][4];
+#pragma unroll
+  for (int c = 0; c < kKCH; ++c)
+    ldsm4(qf[c], sQ + (warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * kP + c * 32 + (lane >> 4) * 16);
+  float o[kNT][4];
+#pragma unroll
+  for (int n = 0; n < kNT; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  pvAccum<kNT, kKCH, kP>(o, qf, sH, lane);
+  const int rl0 = warp * 16 + g, rl1 = rl0 + 8, r0 = b * 64 + rl0, r1 = b * 64 + rl1;
+  const float inv0 = 1.0f / (den[rl0] + kLinearEps), inv1 = 1.0f / (den[rl1] + kLinearEps);
+  bf16* go = p.out + h * p.oHead;
+#pragma unroll
+  for (int n = 0; n < kNT; ++n) {
+    const int col = n * 8 + 2 * c4;
+    if (r0 < p.n) {
+      auto* dst = reinterpret_cast<uint32_t*>(go + static_cast<int64_t>(r0) * p.oTok + col);
+      const float2 prev = unpackBf16(*dst);
+      *dst = packBf16(prev.x + o[n][0] * inv0, prev.y + o[n][1] * inv0);
+    }
+    if (r1 < p.n) {
+      auto* dst = reinterpret_cast<uint32_t*>(go + static_cast<int64_t>(r1) * p.oTok + col);
+      const float2 prev = unpackBf16(*dst);
+      *dst = packBf16(prev.x + o[n][2] * inv1, prev.y + o[n][3] * inv1);
+    }
   }
 }
 
-// One CTA per (query block, head): sort the pooled scores of every key block (score[h, b, :], one
-// cuBLAS product of the pooled means) best first with a bitonic network in shared memory (ties to
-// the lower index), then write the kc best ascending. pow2 = the next power of two >= nbk.
-__global__ void __launch_bounds__(256) slaSelectKernel(const float* scores, int nbq, int nbk, int pow2, int kc,
-                                                        int32_t* out) {
-  extern __shared__ float sh[];
-  float* key = sh;
-  int* idx = reinterpret_cast<int*>(key + pow2);
-  int* flag = idx + pow2;
-  const int b = blockIdx.x, h = blockIdx.y, tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const float* row = scores + (static_cast<int64_t>(h) * nbq + b) * nbk;
-  for (int j = tid; j < pow2; j += 256) {
-    key[j] = j < nbk ? row[j] : -INFINITY;
-    idx[j] = j < nbk ? j : INT_MAX;
-    if (j < nbk) flag[j] = 0;
-  }
-  __syncthreads();
-  // "x before y": higher score, or equal score and lower index.
-  auto before = [&](int x, int y) { return key[x] > key[y] || (key[x] == key[y] && idx[x] < idx[y]); };
-  for (int k = 2; k <= pow2; k <<= 1) {
-    for (int j = k >> 1; j > 0; j >>= 1) {
-      for (int t = tid; t < pow2; t += 256) {
-        const int u = t ^ j;
-        if (u > t && ((t & k) == 0 ? before(u, t) : before(t, u))) {
-          const float kt = key[t];
-          key[t] = key[u];
-          key[u] = kt;
-          const int it = idx[t];
-          idx[t] = idx[u];
-          idx[u] = it;
-        }
-      }
-      __syncthreads();
-    }
-  }
-  for (int r = tid; r < kc; r += 256) flag[idx[r]] = 1;
-  __syncthreads();
-  if (warp != 0) return;
-  int32_t* sel = out + (static_cast<int64_t>(h) * nbq + b) * kc;
-  int count = 0;
-  for (int base = 0; base < nbk; base += 32) {
-    const int j = base + lane;
-    const bool f = j < nbk && flag[j];
-    const unsigned m = __ballot_sync(0xffffffffu, f);
-    if (f) sel[count + __popc(m & ((1u << lane) - 1u))] = j;
-    count += __popc(m);
-  }
+// Heads whose SLA block states are held at once: the states and their masked sums take
+// (nbq + nbk) * hd^2 * 2 bytes per head, at most 64 MB together unless FF_CUDA_SLA_CHUNK_HEADS
+// names the count (bench/gpu's tuning switch; a different value there must size the workspace too).
+int slaChunkHeads(const AttnShape& s) {
+  const int64_t nbq = (s.qLen + 63) / 64, nbk = (s.kvLen + 63) / 64, hd = s.headDim;
+  int64_t heads = (int64_t{64} << 20) / ((nbq + nbk) * hd * hd * 2);
+  if (const char* e = std::getenv("FF_CUDA_SLA_CHUNK_HEADS"); e != nullptr && e[0] != '\0') heads = std::atoi(e);
+  return static_cast<int>(std::clamp<int64_t>(heads, 1, s.heads));
 }
 
 // Scratch layout inside the caller's workspace.
 struct Workspace {
-  float *ksum, *zall, *qScale, *kScale, *qPool, *kPool, *scores;
+  float *ksum, *zall, *qScale, *kScale, *qPool, *kPool, *scores, *zBlock;
   int8_t *qi8, *ki8;
   int32_t* blocks;
-  bf16 *phiQ, *phiK, *vp, *hall;
+  bf16 *phiK, *vp;
+  bf16* mask;    // [heads, nbq, maskLd]: 1 for the key blocks a query block did not select
+  bf16* states;  // [chunkHeads, nbk, hd * hd]: phi(k~_j)^T vp_j per key block
+  bf16* hR;      // [chunkHeads, nbq, hd * hd]: the states summed over each query block's unselected blocks
   uint8_t* vt8;  // e4m3 v^T [heads, hd, vtRow] for the wgmma kernels' FP8 P.V
   int* vAmax;    // [heads, hd]
   int64_t vtRow;
+  int maskLd, chunkHeads;
   size_t bytes;
 
   Workspace(const AttnShape& s, void* base) {
@@ -561,6 +739,8 @@ struct Workspace {
       off += (n + 255) / 256 * 256;
       return static_cast<uint8_t*>(base) + at;
     };
+    maskLd = static_cast<int>((nbk + 7) / 8 * 8);  // 16-byte columns for cuBLAS
+    chunkHeads = slaChunkHeads(s);
     ksum = reinterpret_cast<float*>(take(H * hd * 4));
     zall = reinterpret_cast<float*>(take(H * hd * 4));
     qScale = reinterpret_cast<float*>(take(H * nbq * 4));
@@ -568,13 +748,15 @@ struct Workspace {
     qPool = reinterpret_cast<float*>(take(H * nbq * hd * 4));
     kPool = reinterpret_cast<float*>(take(H * nbk * hd * 4));
     scores = reinterpret_cast<float*>(take(H * nbq * nbk * 4));
+    zBlock = reinterpret_cast<float*>(take(H * nbk * hd * 4));
     qi8 = reinterpret_cast<int8_t*>(take(H * nbq * 64 * hd));
     ki8 = reinterpret_cast<int8_t*>(take(H * nbk * 64 * hd));
     blocks = reinterpret_cast<int32_t*>(take(H * nbq * nbk * 4));
-    phiQ = reinterpret_cast<bf16*>(take(H * nbq * 64 * hd * 2));
     phiK = reinterpret_cast<bf16*>(take(H * nbk * 64 * hd * 2));
     vp = reinterpret_cast<bf16*>(take(H * nbk * 64 * hd * 2));
-    hall = reinterpret_cast<bf16*>(take(H * hd * hd * 2));
+    mask = reinterpret_cast<bf16*>(take(H * nbq * maskLd * 2));
+    states = reinterpret_cast<bf16*>(take(chunkHeads * nbk * hd * hd * 2));
+    hR = reinterpret_cast<bf16*>(take(chunkHeads * nbq * hd * hd * 2));
     vtRow = (s.kvLen + 127) / 128 * 128;
     vt8 = take(H * hd * vtRow);
     vAmax = reinterpret_cast<int*>(take(H * hd * 4));
@@ -636,27 +818,39 @@ void launchAttnHd(int hd, const KernelParams& p, int heads, cudaStream_t stream)
   else launchAttn<128, WARPS, MT, M>(p, heads, stream);
 }
 
-// Smoothing mean, INT8 quantization (and, for SLA, pooled means, phi and z_all) of q and k.
+template <int HD>
+void launchLinearOut(const LinearOutParams& p, int heads, cudaStream_t stream) {
+  const int smem = linearOutSmemBytes<HD>(p.nBlocks);
+  static int configured = 0;  // the largest dynamic shared memory set so far
+  if (smem > configured) {
+    FF_CUDA(cudaFuncSetAttribute(linearOutKernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    configured = smem;
+  }
+  linearOutKernel<HD><<<dim3(p.nBlocks, heads), 128, smem, stream>>>(p);
+  FF_CUDA_LAUNCHED("linearOutKernel");
+}
+
+// Smoothing mean, INT8 quantization (and, for SLA, pooled means; for its linear branch phi(k~) and
+// its per-block sums) of q and k: one pass over k for its mean, then one launch for both tensors.
 void prepareSage(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, const Workspace& w, bool pools,
                  bool phi, cudaStream_t stream) {
   const int hd = s.headDim, H = s.heads;
   const int nbq = (s.qLen + 63) / 64, nbk = (s.kvLen + 63) / 64;
   FF_CUDA(cudaMemsetAsync(w.ksum, 0, sizeof(float) * H * hd, stream));
-  FF_CUDA(cudaMemsetAsync(w.zall, 0, sizeof(float) * H * hd, stream));
-  const dim3 sumGrid(H, std::min(64, s.kvLen));
-  if (hd == 64) keySumKernel<64><<<sumGrid, 64, 0, stream>>>(static_cast<const bf16*>(k.data), k.headStride, k.tokenStride, s.kvLen, w.ksum);
-  else keySumKernel<128><<<sumGrid, 128, 0, stream>>>(static_cast<const bf16*>(k.data), k.headStride, k.tokenStride, s.kvLen, w.ksum);
+  constexpr int kSumRows = 256;
+  const dim3 sumGrid((s.kvLen + kSumRows - 1) / kSumRows, H);
+  const auto* kd = static_cast<const bf16*>(k.data);
+  if (hd == 64) keySumKernel<64><<<sumGrid, 256, 0, stream>>>(kd, k.headStride, k.tokenStride, s.kvLen, kSumRows, w.ksum);
+  else keySumKernel<128><<<sumGrid, 256, 0, stream>>>(kd, k.headStride, k.tokenStride, s.kvLen, kSumRows, w.ksum);
   FF_CUDA_LAUNCHED("keySumKernel");
-  QuantParams qp{static_cast<const bf16*>(q.data), q.headStride, q.tokenStride, s.qLen, nbq, nullptr, w.qi8, w.qScale,
-                 softmaxScale(s) * kLog2e, pools ? w.qPool : nullptr, phi ? w.phiQ : nullptr, nullptr};
-  QuantParams kp{static_cast<const bf16*>(k.data), k.headStride, k.tokenStride, s.kvLen, nbk, w.ksum, w.ki8, w.kScale,
-                 1.0f, pools ? w.kPool : nullptr, phi ? w.phiK : nullptr, phi ? w.zall : nullptr};
-  for (const QuantParams& x : {qp, kp}) {
-    const dim3 grid(x.nBlocks, H);
-    if (hd == 64) quantKernel<64><<<grid, 256, 0, stream>>>(x);
-    else quantKernel<128><<<grid, 256, 0, stream>>>(x);
-    FF_CUDA_LAUNCHED("quantKernel");
-  }
+  const QuantParams qp{static_cast<const bf16*>(q.data), q.headStride, q.tokenStride, s.qLen, nbq, nullptr, w.qi8, w.qScale,
+                       softmaxScale(s) * kLog2e, pools ? w.qPool : nullptr, nullptr, nullptr};
+  const QuantParams kp{kd, k.headStride, k.tokenStride, s.kvLen, nbk, w.ksum, w.ki8, w.kScale,
+                       1.0f, pools ? w.kPool : nullptr, phi ? w.phiK : nullptr, phi ? w.zBlock : nullptr};
+  const dim3 grid(std::max(nbq, nbk), H, 2);
+  if (hd == 64) quantKernel<64><<<grid, 256, 0, stream>>>(qp, kp);
+  else quantKernel<128><<<grid, 256, 0, stream>>>(qp, kp);
+  FF_CUDA_LAUNCHED("quantKernel");
 }
 
 KernelParams sageParams(const AttnShape& s, const AttnTensor& v, const AttnTensor& out, const Workspace& w) {
@@ -712,6 +906,50 @@ bool launchWgmmaSage([[maybe_unused]] const AttnShape& s, [[maybe_unused]] const
 void requireWorkspace(const AttnShape& s, size_t have) {
   const size_t need = attentionWorkspaceBytes(s);
   if (have < need) throw std::invalid_argument("CUDA attention: workspace of " + std::to_string(have) + " bytes, need " + std::to_string(need));
+}
+
+// SLA's linear branch, added to the sparse output in `out` (docs/CUDA.md): vp = v proj_l^T and
+// z_all once for all heads, then per chunk of heads the block states, their sums over each query
+// block's unselected blocks (a dense product with the 0/1 mask) and the normalise-and-add kernel.
+// `stage` records the profiling event after the per-token part.
+template <typename Stage>
+void slaLinearBranch(const AttnShape& s, const AttnTensor& q, const AttnTensor& v, const AttnTensor& out, const void* projL,
+                     const int32_t* blocks, int kc, const Workspace& w, cublasContext* cublas, cudaStream_t stream,
+                     Stage&& stage) {
+  const int hd = s.headDim, H = s.heads, nb = (s.qLen + 63) / 64;
+  const int64_t nPad = static_cast<int64_t>(nb) * 64, hh = static_cast<int64_t>(hd) * hd;
+  const float one = 1.0f, zero = 0.0f;
+  // vp[h] = v[h] proj_l^T ([hd, N] column-major = [N, hd] row-major), proj_l shared by the heads;
+  // the padding rows past N meet phi(k~) = 0 rows in the block states and must not be NaN.
+  FF_CUBLAS(cublasGemmStridedBatchedEx(cublas, CUBLAS_OP_T, CUBLAS_OP_N, hd, s.kvLen, hd, &one, projL, CUDA_R_16BF, hd, 0,
+                                       v.data, CUDA_R_16BF, static_cast<int>(v.tokenStride), v.headStride, &zero, w.vp,
+                                       CUDA_R_16BF, hd, nPad * hd, H, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  if (nPad > s.kvLen)
+    FF_CUDA(cudaMemset2DAsync(w.vp + static_cast<int64_t>(s.kvLen) * hd, nPad * hd * 2, 0, (nPad - s.kvLen) * hd * 2, H,
+                              stream));
+  if (hd == 64) zAllKernel<64><<<H, 1024, 0, stream>>>(w.zBlock, nb, w.zall);
+  else zAllKernel<128><<<H, 1024, 0, stream>>>(w.zBlock, nb, w.zall);
+  FF_CUDA_LAUNCHED("zAllKernel");
+  stage();
+
+  LinearOutParams lp{static_cast<const bf16*>(q.data), q.headStride, q.tokenStride, static_cast<bf16*>(out.data),
+                     out.headStride, out.tokenStride, s.qLen, nb, kc, 0, w.hR, w.zall, w.zBlock, blocks};
+  for (int h0 = 0; h0 < H; h0 += w.chunkHeads) {
+    const int g = std::min(w.chunkHeads, H - h0);
+    // states[h, j] = phi(k~_j)^T vp_j: [hd, hd] per key block (column-major vp_j^T . phi(k~_j)).
+    FF_CUBLAS(cublasGemmStridedBatchedEx(cublas, CUBLAS_OP_N, CUBLAS_OP_T, hd, hd, 64, &one, w.vp + h0 * nPad * hd, CUDA_R_16BF,
+                                         hd, 64 * hd, w.phiK + h0 * nPad * hd, CUDA_R_16BF, hd, 64 * hd, &zero, w.states,
+                                         CUDA_R_16BF, hd, hh, g * nb, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    // hR[h, b] = sum_j mask[h, b, j] states[h, j]: [hd^2, nb] column-major = states^T . mask^T per head.
+    FF_CUBLAS(cublasGemmStridedBatchedEx(cublas, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(hh), nb, nb, &one, w.states,
+                                         CUDA_R_16BF, static_cast<int>(hh), nb * hh,
+                                         w.mask + static_cast<int64_t>(h0) * nb * w.maskLd, CUDA_R_16BF, w.maskLd,
+                                         static_cast<int64_t>(nb) * w.maskLd, &zero, w.hR, CUDA_R_16BF, static_cast<int>(hh),
+                                         nb * hh, g, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    lp.head0 = h0;
+    if (hd == 64) launchLinearOut<64>(lp, g, stream);
+    else launchLinearOut<128>(lp, g, stream);
+  }
 }
 
 }  // namespace
@@ -780,7 +1018,7 @@ void slaAttention(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, 
   stage(0);
 
   // Pooled scores s[h] = qPool[h] . kPool[h]^T ([nb, nb] row-major = column-major kPool . qPool^T),
-  // fp32 through cuBLAS; then the top-kc of each row.
+  // fp32 through cuBLAS; then the top-kc of each row (and the linear branch's complement mask).
   const float one = 1.0f, zero = 0.0f;
   FF_CUBLAS(cublasSetStream(cublas, stream));
   FF_CUBLAS(cublasGemmStridedBatchedEx(cublas, CUBLAS_OP_T, CUBLAS_OP_N, nb, nb, hd, &one, w.kPool, CUDA_R_32F, hd,
@@ -788,46 +1026,22 @@ void slaAttention(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, 
                                        &zero, w.scores, CUDA_R_32F, nb, static_cast<int64_t>(nb) * nb, H, CUBLAS_COMPUTE_32F,
                                        CUBLAS_GEMM_DEFAULT));
   int32_t* blocks = o.selectedOut ? o.selectedOut : w.blocks;
-  int pow2 = 1;
-  while (pow2 < nb) pow2 <<= 1;
-  const size_t selSmem = (sizeof(float) + sizeof(int)) * pow2 + sizeof(int) * nb;
+  const size_t selSmem = sizeof(uint32_t) * kSelectWarps * nb;
   if (selSmem > 48 * 1024) FF_CUDA(cudaFuncSetAttribute(slaSelectKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(selSmem)));
-  slaSelectKernel<<<dim3(nb, H), 256, selSmem, stream>>>(w.scores, nb, nb, pow2, kc, blocks);
+  slaSelectKernel<<<(H * nb + kSelectWarps - 1) / kSelectWarps, kSelectWarps * 32, selSmem, stream>>>(
+      w.scores, H * nb, nb, kc, blocks, linear ? w.mask : nullptr, w.maskLd);
   FF_CUDA_LAUNCHED("slaSelectKernel");
   stage(1);
 
   KernelParams sp = sageParams(s, v, out, w);
   sp.blocks = blocks;
   sp.kc = kc;
-  const bool wide = envFlag("FF_CUDA_SLA_WIDE");
   if (!launchWgmmaSage(s, v, out, w, blocks, kc, stream)) {
-    if (wide) launchAttnHd<2, 2, Mode::Sage>(hd, sp, H, stream);
+    if (envFlag("FF_CUDA_SLA_WIDE")) launchAttnHd<2, 2, Mode::Sage>(hd, sp, H, stream);
     else launchAttnHd<4, 1, Mode::Sage>(hd, sp, H, stream);
   }
   stage(2);
-  if (!linear) return;
-
-  // vp = v proj_l^T per head ([hd, N] column-major = [N, hd] row-major), then
-  // H_all = phi(k~)^T vp per head: both through cuBLAS in bf16 with fp32 accumulation.
-  const int64_t nPad = static_cast<int64_t>(nb) * 64;
-  for (int h = 0; h < H; ++h) {
-    const auto* vh = static_cast<const uint8_t*>(v.data) + h * v.headStride * 2;
-    FF_CUBLAS(cublasGemmEx(cublas, CUBLAS_OP_T, CUBLAS_OP_N, hd, s.kvLen, hd, &one, o.projL, CUDA_R_16BF, hd, vh, CUDA_R_16BF,
-                           static_cast<int>(v.tokenStride), &zero, w.vp + h * nPad * hd, CUDA_R_16BF, hd, CUBLAS_COMPUTE_32F,
-                           CUBLAS_GEMM_DEFAULT));
-  }
-  FF_CUBLAS(cublasGemmStridedBatchedEx(cublas, CUBLAS_OP_N, CUBLAS_OP_T, hd, hd, s.kvLen, &one, w.vp, CUDA_R_16BF, hd,
-                                       nPad * hd, w.phiK, CUDA_R_16BF, hd, nPad * hd, &zero, w.hall, CUDA_R_16BF, hd,
-                                       static_cast<int64_t>(hd) * hd, H, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-  stage(3);
-  const AttnTensor pq{w.phiQ, nPad * hd, hd}, pk{w.phiK, nPad * hd, hd}, pv{w.vp, nPad * hd, hd};
-  KernelParams lp = baseParams(s, pq, pk, pv, out, 2);
-  lp.blocks = blocks;
-  lp.kc = kc;
-  lp.hall = reinterpret_cast<const uint8_t*>(w.hall);
-  lp.zall = w.zall;
-  if (wide) launchAttnHd<2, 2, Mode::Linear>(hd, lp, H, stream);
-  else launchAttnHd<4, 1, Mode::Linear>(hd, lp, H, stream);
+  if (linear) slaLinearBranch(s, q, v, out, o.projL, blocks, kc, w, cublas, stream, [&] { stage(3); });
 }
 
 }  // namespace ff::cuda

@@ -12,9 +12,10 @@
 //                  softmax in fp32 (exp2), P.V in bf16 on tensor cores.
 //  slaAttention    docs/MODEL.md "SLA attention": 64-token block map from pooled q and k~, top-k
 //                  key blocks per query block, the sparse branch on the sage kernel over the
-//                  selected blocks, and the linear branch phi(q) (H_all - H_sel) / (phi(q) . (z_all
-//                  - z_sel) + 1e-5) proj_l^T, with H_sel, z_sel computed on tensor cores over the
-//                  selected blocks and H_all = sum phi(k~)^T (v proj_l^T) through cuBLAS.
+//                  selected blocks, and the linear branch phi(q) H_R / (phi(q) . z_R + 1e-5) over the
+//                  unselected blocks R: per-key-block states phi(k~_j)^T (v_j proj_l^T) through
+//                  cuBLAS, summed for each query block by a dense product with the 0/1 mask of its
+//                  unselected blocks (cuBLAS), z_R = z_all - the selected blocks' sums.
 //
 // Scratch memory comes from one caller-owned cudaMalloc block sized by attentionWorkspaceBytes; the
 // functions allocate nothing and check every CUDA call (failures throw std::runtime_error).
@@ -55,8 +56,9 @@ struct SlaOptions {
   float topK = 0.1f;
   const void* projL = nullptr;  // bf16 [hd, hd] on the device (attn1.proj_l.weight); null = no linear branch
   int32_t* selectedOut = nullptr;  // optional device [heads, qBlocks, kc]: the key blocks chosen
-  // Optional, for profiling: 4 events recorded after the quantization, the block map, the sparse
-  // branch and the linear branch's cuBLAS products (the last two only with the linear branch).
+  // Optional, for profiling: 4 events recorded after the quantization (and phi(k~)), the block map,
+  // the sparse branch and the linear branch's per-token part (v proj_l^T, z_all; only with the
+  // linear branch, whose block states, masked sums and output follow it).
   struct CUevent_st* const* stageEvents = nullptr;
 };
 
