@@ -263,7 +263,9 @@ void testSla(const AttnCase& c, float topK, bool withProj, cublasHandle_t cublas
   char name[200];
   std::snprintf(name, sizeof name, "sla block map topK %.2f (kc %d of %d)", topK, kc, nb);
   std::printf("%-58s query blocks differing from the CPU map: %zu  %s\n", (caseName(name, c)).c_str(), rowsDiffer, selOk ? "PASS" : "FAIL");
-  std::snprintf(name, sizeof name, "sla topK %.2f %s", topK, withProj ? "+linear" : "sparse only");
+  const char* chunk = std::getenv("FF_CUDA_SLA_CHUNK_HEADS");
+  std::snprintf(name, sizeof name, "sla topK %.2f %s%s%s", topK, withProj ? "+linear" : "sparse only",
+                chunk ? " chunk " : "", chunk ? chunk : "");
   report(caseName(name, c), L.fromDevice(downloadBf16(out, ref.size()), c.heads, c.nq, c.hd), ref, 4e-2, 0.999);
 }
 
@@ -495,6 +497,12 @@ static void testMmaAndEngine(cublasHandle_t cublas) {
   testSla({3, 2304, 2304, 64, false}, 0.1f, true, cublas);
   testSla({2, 1000, 1000, 128, true}, 0.25f, true, cublas);
   unsetenv("FF_CUDA_SLA_WIDE");
+  testSla({1, 300, 300, 64, true}, 0.5f, true, cublas);  // head_dim 64, a short last block, linear branch
+  setenv("FF_CUDA_SLA_CHUNK_HEADS", "2", 1);  // the linear branch's block states over chunks of heads
+  testSla({3, 2304, 2304, 64, false}, 0.1f, true, cublas);
+  setenv("FF_CUDA_SLA_CHUNK_HEADS", "1", 1);
+  testSla({2, 1000, 1000, 128, true}, 0.25f, true, cublas);
+  unsetenv("FF_CUDA_SLA_CHUNK_HEADS");
   testGemm(cublas);
   testOps();
   g_failures += engineChecks(report);
