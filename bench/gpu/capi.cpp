@@ -81,7 +81,8 @@ int ff_cuda_sla(int heads, int n, int hd, float topK, void* q, void* k, void* v,
 }
 
 // One SLA call with its stages timed by CUDA events: ms[5] = quantization (+ phi, pooled means),
-// block map, sparse branch, linear branch's cuBLAS products, linear branch kernel.
+// block map, sparse branch, the linear branch's per-token part (v proj_l^T, z_all) and its
+// per-block part (block states, their masked sums, the output kernel).
 int ff_cuda_sla_stages(int heads, int n, int hd, float topK, void* q, void* k, void* v, void* out, void* proj, void* ws,
                        size_t wsBytes, void* stream, float* ms) {
   return guarded([&] {
