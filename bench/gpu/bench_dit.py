@@ -8,6 +8,10 @@ PyTorch in both. One forward is timed (CUDA events, median); the profiles follow
 TurboDiffusion counts the denoising stage: baseline = 50 steps x 2 passes (CFG), turbo = 4 steps x
 1 pass. Cross-attention sees every text token (no padding).
 
+W8A8: the per-op breakdown (CUDA events inside ditForward, summed over the layers) of the SLA
+forward with every linear bf16 and with every linear int8; "auto" then runs as int8 exactly the
+linear groups whose stage the int8 run made faster, and the row "+ W8A8" is that forward.
+
 usage: python3 bench/gpu/bench_dit.py --lib PATH.so --out dit.json [--small-only]
 """
 
@@ -25,6 +29,11 @@ from gpu_timing import time_ms  # noqa: E402
 from model import DiT  # noqa: E402
 
 MATRICES = {0, 2, 4, 6, 10, 13, 15, 17, 19, 23, 25}
+# dit_forward.h: DitLinear bit -> the DitStage that holds that linear group.
+LINEAR_STAGES = {0: 1, 1: 4, 2: 5, 3: 6, 4: 8, 5: 9, 6: 10, 7: 11}
+LINEAR_NAMES = ["self qkv", "self o", "cross q", "cross kv", "cross o", "fc1", "fc2", "head"]
+ALL_LINEARS = (1 << len(LINEAR_NAMES)) - 1
+SLA = 2
 
 
 def block_tensors(blk):
@@ -59,12 +68,21 @@ class Ours:
         self.ptrs = (ctypes.c_void_p * len(ptrs))(*ptrs)
         self.head_w = model.head.proj.weight.detach().to(torch.bfloat16).contiguous()
         self.head_b = model.head.proj.bias.detach().float().contiguous()
-        self.scratch_bytes = lib.ff_cuda_dit_scratch_bytes(self.dims)
+        self.scratch_bytes = lib.ff_cuda_dit_scratch_bytes(self.dims, 1)
         self.scratch = torch.empty(self.scratch_bytes, dtype=torch.uint8, device="cuda")
         self.out = torch.empty(n, self.p, dtype=torch.bfloat16, device="cuda")
+        wbytes = lib.ff_cuda_dit_int8_weight_bytes(self.dims)
+        self.int8_weights = torch.empty(wbytes, dtype=torch.uint8, device="cuda")
+        rc = lib.ff_cuda_dit_quantize_weights(
+            self.dims, self.ptrs, ctypes.c_void_p(self.head_w.data_ptr()), ctypes.c_void_p(self.int8_weights.data_ptr()),
+            ctypes.c_size_t(wbytes), ctypes.c_void_p(torch.cuda.current_stream().cuda_stream),
+        )  # fmt: skip
+        if rc != 0:
+            raise RuntimeError(lib.ff_cuda_last_error().decode())
+        self.stages = [lib.ff_cuda_dit_stage_name(i).decode() for i in range(lib.ff_cuda_dit_stage_count())]
 
     @torch.no_grad()
-    def forward(self, x, t, ctx, attention, top_k=0.1):
+    def forward(self, x, t, ctx, attention, top_k=0.1, int8_linears=0, stage_ms=None):
         m = self.model
         tok = m.patch_embed(m.patchify(x))[0].float().contiguous()
         e, mm, c = m.conditioning(t, ctx)
@@ -78,22 +96,37 @@ class Ours:
             ctypes.c_void_p(head_mod.data_ptr()), ctypes.c_void_p(self.head_w.data_ptr()),
             ctypes.c_void_p(self.head_b.data_ptr()), ctypes.c_void_p(self.out.data_ptr()),
             ctypes.c_void_p(self.scratch.data_ptr()), ctypes.c_size_t(self.scratch_bytes),
-            ctypes.c_void_p(torch.cuda.current_stream().cuda_stream),
+            ctypes.c_void_p(torch.cuda.current_stream().cuda_stream), ctypes.c_uint(int8_linears),
+            ctypes.c_void_p(self.int8_weights.data_ptr()), stage_ms,
         )  # fmt: skip
         if rc != 0:
             raise RuntimeError(self.lib.ff_cuda_last_error().decode())
         return m.unpatchify(self.out[None].to(x.dtype), self.grid)
+
+    def breakdown(self, x, t, ctx, attention, int8_linears, reps=3):
+        """Per-stage ms of one forward (median over reps runs after the timed ones warmed up)."""
+        runs = []
+        for _ in range(reps):
+            ms = (ctypes.c_float * len(self.stages))()
+            self.forward(x, t, ctx, attention, int8_linears=int8_linears, stage_ms=ms)
+            runs.append(list(ms))
+        return [sorted(r[i] for r in runs)[len(runs) // 2] for i in range(len(self.stages))]
 
 
 def load(path):
     lib = ctypes.CDLL(path)
     lib.ff_cuda_last_error.restype = ctypes.c_char_p
     lib.ff_cuda_dit_scratch_bytes.restype = ctypes.c_size_t
-    lib.ff_cuda_dit_scratch_bytes.argtypes = [ctypes.c_void_p]
+    lib.ff_cuda_dit_scratch_bytes.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.ff_cuda_dit_int8_weight_bytes.restype = ctypes.c_size_t
+    lib.ff_cuda_dit_int8_weight_bytes.argtypes = [ctypes.c_void_p]
+    lib.ff_cuda_dit_stage_name.restype = ctypes.c_char_p
+    lib.ff_cuda_dit_stage_name.argtypes = [ctypes.c_int]
     vp = ctypes.c_void_p
+    lib.ff_cuda_dit_quantize_weights.argtypes = [vp, vp, vp, vp, ctypes.c_size_t, vp]
     lib.ff_cuda_dit_forward.argtypes = [
         vp, ctypes.c_float, ctypes.c_double, ctypes.c_int, ctypes.c_float, vp, vp, vp, vp, vp, vp, vp, vp, vp,
-        ctypes.c_size_t, vp,
+        ctypes.c_size_t, vp, ctypes.c_uint, vp, vp,
     ]  # fmt: skip
     return lib
 
@@ -123,17 +156,65 @@ def run_config(lib, name, cfg, latent, text_dim, ctx_tokens, dtype, reps):
         ref = model(x, t, ctx, key_mask)
         torch_ms = time_ms(lambda: model(x, t, ctx, key_mask), 1, reps)[0]
         rows.append({"config": name, "impl": f"pytorch eager {str(dtype)[6:]} + SDPA", "forward_ms": torch_ms, "cos_vs_torch": 1.0})
-        for label, att in (("ours flash bf16", 0), ("ours sage int8", 1), ("ours SLA top0.1 (sage)", 2)):
-            v = ours.forward(x, t, ctx, att)
-            ms = time_ms(lambda att=att: ours.forward(x, t, ctx, att), 1, reps)[0]
-            rows.append({"config": name, "impl": label, "forward_ms": ms, "cos_vs_torch": cos(v, ref)})
+
+        def timed(label, att, int8_linears=0):
+            v = ours.forward(x, t, ctx, att, int8_linears=int8_linears)
+            ms = time_ms(lambda: ours.forward(x, t, ctx, att, int8_linears=int8_linears), 1, reps)[0]
+            row = {"config": name, "impl": label, "forward_ms": ms, "cos_vs_torch": cos(v, ref)}
+            rows.append({**row, "int8_linears": int8_linears})
+
+        for label, att in (("ours flash bf16", 0), ("ours sage int8", 1), ("ours SLA top0.1 (sage)", SLA)):
+            timed(label, att)
+        none = [float("nan")] * len(ours.stages)
+        breakdown = {"config": name, "stages": ours.stages, "bf16_ms": ours.breakdown(x, t, ctx, SLA, 0)}
+        breakdown.update(int8_ms=none, auto_ms=none, auto_int8=[])
+        try:
+            timed("ours SLA top0.1 (sage) + W8A8 all", SLA, ALL_LINEARS)
+            breakdown["int8_ms"] = ours.breakdown(x, t, ctx, SLA, ALL_LINEARS)
+            int8_ms, bf16_ms = breakdown["int8_ms"], breakdown["bf16_ms"]
+            auto = sum(1 << bit for bit, st in LINEAR_STAGES.items() if int8_ms[st] < bf16_ms[st])
+            timed("ours SLA top0.1 (sage) + W8A8", SLA, auto)
+            breakdown["auto_ms"] = ours.breakdown(x, t, ctx, SLA, auto)
+            breakdown["auto_int8"] = [LINEAR_NAMES[b] for b in range(len(LINEAR_NAMES)) if auto >> b & 1]
+        except Exception as e:
+            print(f"{name}: W8A8 failed: {e}")
     for r in rows:
         r["tokens"] = ours.n
         r["baseline_50x2_s"] = r["forward_ms"] * 100 / 1e3
         r["turbo_4x1_s"] = r["forward_ms"] * 4 / 1e3
     del ours, model
     torch.cuda.empty_cache()
-    return rows
+    return rows, breakdown
+
+
+def gemm_rates(n, dim, ffn):
+    """TFLOP/s of the DiT's GEMM shapes through PyTorch's cuBLAS: bf16 matmul and int8 _int_mm (int32 out)."""
+    print(f"\nGEMM shapes at {n} tokens (x [M, K] . W[N, K]^T), TFLOP/s: bf16 | int8 -> int32")
+    out = []
+    for k, nn in ((dim, dim), (dim, ffn), (ffn, dim)):
+        xb = torch.randn(n, k, device="cuda", dtype=torch.bfloat16)
+        wb = torch.randn(nn, k, device="cuda", dtype=torch.bfloat16)
+        xi = torch.randint(-127, 128, (n, k), device="cuda", dtype=torch.int8)
+        wi = torch.randint(-127, 128, (nn, k), device="cuda", dtype=torch.int8)
+        flop = 2.0 * n * k * nn
+        bf = flop / time_ms(lambda: xb @ wb.t(), 2, 10)[0] / 1e9
+        try:
+            i8 = flop / time_ms(lambda: torch._int_mm(xi, wi.t()), 2, 10)[0] / 1e9
+        except Exception as e:
+            print(f"  int8 _int_mm failed: {e}")
+            i8 = float("nan")
+        print(f"  M {n} N {nn} K {k}: {bf:8.1f} | {i8:8.1f}")
+        out.append({"m": n, "n": nn, "k": k, "bf16_tflops": bf, "int8_tops": i8})
+    return out
+
+
+def print_breakdown(b):
+    print(f"\nper-op breakdown, {b['config']}: SLA top0.1 (sage) forward, ms summed over the layers (CUDA events)")
+    print(f"{'stage':<40}{'bf16':>10}{'int8 all':>10}{'auto':>10}")
+    for name, x, y, z in zip(b["stages"], b["bf16_ms"], b["int8_ms"], b["auto_ms"]):
+        print(f"{name:<40}{x:>10.2f}{y:>10.2f}{z:>10.2f}")
+    print(f"{'total':<40}{sum(b['bf16_ms']):>10.2f}{sum(b['int8_ms']):>10.2f}{sum(b['auto_ms']):>10.2f}")
+    print(f"auto runs as int8: {', '.join(b['auto_int8']) or 'nothing'}")
 
 
 def main():
@@ -147,19 +228,31 @@ def main():
     base = {"in_channels": 16, "patch_size": [1, 2, 2], "freq_dim": 256, "rope_theta": 10000, "eps": 1e-6}
     small = {**base, "in_channels": 8, "patch_size": [1, 1, 1], "dim": 384, "layers": 2, "heads": 6, "ffn_dim": 1536}
     wan13 = {**base, "dim": 1536, "layers": 30, "heads": 12, "ffn_dim": 8960}
-    rows = run_config(lib, "tiny-shapes size, 2 layers, fp32 torch", small, (8, 9, 16, 16), 128, 16, torch.float32, 5)
+    rows, b = run_config(lib, "tiny-shapes size, 2 layers, fp32 torch", small, (8, 9, 16, 16), 128, 16, torch.float32, 5)
+    breakdowns = [b]
     if not args.small_only:
         try:
-            rows += run_config(lib, "Wan2.1-1.3B size, 32760 tokens", wan13, (16, 21, 60, 104), 512, 512, torch.bfloat16, 3)
+            big_rows, b = run_config(lib, "Wan2.1-1.3B size, 32760 tokens", wan13, (16, 21, 60, 104), 512, 512, torch.bfloat16, 3)
+            rows += big_rows
+            breakdowns.append(b)
         except Exception as e:
             print(f"Wan2.1-1.3B size failed: {e}")
     dev = torch.cuda.get_device_name()
-    Path(args.out).write_text(json.dumps({"device": dev, "torch": torch.__version__, "rows": rows}, indent=1))
+    gemms = []
+    if not args.small_only:
+        try:
+            gemms = gemm_rates(32760, 1536, 8960)
+        except Exception as e:
+            print(f"GEMM rates failed: {e}")
+    out = {"device": dev, "torch": torch.__version__, "rows": rows, "breakdown": breakdowns, "gemms": gemms}
+    Path(args.out).write_text(json.dumps(out, indent=1))
+    for b in breakdowns:
+        print_breakdown(b)
     print(f"\nDiT forward, device: {dev}")
-    print(f"{'config':<40}{'impl':<30}{'tokens':>7}{'fwd ms':>10}{'cos':>10}{'50x2 s':>9}{'4x1 s':>8}")
+    print(f"{'config':<40}{'impl':<36}{'tokens':>7}{'fwd ms':>10}{'cos':>10}{'50x2 s':>9}{'4x1 s':>8}")
     for r in rows:
         print(
-            f"{r['config']:<40}{r['impl']:<30}{r['tokens']:>7}{r['forward_ms']:>10.2f}{r['cos_vs_torch']:>10.5f}"
+            f"{r['config']:<40}{r['impl']:<36}{r['tokens']:>7}{r['forward_ms']:>10.2f}{r['cos_vs_torch']:>10.5f}"
             f"{r['baseline_50x2_s']:>9.2f}{r['turbo_4x1_s']:>8.3f}"
         )
     big = [r for r in rows if r["config"].startswith("Wan")]

@@ -24,6 +24,11 @@ cublasHandle_t cublasHandle() {
   return handle;
 }
 
+// dims: tokens, dim, heads, ffn, layers, ctxTokens, patchOut, frames, rows, cols.
+ff::cuda::DitShape ditShape(const int* d, float eps = 1e-6f, double ropeTheta = 10000.0) {
+  return {d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], eps, ropeTheta};
+}
+
 template <typename F>
 int guarded(F&& f) {
   try {
@@ -106,16 +111,33 @@ int ff_cuda_sla_stages(int heads, int n, int hd, float topK, void* q, void* k, v
 
 // dims: tokens, dim, heads, ffn, layers, ctxTokens, patchOut, frames, rows, cols (ints); see
 // native/src/kernels/cuda/dit_forward.h for the pointers. attention: 0 flash, 1 sage, 2 SLA.
-size_t ff_cuda_dit_scratch_bytes(const int* dims) {
-  ff::cuda::DitShape s{dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7], dims[8], dims[9]};
-  return ff::cuda::ditScratchBytes(s);
+// withInt8: the scratch for W8A8 linears too.
+size_t ff_cuda_dit_scratch_bytes(const int* dims, int withInt8) {
+  return ff::cuda::ditScratchBytes(ditShape(dims), withInt8 != 0);
 }
 
+int ff_cuda_dit_stage_count() { return ff::cuda::kDitStages; }
+const char* ff_cuda_dit_stage_name(int stage) { return ff::cuda::ditStageName(stage); }
+
+size_t ff_cuda_dit_int8_weight_bytes(const int* dims) {
+  return ff::cuda::ditInt8WeightBytes(ditShape(dims));
+}
+
+int ff_cuda_dit_quantize_weights(const int* dims, const void* const* blocks, const void* headW, void* buffer, size_t bytes,
+                                 void* stream) {
+  return guarded([&] {
+    ff::cuda::ditQuantizeWeights(ditShape(dims), blocks, headW, buffer, bytes, static_cast<cudaStream_t>(stream));
+  });
+}
+
+// int8Linears: DitLinear bits run as W8A8 (int8Weights from ff_cuda_dit_quantize_weights);
+// stageMs: null, or [ff_cuda_dit_stage_count()] filled with the per-stage breakdown (synchronizes).
 int ff_cuda_dit_forward(const int* dims, float eps, double ropeTheta, int attention, float topK, float* tok, const void* ctx,
                         const float* modulation, const void* const* blocks, const float* headMod, const void* headW,
-                        const float* headB, void* out, void* scratch, size_t scratchBytes, void* stream) {
+                        const float* headB, void* out, void* scratch, size_t scratchBytes, void* stream,
+                        unsigned int8Linears, const void* int8Weights, float* stageMs) {
   return guarded([&] {
-    ff::cuda::DitShape s{dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7], dims[8], dims[9], eps, ropeTheta};
+    const ff::cuda::DitShape s = ditShape(dims, eps, ropeTheta);
     ff::cuda::DitArgs a;
     a.tok = tok;
     a.ctx = ctx;
@@ -127,6 +149,9 @@ int ff_cuda_dit_forward(const int* dims, float eps, double ropeTheta, int attent
     a.out = out;
     a.attention = static_cast<ff::cuda::DitAttention>(attention);
     a.slaTopK = topK;
+    a.int8Linears = int8Linears;
+    a.int8Weights = int8Weights;
+    a.stageMs = stageMs;
     ff::cuda::ditForward(s, a, scratch, scratchBytes, cublasHandle(), static_cast<cudaStream_t>(stream));
   });
 }

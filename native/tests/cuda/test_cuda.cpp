@@ -478,6 +478,10 @@ void testWgmma(cublasHandle_t cublas, const cudaDeviceProp& prop) {
 // test_engine.cpp: the engine's CUDA path against its CPU path, reporting through report().
 int engineChecks(void (*report)(const std::string&, const std::vector<float>&, const std::vector<float>&, double, double));
 
+// test_w8a8.cpp: quantization, the int8 linears' epilogues and the DiT forward's W8A8 path.
+int w8a8Checks(void (*report)(const std::string&, const std::vector<float>&, const std::vector<float>&, double, double),
+               std::vector<float> (*random)(size_t, float, float), cublasHandle_t cublas);
+
 // Every check but the wgmma group: the mma.sync attention kernels, GEMMs, ops, the engine's path.
 static void testMmaAndEngine(cublasHandle_t cublas) {
   // The bundled model's shape (3 heads of 64 over 2304 tokens), token-major as the engine holds it;
@@ -505,6 +509,7 @@ static void testMmaAndEngine(cublasHandle_t cublas) {
   unsetenv("FF_CUDA_SLA_CHUNK_HEADS");
   testGemm(cublas);
   testOps();
+  g_failures += w8a8Checks(report, randomBf16, cublas);
   g_failures += engineChecks(report);
 }
 

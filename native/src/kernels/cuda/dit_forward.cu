@@ -1,8 +1,11 @@
 #include "kernels/cuda/dit_forward.h"
 
+#include <cuda_runtime.h>
+
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/check.h"
@@ -13,48 +16,167 @@ namespace ff::cuda {
 
 namespace {
 
+// Bump allocation in 256-byte steps from base (null base: sizes only).
+struct Bump {
+  uint8_t* base;
+  size_t off = 0;
+  void* take(size_t n) {
+    void* p = base + off;
+    off += (n + 255) / 256 * 256;
+    return p;
+  }
+};
+
 struct Scratch {
   void *h, *q, *k, *v, *o, *y, *f, *k2, *v2, *attn;
+  // W8A8 (withInt8): int8 activations of [tokens, dim] (xq), of the GELU output (fq), of the text
+  // (cq), their per-token scales, and the int32 product of the widest linear.
+  int8_t *xq = nullptr, *fq = nullptr, *cq = nullptr;
+  float *xs = nullptr, *fs = nullptr, *cs = nullptr;
+  int32_t* acc = nullptr;
   size_t attnBytes, bytes;
 
-  Scratch(const DitShape& s, void* base) {
-    const size_t nd = static_cast<size_t>(s.tokens) * s.dim * 2, ld = static_cast<size_t>(s.ctxTokens) * s.dim * 2;
-    size_t off = 0;
-    auto take = [&](size_t n) {
-      void* p = static_cast<uint8_t*>(base) + off;
-      off += (n + 255) / 256 * 256;
-      return p;
-    };
-    h = take(nd);
-    q = take(nd);
-    k = take(nd);
-    v = take(nd);
-    o = take(nd);
-    y = take(std::max(nd, static_cast<size_t>(s.tokens) * s.patchOut * 2));
-    f = take(static_cast<size_t>(s.tokens) * s.ffn * 2);
-    k2 = take(ld);
-    v2 = take(ld);
+  Scratch(const DitShape& s, void* base, bool withInt8) {
+    const size_t N = s.tokens, D = s.dim, nd = N * D * 2, ld = static_cast<size_t>(s.ctxTokens) * D * 2;
+    Bump b{static_cast<uint8_t*>(base)};
+    h = b.take(nd);
+    q = b.take(nd);
+    k = b.take(nd);
+    v = b.take(nd);
+    o = b.take(nd);
+    y = b.take(std::max(nd, N * s.patchOut * 2));
+    f = b.take(N * s.ffn * 2);
+    k2 = b.take(ld);
+    v2 = b.take(ld);
     attnBytes = attentionWorkspaceBytes({s.heads, s.tokens, s.tokens, s.dim / s.heads, 0.0f});
-    attn = take(attnBytes);
-    bytes = off;
+    attn = b.take(attnBytes);
+    if (withInt8) {
+      xq = static_cast<int8_t*>(b.take(N * D));
+      fq = static_cast<int8_t*>(b.take(N * s.ffn));
+      cq = static_cast<int8_t*>(b.take(static_cast<size_t>(s.ctxTokens) * D));
+      xs = static_cast<float*>(b.take(N * 4));
+      fs = static_cast<float*>(b.take(N * 4));
+      cs = static_cast<float*>(b.take(static_cast<size_t>(s.ctxTokens) * 4));
+      const size_t widest = std::max({D, static_cast<size_t>(s.ffn), static_cast<size_t>(s.patchOut)});
+      acc = static_cast<int32_t*>(b.take(std::max(N, static_cast<size_t>(s.ctxTokens)) * widest * 4));
+    }
+    bytes = b.off;
   }
+};
+
+// The block pointers of the ten linear weights, in the order of ditQuantizeWeights' buffer.
+constexpr int kLinearWeights[] = {0, 2, 4, 6, 13, 15, 17, 19, 23, 25};
+constexpr int kLinearsPerBlock = 10;
+
+struct QuantWeight {
+  int8_t* q;
+  float* scale;
+  int rows, cols;
+};
+
+// ditQuantizeWeights' buffer: per block the ten matrices (kLinearWeights), then the head.
+std::vector<QuantWeight> int8WeightLayout(const DitShape& s, void* base, size_t* bytes) {
+  Bump b{static_cast<uint8_t*>(base)};
+  std::vector<QuantWeight> out;
+  auto add = [&](int rows, int cols) {
+    auto* q = static_cast<int8_t*>(b.take(static_cast<size_t>(rows) * cols));
+    out.push_back({q, static_cast<float*>(b.take(static_cast<size_t>(rows) * 4)), rows, cols});
+  };
+  for (int l = 0; l < s.layers; ++l)
+    for (const int p : kLinearWeights) add(p == 23 ? s.ffn : s.dim, p == 25 ? s.ffn : s.dim);
+  add(s.patchOut, s.dim);
+  *bytes = b.off;
+  return out;
+}
+
+// CUDA events between the stages of one forward; finish() sums them into ms per DitStage.
+class StageTimer {
+ public:
+  StageTimer(float* ms, CUstream_st* stream) : ms_(ms), stream_(stream) {}
+  ~StageTimer() {
+    for (cudaEvent_t e : events_) cudaEventDestroy(e);
+  }
+  StageTimer(const StageTimer&) = delete;
+  StageTimer& operator=(const StageTimer&) = delete;
+
+  void begin(DitStage stage) {
+    if (!ms_) return;
+    record();
+    stages_.push_back(static_cast<int>(stage));
+  }
+  void finish() {
+    if (!ms_) return;
+    record();
+    FF_CUDA(cudaEventSynchronize(events_.back()));
+    for (int i = 0; i < kDitStages; ++i) ms_[i] = 0.0f;
+    for (size_t i = 0; i < stages_.size(); ++i) {
+      float t = 0.0f;
+      FF_CUDA(cudaEventElapsedTime(&t, events_[i], events_[i + 1]));
+      ms_[stages_[i]] += t;
+    }
+  }
+
+ private:
+  void record() {
+    cudaEvent_t e;
+    FF_CUDA(cudaEventCreate(&e));
+    events_.push_back(e);
+    FF_CUDA(cudaEventRecord(e, stream_));
+  }
+  float* ms_;
+  CUstream_st* stream_;
+  std::vector<cudaEvent_t> events_;
+  std::vector<int> stages_;
 };
 
 const float* f32(const void* p) { return static_cast<const float*>(p); }
 
 }  // namespace
 
-size_t ditScratchBytes(const DitShape& s) { return Scratch(s, nullptr).bytes; }
+const char* ditStageName(int stage) {
+  static const char* const names[kDitStages] = {
+      "norm + modulation", "self q/k/v (+ bias, q/k RMS norm)", "rope", "self-attention", "self o (+ gated residual)",
+      "cross q (+ bias, RMS norm)", "cross k/v of the text", "cross-attention", "cross o (+ residual)",
+      "ffn fc1 (+ bias, GELU)", "ffn fc2 (+ gated residual)", "head"};
+  return stage >= 0 && stage < kDitStages ? names[stage] : "";
+}
+
+size_t ditScratchBytes(const DitShape& s, bool withInt8) { return Scratch(s, nullptr, withInt8).bytes; }
+
+size_t ditInt8WeightBytes(const DitShape& s) {
+  size_t bytes = 0;
+  int8WeightLayout(s, nullptr, &bytes);
+  return bytes;
+}
+
+void ditQuantizeWeights(const DitShape& s, const void* const* blocks, const void* headW, void* buffer, size_t bytes,
+                        CUstream_st* stream) {
+  size_t need = 0;
+  const std::vector<QuantWeight> qw = int8WeightLayout(s, buffer, &need);
+  if (bytes < need) throw std::invalid_argument("ditQuantizeWeights: buffer of " + std::to_string(bytes) + " bytes, need " + std::to_string(need));
+  for (size_t i = 0; i < qw.size(); ++i) {
+    const size_t layer = i / kLinearsPerBlock;
+    const void* w = i + 1 == qw.size() ? headW : blocks[layer * kDitBlockPointers + kLinearWeights[i % kLinearsPerBlock]];
+    quantizeRows(w, qw[i].rows, qw[i].cols, qw[i].cols, qw[i].q, qw[i].scale, stream);
+  }
+}
 
 void ditForward(const DitShape& s, const DitArgs& a, void* scratch, size_t scratchBytes, cublasContext* cublas,
                 CUstream_st* stream) {
-  const Scratch w(s, scratch);
+  const bool anyInt8 = (a.int8Linears & kDitAllLinears) != 0;
+  const Scratch w(s, scratch, anyInt8);
   if (scratchBytes < w.bytes) throw std::invalid_argument("ditForward: scratch of " + std::to_string(scratchBytes) + " bytes, need " + std::to_string(w.bytes));
   if (s.frames * s.rows * s.cols != s.tokens) throw std::invalid_argument("ditForward: the grid does not match the token count");
+  if (anyInt8 && !a.int8Weights) throw std::invalid_argument("ditForward: int8 linears without ditQuantizeWeights' buffer");
+  if (anyInt8 && (s.dim % 4 != 0 || s.ffn % 4 != 0)) throw std::invalid_argument("ditForward: int8 linears need dim and ffn multiples of 4");
+  size_t qwBytes = 0;
+  const std::vector<QuantWeight> qw = anyInt8 ? int8WeightLayout(s, const_cast<void*>(a.int8Weights), &qwBytes) : std::vector<QuantWeight>{};
+  auto int8 = [&](DitLinear k) { return ((a.int8Linears >> static_cast<int>(k)) & 1u) != 0; };
   const int N = s.tokens, D = s.dim, H = s.heads, hd = D / H, L = s.ctxTokens;
   // Token-major [N, D] holds head h of token n at n * D + h * hd.
   auto tm = [&](void* p) { return AttnTensor{p, hd, D}; };
   const AttnShape self{H, N, N, hd, 0.0f}, cross{H, N, L, hd, 0.0f};
+  StageTimer timer(a.stageMs, stream);
 
   // q = norm_q(x Wq^T + bq), k = norm_k(src Wk^T + bk), v = src Wv^T + bv, with p pointing at one
   // attention's (q.w, q.b, k.w, k.b, v.w, v.b).
@@ -67,15 +189,69 @@ void ditForward(const DitShape& s, const DitArgs& a, void* scratch, size_t scrat
     rmsNorm(k, nSrc, D, D, f32(p[3]), f32(normK), s.eps, stream);
     addBias(v, nSrc, D, f32(p[5]), stream);
   };
+  // W8A8 linear: acc = xq . W^T (int32), then the dequantization epilogue e (acc and the scales filled in).
+  auto linear8 = [&](const QuantWeight& qwt, int rows, const int8_t* xq, const float* xs, DequantArgs e) {
+    gemmInt8(cublas, stream, rows, qwt.rows, qwt.cols, xq, qwt.q, w.acc);
+    e.acc = w.acc;
+    e.xScale = xs;
+    e.wScale = qwt.scale;
+    dequantInt8(e, rows, qwt.rows, stream);
+  };
+  auto bf16Out = [&](DequantKind kind, const void* bias, void* y, int ldy, const void* normW) {
+    DequantArgs e;
+    e.kind = kind;
+    e.bias = f32(bias);
+    e.y = y;
+    e.ldy = ldy;
+    e.normW = f32(normW);
+    e.eps = s.eps;
+    return e;
+  };
+  // tok += gate * (x Wo^T + bo) for an attention output x (bf16 [N, D]).
+  auto outProj = [&](DitLinear kind, const QuantWeight* qwt, const void* x, const void* wo, const void* bo, const float* gate) {
+    if (int8(kind)) {
+      quantizeRows(x, N, D, D, w.xq, w.xs, stream);
+      DequantArgs e;
+      e.kind = DequantKind::Residual;
+      e.bias = f32(bo);
+      e.residual = a.tok;
+      e.gate = gate;
+      linear8(*qwt, N, w.xq, w.xs, e);
+    } else {
+      gemmBf16(cublas, stream, N, D, D, x, wo, w.y);
+      addGated(a.tok, w.y, N, D, f32(bo), gate, stream);
+    }
+  };
+  // h = LN(tok) (affine w, b) (1 + scale) + shift as bf16 when a bf16 linear reads it, as int8 when
+  // an int8 one does.
+  auto norm = [&](bool toInt8, const float* lw, const float* lb, const float* shift, const float* scale) {
+    timer.begin(DitStage::Norm);
+    layerNormModulateInt8(a.tok, toInt8 ? nullptr : w.h, toInt8 ? w.xq : nullptr, w.xs, N, D, lw, lb, shift, scale, s.eps,
+                          stream);
+  };
 
+  if (int8(DitLinear::CrossKv)) {
+    timer.begin(DitStage::CrossKv);
+    quantizeRows(a.ctx, L, D, D, w.cq, w.cs, stream);  // the same text for every block
+  }
   for (int layer = 0; layer < s.layers; ++layer) {
     const void* const* b = a.blocks + static_cast<size_t>(layer) * kDitBlockPointers;
+    const QuantWeight* lq = anyInt8 ? &qw[static_cast<size_t>(layer) * kLinearsPerBlock] : nullptr;
     const float* m = a.modulation + static_cast<size_t>(layer) * 6 * D;  // s1, sc1, g1, s2, sc2, g2
     // Self-attention: h = LN(tok) (1 + sc1) + s1; q, k RMS-normed and rotated; tok += g1 * o(attn).
-    layerNormModulate(a.tok, w.h, N, D, nullptr, nullptr, m, m + D, s.eps, stream);
-    qkv(w.h, w.h, N, b, b[8], b[9], w.q, w.k, w.v);
+    norm(int8(DitLinear::SelfQkv), nullptr, nullptr, m, m + D);
+    timer.begin(DitStage::SelfQkv);
+    if (int8(DitLinear::SelfQkv)) {
+      linear8(lq[0], N, w.xq, w.xs, bf16Out(DequantKind::RmsNorm, b[1], w.q, D, b[8]));
+      linear8(lq[1], N, w.xq, w.xs, bf16Out(DequantKind::RmsNorm, b[3], w.k, D, b[9]));
+      linear8(lq[2], N, w.xq, w.xs, bf16Out(DequantKind::Bf16, b[5], w.v, D, nullptr));
+    } else {
+      qkv(w.h, w.h, N, b, b[8], b[9], w.q, w.k, w.v);
+    }
+    timer.begin(DitStage::Rope);
     rope3d(w.q, D, H, hd, s.frames, s.rows, s.cols, s.ropeTheta, stream);
     rope3d(w.k, D, H, hd, s.frames, s.rows, s.cols, s.ropeTheta, stream);
+    timer.begin(DitStage::SelfAttention);
     if (a.attention == DitAttention::Flash) {
       flashAttention(self, tm(w.q), tm(w.k), tm(w.v), tm(w.o), stream);
     } else if (a.attention == DitAttention::Sage) {
@@ -86,26 +262,70 @@ void ditForward(const DitShape& s, const DitArgs& a, void* scratch, size_t scrat
       o.projL = b[10];
       slaAttention(self, tm(w.q), tm(w.k), tm(w.v), tm(w.o), o, w.attn, w.attnBytes, cublas, stream);
     }
-    gemmBf16(cublas, stream, N, D, D, w.o, b[6], w.y);
-    addGated(a.tok, w.y, N, D, f32(b[7]), m + 2 * D, stream);
+    timer.begin(DitStage::SelfO);
+    outProj(DitLinear::SelfO, lq ? &lq[3] : nullptr, w.o, b[6], b[7], m + 2 * D);
 
     // Cross-attention over the text: tok += o2(attn(norm_q(q2(norm3(tok))), norm_k(k2(c)), v2(c))).
-    layerNormModulate(a.tok, w.h, N, D, f32(b[11]), f32(b[12]), nullptr, nullptr, s.eps, stream);
-    qkv(w.h, a.ctx, L, b + 13, b[21], b[22], w.q, w.k2, w.v2);
+    norm(int8(DitLinear::CrossQ), f32(b[11]), f32(b[12]), nullptr, nullptr);
+    timer.begin(DitStage::CrossQ);
+    if (int8(DitLinear::CrossQ)) {
+      linear8(lq[4], N, w.xq, w.xs, bf16Out(DequantKind::RmsNorm, b[14], w.q, D, b[21]));
+    } else {
+      gemmBf16(cublas, stream, N, D, D, w.h, b[13], w.q);
+      rmsNorm(w.q, N, D, D, f32(b[14]), f32(b[21]), s.eps, stream);
+    }
+    timer.begin(DitStage::CrossKv);
+    if (int8(DitLinear::CrossKv)) {
+      linear8(lq[5], L, w.cq, w.cs, bf16Out(DequantKind::RmsNorm, b[16], w.k2, D, b[22]));
+      linear8(lq[6], L, w.cq, w.cs, bf16Out(DequantKind::Bf16, b[18], w.v2, D, nullptr));
+    } else {
+      gemmBf16(cublas, stream, L, D, D, a.ctx, b[15], w.k2);
+      gemmBf16(cublas, stream, L, D, D, a.ctx, b[17], w.v2);
+      rmsNorm(w.k2, L, D, D, f32(b[16]), f32(b[22]), s.eps, stream);
+      addBias(w.v2, L, D, f32(b[18]), stream);
+    }
+    timer.begin(DitStage::CrossAttention);
     flashAttention(cross, tm(w.q), tm(w.k2), tm(w.v2), tm(w.o), stream);
-    gemmBf16(cublas, stream, N, D, D, w.o, b[19], w.y);
-    addGated(a.tok, w.y, N, D, f32(b[20]), nullptr, stream);
+    timer.begin(DitStage::CrossO);
+    outProj(DitLinear::CrossO, lq ? &lq[7] : nullptr, w.o, b[19], b[20], nullptr);
 
     // FFN: h = LN(tok) (1 + sc2) + s2; tok += g2 * fc2(gelu(fc1(h))).
-    layerNormModulate(a.tok, w.h, N, D, nullptr, nullptr, m + 3 * D, m + 4 * D, s.eps, stream);
-    gemmBf16(cublas, stream, N, s.ffn, D, w.h, b[23], w.f);
-    biasGelu(w.f, N, s.ffn, f32(b[24]), stream);
-    gemmBf16(cublas, stream, N, D, s.ffn, w.f, b[25], w.y);
-    addGated(a.tok, w.y, N, D, f32(b[26]), m + 5 * D, stream);
+    const bool fc2Int8 = int8(DitLinear::Fc2);
+    norm(int8(DitLinear::Fc1), nullptr, nullptr, m + 3 * D, m + 4 * D);
+    timer.begin(DitStage::Fc1Gelu);
+    if (int8(DitLinear::Fc1)) {
+      // gelu(fc1(h)) as bf16 for a bf16 fc2, as int8 straight from the epilogue for an int8 one.
+      DequantArgs e = bf16Out(DequantKind::Gelu, b[24], fc2Int8 ? nullptr : w.f, s.ffn, nullptr);
+      e.q = fc2Int8 ? w.fq : nullptr;
+      e.qScale = w.fs;
+      linear8(lq[8], N, w.xq, w.xs, e);
+    } else {
+      gemmBf16(cublas, stream, N, s.ffn, D, w.h, b[23], w.f);
+      biasGelu(w.f, N, s.ffn, f32(b[24]), stream);
+      if (fc2Int8) quantizeRows(w.f, N, s.ffn, s.ffn, w.fq, w.fs, stream);
+    }
+    timer.begin(DitStage::Fc2);
+    if (fc2Int8) {
+      DequantArgs e;
+      e.kind = DequantKind::Residual;
+      e.bias = f32(b[26]);
+      e.residual = a.tok;
+      e.gate = m + 5 * D;
+      linear8(lq[9], N, w.fq, w.fs, e);
+    } else {
+      gemmBf16(cublas, stream, N, D, s.ffn, w.f, b[25], w.y);
+      addGated(a.tok, w.y, N, D, f32(b[26]), m + 5 * D, stream);
+    }
   }
-  layerNormModulate(a.tok, w.h, N, D, nullptr, nullptr, a.headMod, a.headMod + D, s.eps, stream);
-  gemmBf16(cublas, stream, N, s.patchOut, D, w.h, a.headW, a.out);
-  addBias(a.out, N, s.patchOut, a.headB, stream);
+  norm(int8(DitLinear::Head), nullptr, nullptr, a.headMod, a.headMod + D);
+  timer.begin(DitStage::Head);
+  if (int8(DitLinear::Head)) {
+    linear8(qw.back(), N, w.xq, w.xs, bf16Out(DequantKind::Bf16, a.headB, a.out, s.patchOut, nullptr));
+  } else {
+    gemmBf16(cublas, stream, N, s.patchOut, D, w.h, a.headW, a.out);
+    addBias(a.out, N, s.patchOut, a.headB, stream);
+  }
+  timer.finish();
 }
 
 }  // namespace ff::cuda

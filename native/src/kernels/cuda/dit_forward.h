@@ -3,6 +3,10 @@
 // every buffer (device memory): the tokens after patch_embed, the embedded text c, the per-block
 // modulation m + block.modulation, the weights, and one scratch block of ditScratchBytes.
 // Cross-attention attends to every text token (no key mask).
+// W8A8: the linears named by DitArgs::int8Linears run as int8 x int8 -> int32 cuBLAS GEMMs on
+// weights quantized once per output channel (ditQuantizeWeights) and activations quantized per
+// token where they are made (the norm/modulation op, the GELU epilogue, or one quantizeRows),
+// with the bias, RMS norm, GELU or gated residual of the bf16 path fused into the dequantization.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -27,6 +31,19 @@ struct DitShape {
 // ffn.{fc1.w, fc1.b, fc2.w, fc2.b}
 constexpr int kDitBlockPointers = 27;
 
+// The DiT's linear layers, grouped as ditForward runs them; bit (1u << kind) of
+// DitArgs::int8Linears selects W8A8 for that group.
+enum class DitLinear { SelfQkv = 0, SelfO, CrossQ, CrossKv, CrossO, Fc1, Fc2, Head, Count };
+constexpr unsigned kDitAllLinears = (1u << static_cast<int>(DitLinear::Count)) - 1;
+
+// Stages of the per-op breakdown (DitArgs::stageMs), each summed over the layers. A linear's stage
+// holds what the int8 path fuses into it, on either path: its input's quantization when separate,
+// the GEMMs and bias, and q/k RMS norm (SelfQkv, CrossQ, CrossKv), GELU (Fc1Gelu) or the gated
+// residual (SelfO, CrossO, Fc2). Norm is every layer norm + modulation (with its int8 output).
+enum class DitStage { Norm = 0, SelfQkv, Rope, SelfAttention, SelfO, CrossQ, CrossKv, CrossAttention, CrossO, Fc1Gelu, Fc2, Head, Count };
+constexpr int kDitStages = static_cast<int>(DitStage::Count);
+const char* ditStageName(int stage);
+
 struct DitArgs {
   float* tok = nullptr;              // [tokens, dim] fp32, in: patch-embedded tokens, out: after the last block
   const void* ctx = nullptr;         // [ctxTokens, dim] bf16: text_embed(ctx)
@@ -38,9 +55,18 @@ struct DitArgs {
   void* out = nullptr;               // [tokens, patchOut] bf16
   DitAttention attention = DitAttention::Flash;
   float slaTopK = 0.1f;
+  unsigned int8Linears = 0;          // DitLinear bits run as W8A8 (0: every linear bf16)
+  const void* int8Weights = nullptr; // ditQuantizeWeights' buffer; needed when int8Linears != 0
+  float* stageMs = nullptr;          // host [kDitStages]: when given, ms per DitStage (events; the call then synchronizes)
 };
 
-size_t ditScratchBytes(const DitShape& s);
+// The scratch; withInt8 adds the int8 activations and the int32 product that W8A8 needs.
+size_t ditScratchBytes(const DitShape& s, bool withInt8 = false);
+// Per output channel int8 of every block's ten linear weights and the head's: int8 [out, in] and
+// fp32 scales [out] each, in one device buffer of ditInt8WeightBytes. blocks and headW as DitArgs.
+size_t ditInt8WeightBytes(const DitShape& s);
+void ditQuantizeWeights(const DitShape& s, const void* const* blocks, const void* headW, void* buffer, size_t bytes,
+                        CUstream_st* stream);
 void ditForward(const DitShape& s, const DitArgs& a, void* scratch, size_t scratchBytes, cublasContext* cublas,
                 CUstream_st* stream);
 

@@ -12,6 +12,41 @@ namespace ff::cuda {
 // w, b, shift, scale may be null). x: [rows, dim] fp32.
 void layerNormModulate(const float* x, void* y, int64_t rows, int64_t dim, const float* w, const float* b,
                        const float* shift, const float* scale, float eps, CUstream_st* stream);
+// The same, writing y (when non-null) and/or the per-token int8 of the bf16-rounded rows (when q
+// is non-null): q: [rows, dim], qScale: [rows], exactly what quantizeRows makes of y.
+void layerNormModulateInt8(const float* x, void* y, int8_t* q, float* qScale, int64_t rows, int64_t dim, const float* w,
+                           const float* b, const float* shift, const float* scale, float eps, CUstream_st* stream);
+
+// Symmetric per-row int8 of bf16 x: [rows, cols] (row stride ld elements) -> q: [rows, cols],
+// scale: [rows] with x ~= q * scale; scale = max|row| / 127, rounding to nearest even (as the CPU
+// engine's quantizeRows; a zero row gets scale 0). Per token for activations, per output channel
+// for a linear weight [out, in].
+void quantizeRows(const void* x, int64_t rows, int64_t cols, int64_t ld, int8_t* q, float* scale, CUstream_st* stream);
+
+// What follows an int8 GEMM acc = xq . wq^T (int32 [rows, cols]): v = xScale[r] * wScale[c] * acc
+// + bias[c] (bias may be null), then by kind:
+//   Bf16:     y = v (bf16)
+//   RmsNorm:  y = rms_norm(bf16(v)) * normW (as rmsNorm on the bf16 path's biased output)
+//   Gelu:     g = bf16(gelu_tanh(v)); y = g when y is non-null, and q/qScale = quantizeRows(g) when
+//             q is non-null (the next linear's int8 input)
+//   Residual: residual (fp32) += gate[c] * v (gate may be null)
+enum class DequantKind { Bf16 = 0, RmsNorm = 1, Gelu = 2, Residual = 3 };
+struct DequantArgs {
+  const int32_t* acc = nullptr;
+  const float* xScale = nullptr;  // [rows]
+  const float* wScale = nullptr;  // [cols]
+  const float* bias = nullptr;    // [cols]
+  DequantKind kind = DequantKind::Bf16;
+  void* y = nullptr;  // bf16, row stride ldy
+  int64_t ldy = 0;
+  const float* normW = nullptr;
+  float eps = 1e-6f;
+  int8_t* q = nullptr;  // [rows, cols]
+  float* qScale = nullptr;
+  float* residual = nullptr;  // [rows, cols]
+  const float* gate = nullptr;
+};
+void dequantInt8(const DequantArgs& a, int64_t rows, int64_t cols, CUstream_st* stream);
 // In place on bf16 x: [rows, dim] (row stride ld elements): x += bias (when given), then
 // x = x / sqrt(mean(x^2) + eps) * w.
 void rmsNorm(void* x, int64_t rows, int64_t dim, int64_t ld, const float* bias, const float* w, float eps,

@@ -1,0 +1,318 @@
+// W8A8 on the GPU (kernels/cuda/ops.h quantization and dequantization, dit_forward's int8
+// linears) on fresh random inputs with every output poisoned (0xFF bytes) before each run: the
+// quantization against the CPU engine's quantizeRowsScalar (exact), each dequantization epilogue
+// of an int8 cuBLAS product against the unquantized product in double, and the DiT forward with
+// int8 linears (all, and mixed with bf16 ones) against its bf16 path on ragged token counts.
+// Called from framefleet_cuda_tests' main (test_cuda.cpp).
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/ops.h"
+#include "kernels/cpu/quant.h"
+#include "kernels/cuda/check.h"
+#include "kernels/cuda/dit_forward.h"
+#include "kernels/cuda/gemm.h"
+#include "kernels/cuda/ops.h"
+
+using W8a8Report = void (*)(const std::string& name, const std::vector<float>& got, const std::vector<float>& ref,
+                             double maxRel, double minCos);
+// test_cuda.cpp's randomBf16: normal values (sd, mean) rounded to bf16, so that host and device see
+// the same numbers.
+using W8a8Random = std::vector<float> (*)(size_t n, float sd, float mean);
+
+namespace {
+
+namespace fc = ff::cuda;
+using Dev = std::unique_ptr<void, cudaError_t (*)(void*)>;
+
+W8a8Report g_check = nullptr;
+W8a8Random g_random = nullptr;
+int g_w8a8Failures = 0;
+
+Dev poisoned(size_t bytes) {
+  void* p = nullptr;
+  FF_CUDA(cudaMalloc(&p, bytes));
+  FF_CUDA(cudaMemset(p, 0xFF, bytes));
+  return Dev(p, cudaFree);
+}
+
+template <typename T>
+Dev toDevice(const std::vector<T>& h) {
+  Dev d = poisoned(h.size() * sizeof(T));
+  FF_CUDA(cudaMemcpy(d.get(), h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice));
+  return d;
+}
+
+template <typename T>
+std::vector<T> toHost(const Dev& d, size_t n) {
+  std::vector<T> h(n);
+  FF_CUDA(cudaDeviceSynchronize());
+  FF_CUDA(cudaMemcpy(h.data(), d.get(), n * sizeof(T), cudaMemcpyDeviceToHost));
+  return h;
+}
+
+std::vector<float> normals(size_t n, float sd, float mean = 0.0f) { return g_random(n, sd, mean); }
+
+Dev bf16Device(const std::vector<float>& v) {
+  std::vector<__nv_bfloat16> h(v.size());
+  for (size_t i = 0; i < v.size(); ++i) h[i] = __float2bfloat16_rn(v[i]);
+  return toDevice(h);
+}
+
+std::vector<float> bf16Host(const Dev& d, size_t n) {
+  const std::vector<__nv_bfloat16> h = toHost<__nv_bfloat16>(d, n);
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = __bfloat162float(h[i]);
+  return v;
+}
+
+float roundBf16(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
+
+// q/scale against quantizeRowsScalar of x (host values): entries that differ, reported exactly.
+void expectQuantized(const std::string& name, const std::vector<float>& x, int64_t rows, int64_t cols, const Dev& q,
+                     const Dev& scale) {
+  std::vector<int8_t> refQ(x.size());
+  std::vector<float> refS(rows);
+  ff::cpu::quantizeRowsScalar(x.data(), rows, cols, cols, refQ.data(), cols, refS.data());
+  const std::vector<int8_t> gotQ = toHost<int8_t>(q, x.size());
+  const std::vector<float> gotS = toHost<float>(scale, rows);
+  size_t wrong = 0;
+  for (size_t i = 0; i < x.size(); ++i) wrong += gotQ[i] != refQ[i];
+  for (int64_t r = 0; r < rows; ++r) wrong += gotS[r] != refS[r];
+  if (wrong) ++g_w8a8Failures;
+  std::printf("%-58s entries differing from the CPU's: %zu  %s\n", name.c_str(), wrong, wrong ? "FAIL" : "PASS");
+}
+
+std::vector<float> dequantized(const Dev& q, const Dev& scale, int64_t rows, int64_t cols) {
+  const std::vector<int8_t> hq = toHost<int8_t>(q, static_cast<size_t>(rows * cols));
+  const std::vector<float> hs = toHost<float>(scale, rows);
+  std::vector<float> v(hq.size());
+  for (size_t i = 0; i < v.size(); ++i) v[i] = hq[i] * hs[i / cols];
+  return v;
+}
+
+void testQuantizeRows() {
+  const int64_t rows = 37, cols = 300, ld = 304;
+  std::vector<float> x = normals(rows * ld, 1.5f, 0.2f);
+  for (int64_t c = 0; c < ld; ++c) x[5 * ld + c] = 0.0f;  // a zero row gets scale 0
+  const Dev dx = bf16Device(x), dq = poisoned(rows * cols), ds = poisoned(rows * 4);
+  fc::quantizeRows(dx.get(), rows, cols, ld, static_cast<int8_t*>(dq.get()), static_cast<float*>(ds.get()), nullptr);
+  std::vector<float> packed(rows * cols);
+  for (int64_t r = 0; r < rows; ++r) std::memcpy(&packed[r * cols], &x[r * ld], cols * 4);
+  expectQuantized("quantizeRows bf16 37x300 (ld 304, a zero row)", packed, rows, cols, dq, ds);
+}
+
+// The layer norm + modulation with its int8 output: q is exactly quantizeRows of its own bf16 y,
+// and y alone or q alone come out the same as both together.
+void testLayerNormInt8() {
+  const int64_t rows = 333, dim = 384;
+  const std::vector<float> x = normals(rows * dim, 2.0f, 0.5f), shift = normals(dim, 0.5f), scale = normals(dim, 0.2f);
+  const Dev dx = toDevice(x), dshift = toDevice(shift), dscale = toDevice(scale);
+  const Dev dy = poisoned(rows * dim * 2), dq = poisoned(rows * dim), ds = poisoned(rows * 4);
+  auto run = [&](bool y, bool q) {
+    fc::layerNormModulateInt8(static_cast<float*>(dx.get()), y ? dy.get() : nullptr, q ? static_cast<int8_t*>(dq.get()) : nullptr,
+                              static_cast<float*>(ds.get()), rows, dim, nullptr, nullptr, static_cast<float*>(dshift.get()),
+                              static_cast<float*>(dscale.get()), 1e-6f, nullptr);
+  };
+  run(true, true);
+  const std::vector<float> y = bf16Host(dy, rows * dim);
+  expectQuantized("layer norm + modulate, int8 out = quantizeRows(y) 333x384", y, rows, dim, dq, ds);
+  std::vector<float> ref(x.size());
+  ff::layer_norm_ref(x.data(), ref.data(), rows, dim, nullptr, nullptr, 1e-6f);
+  ff::modulate(ref.data(), rows, dim, shift.data(), scale.data());
+  g_check("layer norm + modulate, int8 out dequantized 333x384", dequantized(dq, ds, rows, dim), ref, 2e-2, 0.9995);
+  FF_CUDA(cudaMemset(dq.get(), 0xFF, rows * dim));
+  run(false, true);
+  expectQuantized("layer norm + modulate, int8 out only 333x384", y, rows, dim, dq, ds);
+  FF_CUDA(cudaMemset(dy.get(), 0xFF, rows * dim * 2));
+  run(true, false);
+  g_check("layer norm + modulate, bf16 out only 333x384", bf16Host(dy, rows * dim), ref, 1e-2, 0.9999);
+}
+
+// One W8A8 linear x [rows, k] . w [n, k]^T + bias through each dequantization kind against the
+// unquantized product in double (what the bf16 path approximates).
+void testDequant(cublasHandle_t cublas, int64_t rows, int64_t n, int64_t k) {
+  const std::vector<float> x = normals(rows * k, 1.0f, 0.1f), w = normals(n * k, 0.05f), bias = normals(n, 0.3f),
+                           normW = normals(n, 0.2f, 1.0f), gate = normals(n, 0.5f), res0 = normals(rows * n, 1.0f);
+  std::vector<float> v(rows * n);
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double s = bias[j];
+      for (int64_t t = 0; t < k; ++t) s += double{x[i * k + t]} * w[j * k + t];
+      v[i * n + j] = static_cast<float>(s);
+    }
+  const Dev dx = bf16Device(x), dw = bf16Device(w), db = toDevice(bias), dnw = toDevice(normW), dg = toDevice(gate);
+  const Dev xq = poisoned(rows * k), xs = poisoned(rows * 4), wq = poisoned(n * k), ws = poisoned(n * 4), acc = poisoned(rows * n * 4);
+  fc::quantizeRows(dx.get(), rows, k, k, static_cast<int8_t*>(xq.get()), static_cast<float*>(xs.get()), nullptr);
+  fc::quantizeRows(dw.get(), n, k, k, static_cast<int8_t*>(wq.get()), static_cast<float*>(ws.get()), nullptr);
+  fc::gemmInt8(cublas, nullptr, static_cast<int>(rows), static_cast<int>(n), static_cast<int>(k), static_cast<int8_t*>(xq.get()),
+               static_cast<int8_t*>(wq.get()), static_cast<int32_t*>(acc.get()));
+  const std::string shape = std::to_string(rows) + "x" + std::to_string(n) + "x" + std::to_string(k);
+  auto args = [&](fc::DequantKind kind, void* y) {
+    fc::DequantArgs a;
+    a.acc = static_cast<int32_t*>(acc.get());
+    a.xScale = static_cast<float*>(xs.get());
+    a.wScale = static_cast<float*>(ws.get());
+    a.bias = static_cast<float*>(db.get());
+    a.kind = kind;
+    a.y = y;
+    a.ldy = n;
+    return a;
+  };
+
+  const Dev y = poisoned(rows * n * 2);
+  fc::dequantInt8(args(fc::DequantKind::Bf16, y.get()), rows, n, nullptr);
+  g_check("w8a8 linear + bias " + shape, bf16Host(y, rows * n), v, 2e-2, 0.9995);
+
+  std::vector<float> rounded(v.size()), ref(v.size());
+  for (size_t i = 0; i < v.size(); ++i) rounded[i] = roundBf16(v[i]);
+  ff::rms_norm_ref(rounded.data(), ref.data(), rows, n, normW.data(), 1e-6f);
+  FF_CUDA(cudaMemset(y.get(), 0xFF, rows * n * 2));
+  fc::DequantArgs rn = args(fc::DequantKind::RmsNorm, y.get());
+  rn.normW = static_cast<float*>(dnw.get());
+  fc::dequantInt8(rn, rows, n, nullptr);
+  g_check("w8a8 linear + bias + rms norm " + shape, bf16Host(y, rows * n), ref, 2e-2, 0.9995);
+
+  ref = v;
+  ff::gelu_ref(ref.data(), static_cast<int64_t>(ref.size()));
+  FF_CUDA(cudaMemset(y.get(), 0xFF, rows * n * 2));
+  const Dev gq = poisoned(rows * n), gs = poisoned(rows * 4);
+  fc::DequantArgs ge = args(fc::DequantKind::Gelu, y.get());
+  ge.q = static_cast<int8_t*>(gq.get());
+  ge.qScale = static_cast<float*>(gs.get());
+  fc::dequantInt8(ge, rows, n, nullptr);
+  const std::vector<float> g = bf16Host(y, rows * n);
+  g_check("w8a8 linear + bias + gelu " + shape, g, ref, 2e-2, 0.9995);
+  expectQuantized("w8a8 linear + gelu, int8 out = quantizeRows(gelu) " + shape, g, rows, n, gq, gs);
+
+  const Dev res = toDevice(res0);
+  fc::DequantArgs rs = args(fc::DequantKind::Residual, nullptr);
+  rs.residual = static_cast<float*>(res.get());
+  rs.gate = static_cast<float*>(dg.get());
+  fc::dequantInt8(rs, rows, n, nullptr);
+  std::vector<float> delta = toHost<float>(res, rows * n);
+  for (size_t i = 0; i < delta.size(); ++i) {
+    delta[i] -= res0[i];
+    ref[i] = gate[i % n] * v[i];
+  }
+  g_check("w8a8 linear + bias, residual += gate * y " + shape, delta, ref, 2e-2, 0.9995);
+}
+
+// A random DiT of the given size on the device: the per-block pointers of dit_forward.h.
+struct RandomDit {
+  fc::DitShape s;
+  std::vector<Dev> keep;
+  std::vector<const void*> blocks;
+  std::vector<float> tok;
+  Dev ctx, mod, headMod, headW, headB;
+
+  const void* add(Dev d) {
+    keep.push_back(std::move(d));
+    return keep.back().get();
+  }
+  explicit RandomDit(const fc::DitShape& shape)
+      : s(shape), ctx(nullptr, cudaFree), mod(nullptr, cudaFree), headMod(nullptr, cudaFree), headW(nullptr, cudaFree),
+        headB(nullptr, cudaFree) {
+    const size_t D = s.dim, F = s.ffn;
+    for (int l = 0; l < s.layers; ++l)
+      for (int p = 0; p < fc::kDitBlockPointers; ++p) {
+        const bool matrix = p == 0 || p == 2 || p == 4 || p == 6 || p == 13 || p == 15 || p == 17 || p == 19 || p == 23 || p == 25;
+        if (p == 10) {
+          blocks.push_back(nullptr);  // proj_l: only SLA reads it
+        } else if (matrix) {
+          blocks.push_back(add(bf16Device(normals((p == 23 || p == 25 ? F : D) * D, 0.05f))));
+        } else {
+          const bool normWeight = p == 8 || p == 9 || p == 11 || p == 21 || p == 22;
+          blocks.push_back(add(toDevice(normals(p == 24 ? F : D, normWeight ? 0.1f : 0.2f, normWeight ? 1.0f : 0.0f))));
+        }
+      }
+    tok = normals(static_cast<size_t>(s.tokens) * D, 1.0f);
+    ctx = bf16Device(normals(static_cast<size_t>(s.ctxTokens) * D, 1.0f));
+    mod = toDevice(normals(static_cast<size_t>(s.layers) * 6 * D, 0.1f));
+    headMod = toDevice(normals(2 * D, 0.1f));
+    headW = bf16Device(normals(static_cast<size_t>(s.patchOut) * D, 0.05f));
+    headB = toDevice(normals(s.patchOut, 0.1f));
+  }
+
+  // The block outputs' velocity (bf16 [tokens, patchOut]) then the final residual stream.
+  std::vector<float> forward(unsigned int8Linears, const void* int8Weights, float* stageMs, cublasHandle_t cublas) {
+    const size_t scratchBytes = fc::ditScratchBytes(s, int8Linears != 0);
+    const Dev scratch = poisoned(scratchBytes), t = toDevice(tok), out = poisoned(static_cast<size_t>(s.tokens) * s.patchOut * 2);
+    fc::DitArgs a;
+    a.tok = static_cast<float*>(t.get());
+    a.ctx = ctx.get();
+    a.modulation = static_cast<float*>(mod.get());
+    a.blocks = blocks.data();
+    a.headMod = static_cast<float*>(headMod.get());
+    a.headW = headW.get();
+    a.headB = static_cast<float*>(headB.get());
+    a.out = out.get();
+    a.int8Linears = int8Linears;
+    a.int8Weights = int8Weights;
+    a.stageMs = stageMs;
+    fc::ditForward(s, a, scratch.get(), scratchBytes, cublas, nullptr);
+    std::vector<float> r = bf16Host(out, static_cast<size_t>(s.tokens) * s.patchOut);
+    const std::vector<float> ht = toHost<float>(t, tok.size());
+    r.insert(r.end(), ht.begin(), ht.end());
+    return r;
+  }
+};
+
+void testDitForward(cublasHandle_t cublas, const fc::DitShape& s) {
+  RandomDit dit(s);
+  const size_t wBytes = fc::ditInt8WeightBytes(s);
+  const Dev qw = poisoned(wBytes);
+  fc::ditQuantizeWeights(s, dit.blocks.data(), dit.headW.get(), qw.get(), wBytes, nullptr);
+  const std::vector<float> ref = dit.forward(0, nullptr, nullptr, cublas);
+  const std::string shape = std::to_string(s.tokens) + " tokens, dim " + std::to_string(s.dim) + ", ffn " + std::to_string(s.ffn);
+  for (const unsigned mask : {fc::kDitAllLinears, 0x55u, 0xAAu}) {
+    char name[96];
+    std::snprintf(name, sizeof name, "dit forward w8a8 linears 0x%02x vs bf16, %s", mask, shape.c_str());
+    g_check(name, dit.forward(mask, qw.get(), nullptr, cublas), ref, 5e-2, 0.998);
+  }
+  // The per-stage timing changes nothing in the result and times every stage kind.
+  float ms[fc::kDitStages];
+  std::memset(ms, 0xFF, sizeof ms);
+  const std::vector<float> timed = dit.forward(fc::kDitAllLinears, qw.get(), ms, cublas);
+  g_check("dit forward w8a8 with stage events = without, " + shape, timed, dit.forward(fc::kDitAllLinears, qw.get(), nullptr, cublas),
+          0.0, 0.9999999);
+  bool ok = true;
+  float total = 0.0f;
+  for (int i = 0; i < fc::kDitStages; ++i) {
+    ok = ok && std::isfinite(ms[i]) && ms[i] >= 0.0f;
+    total += ms[i];
+  }
+  ok = ok && total > 0.0f;
+  if (!ok) ++g_w8a8Failures;
+  std::printf("%-58s %s\n", ("dit forward stage times finite, non-negative, " + shape).c_str(), ok ? "PASS" : "FAIL");
+}
+
+}  // namespace
+
+int w8a8Checks(W8a8Report report, W8a8Random random, cublasHandle_t cublas) {
+  g_check = report;
+  g_random = random;
+  try {
+    testQuantizeRows();
+    testLayerNormInt8();
+    testDequant(cublas, 333, 264, 384);
+    testDequant(cublas, 130, 1000, 344);
+    fc::DitShape small{42, 128, 2, 344, 2, 20, 12, 2, 3, 7};
+    testDitForward(cublas, small);
+    fc::DitShape wide{256, 256, 2, 1024, 2, 64, 16, 1, 16, 16};
+    testDitForward(cublas, wide);
+  } catch (const std::exception& e) {
+    std::printf("w8a8 checks: error: %s  FAIL\n", e.what());
+    ++g_w8a8Failures;
+  }
+  return g_w8a8Failures;
+}
