@@ -6,7 +6,8 @@ events around each call, warm-up first, median of many runs. Accuracy is the cos
 against an fp32 reference: fp32 SDPA for flash/sage/SDPA itself, train/model.py's sla_attention in
 fp32 (the definition of SLA) for ours, on the first heads. Rows with _wgmma are the same calls with
 FF_CUDA_ATTN_IMPL=wgmma (the Hopper kernels, sm_90 only; _serial: without the intra-warpgroup
-overlap, FF_CUDA_WGMMA_SERIAL=1; _fp8: e4m3 P.V, FF_CUDA_WGMMA_PV=fp8), the others with the
+overlap, FF_CUDA_WGMMA_SERIAL=1; _fp8: e4m3 P.V, FF_CUDA_WGMMA_PV=fp8; _ws / _wspp: the warp-specialized
+TMA kernel, FF_CUDA_WGMMA_KERNEL, the other _wgmma rows its cpasync kernel), the others with the
 mma.sync kernels. Prints a table last and writes JSON.
 
 usage: python3 bench/gpu/bench_attention.py --lib PATH.so --out results.json [--big | --big-only]
@@ -134,6 +135,9 @@ def bench_shape(lib, heads, n, hd, top_k, reps, ref_heads, rows, flush):
         runs["ours_sage_int8_wgmma_serial"] = runs["ours_sage_int8"]  # without the intra-warpgroup overlap
         runs["ours_sage_int8_wgmma_fp8"] = runs["ours_sage_int8"]  # e4m3 P.V
         runs[f"ours_sla_top{top_k}_wgmma_fp8"] = runs[f"ours_sla_top{top_k}"]
+        for kernel in ("ws", "wspp"):  # the warp-specialized TMA kernel, FF_CUDA_WGMMA_KERNEL
+            runs[f"ours_sage_int8_wgmma_{kernel}"] = runs["ours_sage_int8"]
+            runs[f"ours_sage_int8_wgmma_{kernel}_fp8"] = runs["ours_sage_int8"]
     else:
         print(f"[1, {heads}, {n}, {hd}]: no wgmma kernel here (needs sm_90); mma.sync only")
     warmup = 3 if n > 10000 else 10
@@ -149,6 +153,7 @@ def bench_shape(lib, heads, n, hd, top_k, reps, ref_heads, rows, flush):
         os.environ["FF_CUDA_ATTN_IMPL"] = "wgmma" if "_wgmma" in name else "mma"
         os.environ["FF_CUDA_WGMMA_SERIAL"] = "1" if name.endswith("_serial") else "0"
         os.environ["FF_CUDA_WGMMA_PV"] = "fp8" if name.endswith("_fp8") else "bf16"
+        os.environ["FF_CUDA_WGMMA_KERNEL"] = "wspp" if "_wspp" in name else "ws" if "_ws" in name else "cpasync"
         out.fill_(float("nan"))
         med, lo, hi = time_ms(fn, warmup, reps)
         torch.cuda.synchronize()

@@ -1,3 +1,8 @@
+// Dense attention runs by default on the warp-specialized TMA kernel of attention_sm90_ws.cu
+// (FF_CUDA_WGMMA_KERNEL=ws; measured 1.9x this file's kernel on an H200, docs/CUDA.md), with e4m3
+// P.V by default (FF_CUDA_WGMMA_PV=fp8). This file keeps the cp.async kernel, which SLA's sparse
+// branch and the serial schedule run and FF_CUDA_WGMMA_KERNEL=cpasync selects for dense attention.
+//
 // Sage attention on Hopper's warpgroup MMA (sm_90a only; compiled with
 // -gencode=arch=compute_90a,code=sm_90a, see native/CMakeLists.txt). Same math as attnKernel's Sage
 // mode in attention.cu, after the same quantization (prepareSage): S = Q.K~^T on INT8 wgmma
@@ -45,10 +50,6 @@ struct Tiles {
   static constexpr int kSmem = kQBytes + kStages * kStageBytes + 1024;  // + slack to align the base to 1024
   static_assert(kQBytes % 1024 == 0 && kKBytes % 1024 == 0, "every tile starts 1024-byte aligned");
 };
-// Online softmax of one thread's rows g and g + 8 (base 2).
-struct RowState {
-  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
-};
 // The int32 scores of the tile at key k0 -> P (A fragments of P.V); updates the running maxima and
 // sums and returns the factors (rows g, g + 8) that rescale O to the new maxima.
 template <int BN, bool PV8>
@@ -78,10 +79,7 @@ __device__ __forceinline__ float2 softmaxTile(const int (&acc)[BN / 2], PFrag<BN
     mx0 = fmaxf(mx0, fmaxf(s[4 * j], s[4 * j + 1]));
     mx1 = fmaxf(mx1, fmaxf(s[4 * j + 2], s[4 * j + 3]));
   }
-  mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-  mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-  mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-  mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+  quadMax(mx0, mx1);
   const float2 alpha = make_float2(exp2f(st.m0 - mx0), exp2f(st.m1 - mx1));
   st.m0 = mx0;
   st.m1 = mx1;
@@ -99,17 +97,6 @@ __device__ __forceinline__ float2 softmaxTile(const int (&acc)[BN / 2], PFrag<BN
   st.l1 = st.l1 * alpha.y + sum1;
   packP<BN, PV8>(s, pf);
   return alpha;
-}
-
-template <int HD>
-__device__ __forceinline__ void rescaleRows(float (&o)[HD / 2], float2 alpha) {
-#pragma unroll
-  for (int n = 0; n < HD / 8; ++n) {
-    o[4 * n] *= alpha.x;
-    o[4 * n + 1] *= alpha.x;
-    o[4 * n + 2] *= alpha.y;
-    o[4 * n + 3] *= alpha.y;
-  }
 }
 
 template <int HD, int WGS, int BN, bool OVERLAP, bool PV8>
@@ -200,8 +187,7 @@ __global__ void __launch_bounds__(WGS * 128, 1) sageWgmmaKernel(SageArgs a) {
     wgWait<0>();
     pinRegs(acc);
     softmaxTile<BN, PV8>(acc, pf, st, a, h, qs, tileStart(0), c4);  // O is zero: no rescale
-    // One step: P_i (pin) . V_i overlapped with S_{i+1} -> P_{i+1} (pout). P alternates between two
-    // register sets so that the one an in-flight P.V reads is never written.
+    // One step: P_i (pin) . V_i overlapped with S_{i+1} -> P_{i+1} (pout).
     auto issueP = [&](const PFrag<BN, PV8>& pin, uint32_t sV) {
       if constexpr (PV8) issuePV8<HD, BN>(o, pin, sV);
       else issuePV<HD, BN>(o, pin, sV);
@@ -234,41 +220,11 @@ __global__ void __launch_bounds__(WGS * 128, 1) sageWgmmaKernel(SageArgs a) {
       wgWait<0>();
       pinRegs(o);
     };
-    int i = 0;
-    for (; i + 2 < nTiles; i += 2) {
-      step(i, pf, pn);
-      step(i + 1, pn, pf);
-    }
-    if (i + 1 < nTiles) {
-      step(i, pf, pn);
-      lastPV(i + 1, pn);
-    } else {
-      lastPV(i, pf);
-    }
+    pipelineTiles(nTiles, pf, pn, step, lastPV);
   }
 
-  float l0 = st.l0, l1 = st.l1;
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-  const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
-  const int r0 = q0 + wg * 64 + warp * 16 + g, r1 = r0 + 8;
-  auto* go = static_cast<uint8_t*>(a.out) + h * a.oHead * 2;
-#pragma unroll
-  for (int n = 0; n < HD / 8; ++n) {
-    const int col = 8 * n + 2 * c4;
-    if constexpr (PV8) {  // undo the e4m3 scales: P by kFp8Max, V by its channel's max|v| / kFp8Max
-      const float v0 = __int_as_float(a.vAmax[h * HD + col]) / (kFp8Max * kFp8Max);
-      const float v1 = __int_as_float(a.vAmax[h * HD + col + 1]) / (kFp8Max * kFp8Max);
-      o[4 * n] *= v0;
-      o[4 * n + 1] *= v1;
-      o[4 * n + 2] *= v0;
-      o[4 * n + 3] *= v1;
-    }
-    if (r0 < a.nQ) *reinterpret_cast<uint32_t*>(go + r0 * a.oTok * 2 + col * 2) = packBf16(o[4 * n] * inv0, o[4 * n + 1] * inv0);
-    if (r1 < a.nQ) *reinterpret_cast<uint32_t*>(go + r1 * a.oTok * 2 + col * 2) = packBf16(o[4 * n + 2] * inv1, o[4 * n + 3] * inv1);
-  }
+  // e4m3 P.V: undo P's scale (kFp8Max) and V's (max|v| / kFp8Max).
+  storeRows<HD, PV8>(o, st, a, h, q0 + wg * 64 + warp * 16 + g, c4, 1.0f / (kFp8Max * kFp8Max));
 }
 
 template <int HD, int WGS, int BN, bool OVERLAP, bool PV8>
@@ -285,16 +241,20 @@ void launch(const SageArgs& a, int rowBlocks, cudaStream_t stream) {
 
 // Dense attention (2 warpgroups, 128-key tiles) or SLA's sparse branch (1 warpgroup per 64-row
 // query block, 64-key tiles), each on the overlapped or the serial schedule.
-// FF_CUDA_WGMMA_SERIAL=1: the serial schedule; FF_CUDA_WGMMA_PV=fp8: e4m3 P.V (overlapped schedule).
+// FF_CUDA_WGMMA_SERIAL=1: the serial schedule; FF_CUDA_WGMMA_PV=fp8|bf16: e4m3 P.V (overlapped
+// schedule) or bf16.
 enum class PvMode { Bf16, Bf16Serial, Fp8 };
 
+// e4m3 P.V is the default (the fastest, cosine >= 0.999 against fp32 at every size measured); an
+// unset FF_CUDA_WGMMA_PV under FF_CUDA_WGMMA_SERIAL=1 means bf16, the serial schedule's only one.
 PvMode pvMode() {
   const char* pv = std::getenv("FF_CUDA_WGMMA_PV");
   const std::string p = pv ? pv : "";
   if (!p.empty() && p != "bf16" && p != "fp8") throw std::invalid_argument("FF_CUDA_WGMMA_PV must be bf16 or fp8, got '" + p + "'");
-  if (p == "fp8") return PvMode::Fp8;
-  const char* serial = std::getenv("FF_CUDA_WGMMA_SERIAL");
-  return serial != nullptr && serial[0] == '1' ? PvMode::Bf16Serial : PvMode::Bf16;
+  const char* serialEnv = std::getenv("FF_CUDA_WGMMA_SERIAL");
+  const bool serial = serialEnv != nullptr && serialEnv[0] == '1';
+  if (p == "fp8" || (p.empty() && !serial)) return PvMode::Fp8;
+  return serial ? PvMode::Bf16Serial : PvMode::Bf16;
 }
 
 template <int HD, int WGS, int BN>
@@ -304,9 +264,31 @@ void launchSchedule(const SageArgs& a, int rowBlocks, PvMode mode, cudaStream_t 
   else launch<HD, WGS, BN, true, false>(a, rowBlocks, stream);
 }
 
+// Which kernel runs dense attention (FF_CUDA_WGMMA_KERNEL): ws (default) = the warp-specialized TMA
+// kernel of attention_sm90_ws.cu; wspp = the same with its two consumer warpgroups taking turns at
+// the tensor cores; cpasync = sageWgmmaKernel above. SLA's sparse branch and the serial schedule
+// always run sageWgmmaKernel.
+enum class DenseKernel { CpAsync, Ws, WsPingPong };
+
+DenseKernel denseKernel() {
+  const char* e = std::getenv("FF_CUDA_WGMMA_KERNEL");
+  const std::string k = e ? e : "";
+  if (k.empty() || k == "ws") return DenseKernel::Ws;
+  if (k == "cpasync") return DenseKernel::CpAsync;
+  if (k == "wspp") return DenseKernel::WsPingPong;
+  throw std::invalid_argument("FF_CUDA_WGMMA_KERNEL must be cpasync, ws or wspp, got '" + k + "'");
+}
+
 template <int HD>
 void launchHd(const SageArgs& a, PvMode mode, cudaStream_t stream) {
-  if (a.blocks) launchSchedule<HD, 1, 64>(a, a.qBlocks, mode, stream);
+  const DenseKernel dense = a.blocks || mode == PvMode::Bf16Serial ? DenseKernel::CpAsync : denseKernel();
+  if (dense != DenseKernel::CpAsync) {
+    WsOptions o;
+    o.fp8 = mode == PvMode::Fp8;
+    o.pingpong = dense == DenseKernel::WsPingPong;
+    sageAttentionWs(a, o, stream);
+  }
+  else if (a.blocks) launchSchedule<HD, 1, 64>(a, a.qBlocks, mode, stream);
   else launchSchedule<HD, 2, 128>(a, (a.nQ + 127) / 128, mode, stream);
 }
 }  // namespace

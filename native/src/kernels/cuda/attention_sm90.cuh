@@ -218,28 +218,109 @@ using PFrag = uint32_t[PV8 ? BN / 32 : BN / 16][4];
 
 // One thread's P values of a tile, in the S accumulator's order (s[4j + e]: chunk j, e as in the
 // map at the top), -> the A fragments of P.V.
-template <int BN, bool PV8>
-__device__ __forceinline__ void packP(const float (&s)[BN / 2], PFrag<BN, PV8>& pf) {
+// Two non-negative floats -> bf16 pair on the integer pipe (rounding half away from zero on the
+// bit pattern, then the high halves), sparing the conversion unit that ex2 also needs.
+__device__ __forceinline__ uint32_t packBf16Alu(float lo, float hi) {
+  return __byte_perm(__float_as_uint(lo) + 0x8000u, __float_as_uint(hi) + 0x8000u, 0x7632);
+}
+
+// e4m3 P is scaled by pScale first (kFp8Max unless the softmax already folded the scale in); bf16 P
+// is packed with packBf16Alu when BF16_ALU.
+template <int BN, bool PV8, bool BF16_ALU = false>
+__device__ __forceinline__ void packP(const float (&s)[BN / 2], PFrag<BN, PV8>& pf, float pScale = kFp8Max) {
   if constexpr (PV8) {
     // Keys 32kk..32kk+31 are S chunks 4kk..4kk+3 (16 values per thread): see fp8KeySlot.
 #pragma unroll
     for (int kk = 0; kk < BN / 32; ++kk) {
       const float* x = s + 16 * kk;
-      pf[kk][0] = packE4m3(x[0] * kFp8Max, x[1] * kFp8Max, x[4] * kFp8Max, x[5] * kFp8Max);
-      pf[kk][1] = packE4m3(x[2] * kFp8Max, x[3] * kFp8Max, x[6] * kFp8Max, x[7] * kFp8Max);
-      pf[kk][2] = packE4m3(x[8] * kFp8Max, x[9] * kFp8Max, x[12] * kFp8Max, x[13] * kFp8Max);
-      pf[kk][3] = packE4m3(x[10] * kFp8Max, x[11] * kFp8Max, x[14] * kFp8Max, x[15] * kFp8Max);
+      pf[kk][0] = packE4m3(x[0] * pScale, x[1] * pScale, x[4] * pScale, x[5] * pScale);
+      pf[kk][1] = packE4m3(x[2] * pScale, x[3] * pScale, x[6] * pScale, x[7] * pScale);
+      pf[kk][2] = packE4m3(x[8] * pScale, x[9] * pScale, x[12] * pScale, x[13] * pScale);
+      pf[kk][3] = packE4m3(x[10] * pScale, x[11] * pScale, x[14] * pScale, x[15] * pScale);
     }
   } else {
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) {
-      pf[kk][0] = packBf16(s[8 * kk], s[8 * kk + 1]);
-      pf[kk][1] = packBf16(s[8 * kk + 2], s[8 * kk + 3]);
-      pf[kk][2] = packBf16(s[8 * kk + 4], s[8 * kk + 5]);
-      pf[kk][3] = packBf16(s[8 * kk + 6], s[8 * kk + 7]);
+      auto pack = [](float lo, float hi) { return BF16_ALU ? packBf16Alu(lo, hi) : packBf16(lo, hi); };
+      pf[kk][0] = pack(s[8 * kk], s[8 * kk + 1]);
+      pf[kk][1] = pack(s[8 * kk + 2], s[8 * kk + 3]);
+      pf[kk][2] = pack(s[8 * kk + 4], s[8 * kk + 5]);
+      pf[kk][3] = pack(s[8 * kk + 6], s[8 * kk + 7]);
     }
   }
 }
+// Row maxima of rows g and g + 8 over the 4 lanes (c = 0..3) that hold their columns.
+__device__ __forceinline__ void quadMax(float& m0, float& m1) {
+  m0 = fmaxf(m0, __shfl_xor_sync(0xffffffffu, m0, 1));
+  m0 = fmaxf(m0, __shfl_xor_sync(0xffffffffu, m0, 2));
+  m1 = fmaxf(m1, __shfl_xor_sync(0xffffffffu, m1, 1));
+  m1 = fmaxf(m1, __shfl_xor_sync(0xffffffffu, m1, 2));
+}
+
+// Online softmax of one thread's rows g and g + 8 (base 2).
+struct RowState {
+  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+};
+
+template <int HD>
+__device__ __forceinline__ void rescaleRows(float (&o)[HD / 2], float2 alpha) {
+#pragma unroll
+  for (int n = 0; n < HD / 8; ++n) {
+    o[4 * n] *= alpha.x;
+    o[4 * n + 1] *= alpha.x;
+    o[4 * n + 2] *= alpha.y;
+    o[4 * n + 3] *= alpha.y;
+  }
+}
+
+// Epilogue: O / l as bf16 for one thread's rows r0 and r0 + 8 (rows past nQ are not written). With
+// e4m3 P.V, O is first multiplied by its channel's max|v| * vMul (V was stored as v * kFp8Max /
+// max|v|; vMul also undoes P's scale).
+template <int HD, bool PV8>
+__device__ __forceinline__ void storeRows(float (&o)[HD / 2], const RowState& st, const SageArgs& a, int h, int r0, int c4,
+                                          float vMul) {
+  float l0 = st.l0, l1 = st.l1;
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+  const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
+  const int r1 = r0 + 8;
+  auto* go = static_cast<uint8_t*>(a.out) + h * a.oHead * 2;
+#pragma unroll
+  for (int n = 0; n < HD / 8; ++n) {
+    const int col = 8 * n + 2 * c4;
+    if constexpr (PV8) {
+      const float v0 = __int_as_float(a.vAmax[h * HD + col]) * vMul;
+      const float v1 = __int_as_float(a.vAmax[h * HD + col + 1]) * vMul;
+      o[4 * n] *= v0;
+      o[4 * n + 1] *= v1;
+      o[4 * n + 2] *= v0;
+      o[4 * n + 3] *= v1;
+    }
+    if (r0 < a.nQ) *reinterpret_cast<uint32_t*>(go + r0 * a.oTok * 2 + col * 2) = packBf16(o[4 * n] * inv0, o[4 * n + 1] * inv0);
+    if (r1 < a.nQ) *reinterpret_cast<uint32_t*>(go + r1 * a.oTok * 2 + col * 2) = packBf16(o[4 * n + 2] * inv1, o[4 * n + 3] * inv1);
+  }
+}
+
+// The overlapped schedule's loop: step(i, pin, pout) for every tile but the last (P.V of tile i
+// with P_i from pin, the softmax of tile i + 1 into pout), then last(i, P) for the last tile. P
+// alternates between two register sets so that the one an in-flight P.V reads is never written.
+template <typename P, typename Step, typename Last>
+__device__ __forceinline__ void pipelineTiles(int nTiles, P& pf, P& pn, Step& step, Last& last) {
+  int i = 0;
+  for (; i + 2 < nTiles; i += 2) {
+    step(i, pf, pn);
+    step(i + 1, pn, pf);
+  }
+  if (i + 1 < nTiles) {
+    step(i, pf, pn);
+    last(i + 1, pn);
+  } else {
+    last(i, pf);
+  }
+}
+
 // Per-(head, channel) max |v| into amaxBits (zeroed; non-negative floats order as their bits).
 template <int HD>
 __global__ void vAbsMaxKernel(const __nv_bfloat16* v, int64_t head, int64_t tok, int n, int* amaxBits) {

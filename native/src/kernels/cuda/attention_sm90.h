@@ -49,6 +49,15 @@ bool available(int headDim);
 // SLA's sparse branch (blocks != null): one warpgroup per 64-row query block over its kc key blocks.
 void sageAttention(const SageArgs& a, CUstream_st* stream);
 
+// Dense Sage attention (blocks == null) on the warp-specialized kernel of attention_sm90_ws.cu:
+// TMA loads by a producer warpgroup into an mbarrier ring, two consumer warpgroups. sageAttention
+// calls it unless FF_CUDA_WGMMA_KERNEL=cpasync.
+struct WsOptions {
+  bool fp8 = true;          // P.V on e4m3 (a.vt8 filled by the V^T pass), else bf16
+  bool pingpong = false;    // the consumers take turns issuing their GEMMs (FF_CUDA_WGMMA_KERNEL=wspp)
+};
+void sageAttentionWs(const SageArgs& a, const WsOptions& o, CUstream_st* stream);
+
 // For the tests: one tile of each product on the layouts, descriptors and register maps of
 // sageAttention, so that a failure points at Q.K~ or at P.V. Device pointers, contiguous:
 // q [64, hd] and k [bn, hd] INT8 -> s = q k^T [64, bn] int32; p [64, bn] and v [bn, hd] bf16 ->
