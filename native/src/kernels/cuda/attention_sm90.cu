@@ -1,7 +1,8 @@
 // Dense attention runs by default on the warp-specialized TMA kernel of attention_sm90_ws.cu
-// (FF_CUDA_WGMMA_KERNEL=ws; measured 1.9x this file's kernel on an H200, docs/CUDA.md), with e4m3
-// P.V by default (FF_CUDA_WGMMA_PV=fp8). This file keeps the cp.async kernel, which SLA's sparse
-// branch and the serial schedule run and FF_CUDA_WGMMA_KERNEL=cpasync selects for dense attention.
+// (FF_CUDA_WGMMA_KERNEL=ws; on an H200 1.65x this file's kernel with e4m3 P.V, 1.8x with bf16,
+// docs/CUDA.md), with e4m3 P.V by default (FF_CUDA_WGMMA_PV=fp8). This file keeps the cp.async
+// kernel, which SLA's sparse branch and the serial schedule run and FF_CUDA_WGMMA_KERNEL=cpasync
+// selects for dense attention.
 //
 // Sage attention on Hopper's warpgroup MMA (sm_90a only; compiled with
 // -gencode=arch=compute_90a,code=sm_90a, see native/CMakeLists.txt). Same math as attnKernel's Sage
