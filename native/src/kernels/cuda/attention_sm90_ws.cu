@@ -18,8 +18,8 @@
 // -> arrive empty[i] -> O rescaled to the new maximum. With PINGPONG the two consumers take turns
 // issuing their GEMMs through named barriers 1 and 2 (one's softmax overlaps the other's GEMMs).
 //
-// Softmax with folded scales and no int -> float conversion instruction (that conversion runs at
-// a quarter of the FMA rate on the unit that also does ex2): the int32 score v (|v| < 2^22: at
+// Softmax with folded scales and no int -> float conversion instruction (CUDA's throughput table
+// gives that conversion a quarter of the FMA rate, as for ex2): the int32 score v (|v| < 2^22: at
 // most 128 products of two INT8) plus the bits of 1.5 * 2^23 is the float 1.5 * 2^23 + v exactly,
 // one integer add. Row maxima come from those floats per 64-key half (each half has its own k
 // scale), then p = ex2(x * scale + bias) is one FFMA and one MUFU per score, bias = -max -
