@@ -388,15 +388,13 @@ void testGemm(cublasHandle_t cublas) {
   std::printf("%-58s entries differing from exact int32: %zu  %s\n", "gemm int8 300x264x512 (cuBLAS)", wrong, wrong ? "FAIL" : "PASS");
 }
 
-// The DiT's row-wise ops against the CPU engine's double-precision references (bf16 outputs are
-// compared at bf16 tolerance).
-void testOps() {
-  const int rows = 333, dim = 384, heads = 6, hd = 64;
+// Layer norm + affine + modulation of rows x dim: dim a multiple of 128 up to 2048 takes the
+// warp-per-row kernel, any other the general one.
+void testLayerNorm(int rows, int dim) {
   const std::vector<float> x = randomBf16(static_cast<size_t>(rows) * dim, 2.0f, 0.5f), w = randomBf16(dim, 1.0f, 1.0f),
                            b = randomBf16(dim, 0.3f), shift = randomBf16(dim, 0.5f), scale = randomBf16(dim, 0.2f);
   DeviceBuffer dx = uploadF32(x), dw = uploadF32(w), db = uploadF32(b), dshift = uploadF32(shift), dscale = uploadF32(scale),
                dy(x.size() * 2);
-
   std::vector<float> ref(x.size());
   ff::layer_norm_ref(x.data(), ref.data(), rows, dim, w.data(), b.data(), 1e-6f);
   ff::modulate(ref.data(), rows, dim, shift.data(), scale.data());
@@ -404,7 +402,57 @@ void testOps() {
   ff::cuda::layerNormModulate(static_cast<float*>(dx.p), dy.p, rows, dim, static_cast<float*>(dw.p), static_cast<float*>(db.p),
                               static_cast<float*>(dshift.p), static_cast<float*>(dscale.p), 1e-6f, nullptr);
   FF_CUDA(cudaDeviceSynchronize());
-  report("layer norm + affine + modulate 333x384", downloadBf16(dy, x.size()), ref, 1e-2, 0.9999);
+  report("layer norm + affine + modulate " + std::to_string(rows) + "x" + std::to_string(dim), downloadBf16(dy, x.size()), ref,
+         1e-2, 0.9999);
+}
+
+// ditForward's RoPE: the cos/sin table built once (into a poisoned buffer), then q and k rotated
+// in one launch, against the CPU reference. 555 tokens (3 x 5 x 37) are a multiple of nothing the
+// kernels tile by; the token stride is 8 channels wider than the heads, and those channels (NaN)
+// must come back untouched.
+void testRopeTable(int heads, int hd) {
+  const int frames = 3, rows = 5, cols = 37, tokens = frames * rows * cols, dim = heads * hd, ld = dim + 8;
+  const std::string name = "rope3d table, q+k one launch, 3x5x37, " + std::to_string(heads) + " heads of " + std::to_string(hd);
+  std::vector<float> q = randomBf16(static_cast<size_t>(tokens) * ld, 1.0f), k = randomBf16(q.size(), 1.0f);
+  for (int n = 0; n < tokens; ++n)
+    for (int c = dim; c < ld; ++c) q[static_cast<size_t>(n) * ld + c] = k[static_cast<size_t>(n) * ld + c] = NAN;
+  DeviceBuffer dq = uploadBf16(q), dk = uploadBf16(k), table(ff::cuda::rope3dTableBytes(tokens, hd));
+  table.poison();
+  ff::cuda::rope3dTable(static_cast<float*>(table.p), hd, frames, rows, cols, 10000.0, nullptr);
+  ff::cuda::rope3dApply(dq.p, dk.p, ld, tokens, heads, hd, static_cast<float*>(table.p), nullptr);
+  FF_CUDA(cudaDeviceSynchronize());
+  size_t padding = 0;  // padding channels no longer NaN
+  auto check = [&](const char* which, std::vector<float>& ref, const DeviceBuffer& d) {
+    ff::rope3d_ref(ref.data(), ld, heads, hd, ff::RopeGrid{frames, rows, cols}, 10000.0);
+    const std::vector<float> got = downloadBf16(d, ref.size());
+    std::vector<float> gotHeads, refHeads;
+    for (size_t i = 0; i < ref.size(); ++i) {
+      if (static_cast<int>(i % ld) >= dim) {
+        padding += !std::isnan(got[i]);
+        continue;
+      }
+      gotHeads.push_back(got[i]);
+      refHeads.push_back(ref[i]);
+    }
+    report(name + " (" + which + ")", gotHeads, refHeads, 1e-2, 0.9999);
+  };
+  check("q", q, dq);
+  check("k", k, dk);
+  if (padding) ++g_failures;
+  std::printf("%-58s padding channels changed: %zu  %s\n", (name + " (padding)").c_str(), padding, padding ? "FAIL" : "PASS");
+}
+
+// The DiT's row-wise ops against the CPU engine's double-precision references (bf16 outputs are
+// compared at bf16 tolerance).
+void testOps() {
+  const int rows = 333, dim = 384, heads = 6, hd = 64;
+  const std::vector<float> x = randomBf16(static_cast<size_t>(rows) * dim, 2.0f, 0.5f), w = randomBf16(dim, 1.0f, 1.0f),
+                           b = randomBf16(dim, 0.3f), scale = randomBf16(dim, 0.2f);
+  DeviceBuffer db = uploadF32(b), dw = uploadF32(w), dscale = uploadF32(scale);
+  std::vector<float> ref(x.size());
+  testLayerNorm(rows, 384);
+  testLayerNorm(rows, 1536);
+  testLayerNorm(rows, 200);
 
   DeviceBuffer dq = uploadBf16(x);
   std::vector<float> xb(x.size());
@@ -428,6 +476,8 @@ void testOps() {
   ff::cuda::rope3d(dr.p, dim, heads, hd, 3, 3, 37, 10000.0, nullptr);
   FF_CUDA(cudaDeviceSynchronize());
   report("rope3d grid 3x3x37, 6 heads of 64", downloadBf16(dr, x.size()), xr, 1e-2, 0.9999);
+  testRopeTable(6, 64);
+  testRopeTable(3, 128);
 
   std::vector<float> xg(x.size());
   for (size_t i = 0; i < x.size(); ++i) xg[i] = x[i] + b[i % dim];

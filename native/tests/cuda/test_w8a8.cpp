@@ -112,30 +112,34 @@ void testQuantizeRows() {
 }
 
 // The layer norm + modulation with its int8 output: q is exactly quantizeRows of its own bf16 y,
-// and y alone or q alone come out the same as both together.
-void testLayerNormInt8() {
-  const int64_t rows = 333, dim = 384;
-  const std::vector<float> x = normals(rows * dim, 2.0f, 0.5f), shift = normals(dim, 0.5f), scale = normals(dim, 0.2f);
-  const Dev dx = toDevice(x), dshift = toDevice(shift), dscale = toDevice(scale);
+// and y alone or q alone come out the same as both together. dim 384 and 1536 take the
+// warp-per-row kernel, 320 the general one; affine adds the norm's own w, b (as norm3).
+void testLayerNormInt8(int64_t dim, bool affine) {
+  const int64_t rows = 333;
+  const std::vector<float> x = normals(rows * dim, 2.0f, 0.5f), shift = normals(dim, 0.5f), scale = normals(dim, 0.2f),
+                           w = normals(dim, 1.0f, 1.0f), b = normals(dim, 0.3f);
+  const Dev dx = toDevice(x), dshift = toDevice(shift), dscale = toDevice(scale), dw = toDevice(w), db = toDevice(b);
   const Dev dy = poisoned(rows * dim * 2), dq = poisoned(rows * dim), ds = poisoned(rows * 4);
   auto run = [&](bool y, bool q) {
     fc::layerNormModulateInt8(static_cast<float*>(dx.get()), y ? dy.get() : nullptr, q ? static_cast<int8_t*>(dq.get()) : nullptr,
-                              static_cast<float*>(ds.get()), rows, dim, nullptr, nullptr, static_cast<float*>(dshift.get()),
+                              static_cast<float*>(ds.get()), rows, dim, affine ? static_cast<float*>(dw.get()) : nullptr,
+                              affine ? static_cast<float*>(db.get()) : nullptr, static_cast<float*>(dshift.get()),
                               static_cast<float*>(dscale.get()), 1e-6f, nullptr);
   };
+  const std::string shape = std::to_string(rows) + "x" + std::to_string(dim) + (affine ? " affine" : "");
   run(true, true);
   const std::vector<float> y = bf16Host(dy, rows * dim);
-  expectQuantized("layer norm + modulate, int8 out = quantizeRows(y) 333x384", y, rows, dim, dq, ds);
+  expectQuantized("layer norm + modulate, int8 out = quantizeRows(y) " + shape, y, rows, dim, dq, ds);
   std::vector<float> ref(x.size());
-  ff::layer_norm_ref(x.data(), ref.data(), rows, dim, nullptr, nullptr, 1e-6f);
+  ff::layer_norm_ref(x.data(), ref.data(), rows, dim, affine ? w.data() : nullptr, affine ? b.data() : nullptr, 1e-6f);
   ff::modulate(ref.data(), rows, dim, shift.data(), scale.data());
-  g_check("layer norm + modulate, int8 out dequantized 333x384", dequantized(dq, ds, rows, dim), ref, 2e-2, 0.9995);
+  g_check("layer norm + modulate, int8 out dequantized " + shape, dequantized(dq, ds, rows, dim), ref, 2e-2, 0.9995);
   FF_CUDA(cudaMemset(dq.get(), 0xFF, rows * dim));
   run(false, true);
-  expectQuantized("layer norm + modulate, int8 out only 333x384", y, rows, dim, dq, ds);
+  expectQuantized("layer norm + modulate, int8 out only " + shape, y, rows, dim, dq, ds);
   FF_CUDA(cudaMemset(dy.get(), 0xFF, rows * dim * 2));
   run(true, false);
-  g_check("layer norm + modulate, bf16 out only 333x384", bf16Host(dy, rows * dim), ref, 1e-2, 0.9999);
+  g_check("layer norm + modulate, bf16 out only " + shape, bf16Host(dy, rows * dim), ref, 1e-2, 0.9999);
 }
 
 // One W8A8 linear x [rows, k] . w [n, k]^T + bias through each dequantization kind against the
@@ -303,7 +307,9 @@ int w8a8Checks(W8a8Report report, W8a8Random random, cublasHandle_t cublas) {
   g_random = random;
   try {
     testQuantizeRows();
-    testLayerNormInt8();
+    testLayerNormInt8(384, false);
+    testLayerNormInt8(1536, true);
+    testLayerNormInt8(320, true);
     testDequant(cublas, 333, 264, 384);
     testDequant(cublas, 130, 1000, 344);
     fc::DitShape small{42, 128, 2, 344, 2, 20, 12, 2, 3, 7};

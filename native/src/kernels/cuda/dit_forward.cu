@@ -29,6 +29,7 @@ struct Bump {
 
 struct Scratch {
   void *h, *q, *k, *v, *o, *y, *f, *k2, *v2, *attn;
+  float* rope;  // rope3dTable's cos/sin, built once per forward
   // W8A8 (withInt8): int8 activations of [tokens, dim] (xq), of the GELU output (fq), of the text
   // (cq), their per-token scales, and the int32 product of the widest linear.
   int8_t *xq = nullptr, *fq = nullptr, *cq = nullptr;
@@ -50,6 +51,7 @@ struct Scratch {
     v2 = b.take(ld);
     attnBytes = attentionWorkspaceBytes({s.heads, s.tokens, s.tokens, s.dim / s.heads, 0.0f});
     attn = b.take(attnBytes);
+    rope = static_cast<float*>(b.take(rope3dTableBytes(N, s.dim / s.heads)));
     if (withInt8) {
       xq = static_cast<int8_t*>(b.take(N * D));
       fq = static_cast<int8_t*>(b.take(N * s.ffn));
@@ -230,6 +232,8 @@ void ditForward(const DitShape& s, const DitArgs& a, void* scratch, size_t scrat
                           stream);
   };
 
+  timer.begin(DitStage::Rope);  // the rope stage holds this one build of the cos/sin table too
+  rope3dTable(w.rope, hd, s.frames, s.rows, s.cols, s.ropeTheta, stream);
   if (int8(DitLinear::CrossKv)) {
     timer.begin(DitStage::CrossKv);
     quantizeRows(a.ctx, L, D, D, w.cq, w.cs, stream);  // the same text for every block
@@ -249,8 +253,7 @@ void ditForward(const DitShape& s, const DitArgs& a, void* scratch, size_t scrat
       qkv(w.h, w.h, N, b, b[8], b[9], w.q, w.k, w.v);
     }
     timer.begin(DitStage::Rope);
-    rope3d(w.q, D, H, hd, s.frames, s.rows, s.cols, s.ropeTheta, stream);
-    rope3d(w.k, D, H, hd, s.frames, s.rows, s.cols, s.ropeTheta, stream);
+    rope3dApply(w.q, w.k, D, N, H, hd, w.rope, stream);
     timer.begin(DitStage::SelfAttention);
     if (a.attention == DitAttention::Flash) {
       flashAttention(self, tm(w.q), tm(w.k), tm(w.v), tm(w.o), stream);

@@ -1,6 +1,11 @@
 #include <cuda_bf16.h>
 
+#include <array>
 #include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <utility>
 
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/ops.h"
@@ -19,10 +24,17 @@ struct MaxOp {
   __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
 };
 
+// Reduction over the warp; every lane gets the result.
+template <class Op>
+__device__ __forceinline__ float warpReduce(float v, Op op) {
+  for (int off = 16; off > 0; off >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, off));
+  return v;
+}
+
 // Reduction over the CTA (kRowThreads threads); every thread gets the result.
 template <class Op>
 __device__ float blockReduce(float v, float* red, Op op) {
-  for (int off = 16; off > 0; off >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, off));
+  v = warpReduce(v, op);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   __syncthreads();
   if (lane == 0) red[warp] = v;
@@ -38,7 +50,19 @@ __device__ float blockSum(float v, float* red) { return blockReduce(v, red, SumO
 __device__ __forceinline__ float int8Inverse(float absMax) { return absMax > 0.0f ? 127.0f / absMax : 0.0f; }
 __device__ __forceinline__ int8_t toInt8(float v, float inv) { return static_cast<int8_t>(__float2int_rn(v * inv)); }
 
-// One CTA per row. With q, the bf16-rounded row is recomputed after its absmax is known.
+// One element of the layer norm + modulation, rounded to bf16: ((x - mean) * rstd * w + b) *
+// (1 + scale) + shift, every operation rounded on its own (no contraction), so that both kernels
+// below give the same bits. An absent w, b, scale or shift takes its identity (1, -0, 0, -0;
+// adding -0 leaves every value, -0 included, as it was), which equals skipping the step.
+__device__ __forceinline__ bf16 lnModulated(float x, float mean, float rstd, float w, float b, float scale, float shift) {
+  float v = __fmul_rn(__fsub_rn(x, mean), rstd);
+  v = __fadd_rn(__fmul_rn(v, w), b);
+  v = __fadd_rn(__fmul_rn(v, __fadd_rn(1.0f, scale)), shift);
+  return __float2bfloat16_rn(v);
+}
+
+// The general case: one CTA per row. With q, the bf16-rounded row is recomputed after its absmax
+// is known.
 __global__ void __launch_bounds__(kRowThreads) layerNormModulateKernel(const float* x, bf16* y, int8_t* q, float* qScale,
                                                                       int64_t dim, const float* w, const float* b,
                                                                       const float* shift, const float* scale, float eps) {
@@ -54,12 +78,7 @@ __global__ void __launch_bounds__(kRowThreads) layerNormModulateKernel(const flo
   }
   const float rstd = rsqrtf(blockSum(s2, red) / static_cast<float>(dim) + eps);
   auto value = [&](int64_t i) {
-    float v = (xr[i] - mean) * rstd;
-    if (w) v *= w[i];
-    if (b) v += b[i];
-    if (scale) v *= 1.0f + scale[i];
-    if (shift) v += shift[i];
-    return __float2bfloat16_rn(v);
+    return lnModulated(xr[i], mean, rstd, w ? w[i] : 1.0f, b ? b[i] : -0.0f, scale ? scale[i] : 0.0f, shift ? shift[i] : -0.0f);
   };
   float absMax = 0.0f;
   for (int64_t i = threadIdx.x; i < dim; i += kRowThreads) {
@@ -72,6 +91,68 @@ __global__ void __launch_bounds__(kRowThreads) layerNormModulateKernel(const flo
   const float inv = int8Inverse(absMax);
   for (int64_t i = threadIdx.x; i < dim; i += kRowThreads) q[blockIdx.x * dim + i] = toInt8(__bfloat162float(value(i)), inv);
   if (threadIdx.x == 0) qScale[blockIdx.x] = absMax / 127.0f;
+}
+
+// dim = 128 * V (V <= 16): one warp per row, kRowThreads / 32 rows per CTA. Lane l holds float4
+// k * 32 + l of the row for k < V in registers, the statistics are warp shuffles, and the
+// bf16-rounded outputs stay in those registers for the int8 pass.
+constexpr int kLnRowsPerCta = kRowThreads / 32;
+// Four outputs packed for one 8-byte (bf16) or 4-byte (int8) store; element 0 in the low bits.
+__device__ __forceinline__ uint2 packBf16x4(bf16 e0, bf16 e1, bf16 e2, bf16 e3) {
+  return make_uint2(__bfloat16_as_ushort(e0) | static_cast<uint32_t>(__bfloat16_as_ushort(e1)) << 16,
+                    __bfloat16_as_ushort(e2) | static_cast<uint32_t>(__bfloat16_as_ushort(e3)) << 16);
+}
+__device__ __forceinline__ uint32_t packInt8x4(float4 v, float inv) {
+  auto byte = [&](float e, int at) { return static_cast<uint32_t>(static_cast<uint8_t>(toInt8(e, inv))) << at; };
+  return byte(v.x, 0) | byte(v.y, 8) | byte(v.z, 16) | byte(v.w, 24);
+}
+
+template <int V>
+__global__ void __launch_bounds__(kRowThreads) layerNormModulateWarpKernel(const float* x, bf16* y, int8_t* q, float* qScale,
+                                                                          int64_t rows, const float* w, const float* b,
+                                                                          const float* shift, const float* scale, float eps) {
+  constexpr int dim = 128 * V;
+  const int lane = threadIdx.x & 31;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kLnRowsPerCta + (threadIdx.x >> 5);
+  if (row >= rows) return;
+  const float4* xr = reinterpret_cast<const float4*>(x + row * dim);
+  float4 v[V];
+#pragma unroll
+  for (int k = 0; k < V; ++k) v[k] = xr[k * 32 + lane];
+  float s = 0.0f;
+#pragma unroll
+  for (int k = 0; k < V; ++k) s += v[k].x + v[k].y + v[k].z + v[k].w;
+  const float mean = warpReduce(s, SumOp{}) / static_cast<float>(dim);
+  float s2 = 0.0f;
+#pragma unroll
+  for (int k = 0; k < V; ++k) {
+    const float d0 = v[k].x - mean, d1 = v[k].y - mean, d2 = v[k].z - mean, d3 = v[k].w - mean;
+    s2 += d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3;
+  }
+  const float rstd = rsqrtf(warpReduce(s2, SumOp{}) / static_cast<float>(dim) + eps);
+  const float4 one = make_float4(1.0f, 1.0f, 1.0f, 1.0f), zero = make_float4(0.0f, 0.0f, 0.0f, 0.0f),
+               negZero = make_float4(-0.0f, -0.0f, -0.0f, -0.0f);
+  auto at = [](const float* p, int c, float4 identity) { return p ? __ldg(reinterpret_cast<const float4*>(p) + c) : identity; };
+  float absMax = 0.0f;
+#pragma unroll
+  for (int k = 0; k < V; ++k) {
+    const int c = k * 32 + lane;
+    const float4 wk = at(w, c, one), bk = at(b, c, negZero), sck = at(scale, c, zero), shk = at(shift, c, negZero);
+    const bf16 e0 = lnModulated(v[k].x, mean, rstd, wk.x, bk.x, sck.x, shk.x);
+    const bf16 e1 = lnModulated(v[k].y, mean, rstd, wk.y, bk.y, sck.y, shk.y);
+    const bf16 e2 = lnModulated(v[k].z, mean, rstd, wk.z, bk.z, sck.z, shk.z);
+    const bf16 e3 = lnModulated(v[k].w, mean, rstd, wk.w, bk.w, sck.w, shk.w);
+    if (y) reinterpret_cast<uint2*>(y + row * dim)[c] = packBf16x4(e0, e1, e2, e3);
+    v[k] = make_float4(__bfloat162float(e0), __bfloat162float(e1), __bfloat162float(e2), __bfloat162float(e3));
+    absMax = fmaxf(absMax, fmaxf(fmaxf(fabsf(v[k].x), fabsf(v[k].y)), fmaxf(fabsf(v[k].z), fabsf(v[k].w))));
+  }
+  if (!q) return;
+  absMax = warpReduce(absMax, MaxOp{});
+  const float inv = int8Inverse(absMax);
+  uint32_t* qr = reinterpret_cast<uint32_t*>(q + row * dim);
+#pragma unroll
+  for (int k = 0; k < V; ++k) qr[k * 32 + lane] = packInt8x4(v[k], inv);
+  if (lane == 0) qScale[row] = absMax / 127.0f;
 }
 
 __global__ void __launch_bounds__(kRowThreads) quantizeRowsKernel(const bf16* x, int64_t cols, int64_t ld, int8_t* q,
@@ -109,13 +190,12 @@ __global__ void addBiasKernel(bf16* y, int64_t n, int64_t dim, const float* bias
   y[i] = __float2bfloat16_rn(__bfloat162float(y[i]) + bias[i % dim]);
 }
 
-// One thread per (token, head, channel pair).
-__global__ void rope3dKernel(bf16* x, int64_t ld, int64_t heads, int64_t hd, int64_t rows, int64_t cols, int64_t tokens,
-                             double log2Theta) {
+// One thread per (token, channel pair): table[n * hd / 2 + pr] = (cos, sin) of the pair's angle.
+__global__ void rope3dTableKernel(float2* table, int64_t hd, int64_t rows, int64_t cols, int64_t tokens, double log2Theta) {
   const int64_t pairs = hd / 2;
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (i >= tokens * heads * pairs) return;
-  const int64_t n = i / (heads * pairs), h = (i / pairs) % heads, pr = i % pairs;
+  if (i >= tokens * pairs) return;
+  const int64_t n = i / pairs, pr = i % pairs;
   const int64_t sixth = hd / 6, dt = hd - 4 * sixth, dh = 2 * sixth;
   int64_t ch = 2 * pr, pos, dp, base;
   if (ch < dt) {
@@ -129,10 +209,31 @@ __global__ void rope3dKernel(bf16* x, int64_t ld, int64_t heads, int64_t hd, int
   const double angle = static_cast<double>(pos) * exp2(-log2Theta * (2.0 * j) / static_cast<double>(dp));
   double sn, cs;
   sincos(angle, &sn, &cs);
-  bf16* p = x + n * ld + h * hd + ch;
-  const float a = __bfloat162float(p[0]), b = __bfloat162float(p[1]);
-  p[0] = __float2bfloat16_rn(static_cast<float>(a * cs - b * sn));
-  p[1] = __float2bfloat16_rn(static_cast<float>(a * sn + b * cs));
+  table[i] = make_float2(static_cast<float>(cs), static_cast<float>(sn));
+}
+
+__device__ __forceinline__ __nv_bfloat162 rotatePair(__nv_bfloat162 e, float cs, float sn) {
+  const float2 f = __bfloat1622float2(e);
+  return __floats2bfloat162_rn(f.x * cs - f.y * sn, f.x * sn + f.y * cs);
+}
+
+// One thread per 8 channels (4 pairs, 16 bytes) of one head of one token; blockIdx.y picks q (0)
+// or k (1). A token's vectors are numbered h * vecsPerHead + c8, so vector v starts at channel 8 v.
+__global__ void rope3dApplyKernel(bf16* q, bf16* k, int64_t ld, uint32_t vecsPerToken, uint32_t vecsPerHead, uint32_t vecs,
+                                  const float4* __restrict__ table) {
+  const uint32_t i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= vecs) return;
+  const uint32_t n = i / vecsPerToken, v = i % vecsPerToken, c8 = v % vecsPerHead;
+  uint4* p = reinterpret_cast<uint4*>((blockIdx.y ? k : q) + n * ld + v * 8);
+  const float4* t = table + static_cast<size_t>(n) * vecsPerHead * 2 + c8 * 2;  // a token's hd / 2 pairs, 2 per float4
+  const float4 t0 = __ldg(t), t1 = __ldg(t + 1);
+  uint4 raw = *p;
+  auto* e = reinterpret_cast<__nv_bfloat162*>(&raw);
+  e[0] = rotatePair(e[0], t0.x, t0.y);
+  e[1] = rotatePair(e[1], t0.z, t0.w);
+  e[2] = rotatePair(e[2], t1.x, t1.y);
+  e[3] = rotatePair(e[3], t1.z, t1.w);
+  *p = raw;
 }
 
 __device__ __forceinline__ float geluTanh(float x) {
@@ -208,6 +309,30 @@ __global__ void __launch_bounds__(kRowThreads) dequantKernel(DequantArgs a, int6
 
 unsigned gridFor(int64_t n) { return static_cast<unsigned>((n + 255) / 256); }
 
+bool aligned(const void* p, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+
+template <int V>
+void launchLayerNormWarp(const float* x, bf16* y, int8_t* q, float* qScale, int64_t rows, const float* w, const float* b,
+                         const float* shift, const float* scale, float eps, CUstream_st* stream) {
+  const auto grid = static_cast<unsigned>((rows + kLnRowsPerCta - 1) / kLnRowsPerCta);
+  layerNormModulateWarpKernel<V><<<grid, kRowThreads, 0, stream>>>(x, y, q, qScale, rows, w, b, shift, scale, eps);
+}
+using LayerNormWarpLaunch = decltype(&launchLayerNormWarp<1>);
+template <int... V>
+constexpr std::array<LayerNormWarpLaunch, sizeof...(V)> layerNormWarpLaunches(std::integer_sequence<int, V...>) {
+  return {&launchLayerNormWarp<V + 1>...};
+}
+constexpr int kLnWarpMaxDim = 2048;
+
+// Throws unless the rotation's 16-byte vectors fit x: [tokens, heads, headDim] with token stride
+// ld, and their count the kernel's 32-bit index.
+void checkRopeLayout(const char* who, const void* x, int64_t ld, int64_t headDim, int64_t vecs) {
+  if (headDim % 8 != 0 || ld % 8 != 0 || !aligned(x, 16))
+    throw std::invalid_argument(std::string(who) + ": head_dim " + std::to_string(headDim) + " and token stride " +
+                                std::to_string(ld) + " must be multiples of 8 and the tensor 16-byte aligned");
+  if (vecs > INT32_MAX) throw std::invalid_argument(std::string(who) + ": more than 2^31 - 1 vectors of 8 channels");
+}
+
 }  // namespace
 
 void layerNormModulate(const float* x, void* y, int64_t rows, int64_t dim, const float* w, const float* b,
@@ -218,6 +343,15 @@ void layerNormModulate(const float* x, void* y, int64_t rows, int64_t dim, const
 void layerNormModulateInt8(const float* x, void* y, int8_t* q, float* qScale, int64_t rows, int64_t dim, const float* w,
                            const float* b, const float* shift, const float* scale, float eps, CUstream_st* stream) {
   if (rows <= 0) return;
+  // The warp-per-row kernel where a row is dim / 128 float4s per lane and every vector access is aligned.
+  const bool warpRows = dim > 0 && dim % 128 == 0 && dim <= kLnWarpMaxDim && aligned(x, 16) && aligned(w, 16) && aligned(b, 16) &&
+                        aligned(shift, 16) && aligned(scale, 16) && aligned(y, 8) && aligned(q, 4);
+  if (warpRows) {
+    static constexpr auto launches = layerNormWarpLaunches(std::make_integer_sequence<int, kLnWarpMaxDim / 128>{});
+    launches[dim / 128 - 1](x, static_cast<bf16*>(y), q, qScale, rows, w, b, shift, scale, eps, stream);
+    FF_CUDA_LAUNCHED("layerNormModulateWarpKernel");
+    return;
+  }
   layerNormModulateKernel<<<static_cast<unsigned>(rows), kRowThreads, 0, stream>>>(x, static_cast<bf16*>(y), q, qScale, dim, w,
                                                                                    b, shift, scale, eps);
   FF_CUDA_LAUNCHED("layerNormModulateKernel");
@@ -259,13 +393,41 @@ void addBias(void* y, int64_t rows, int64_t dim, const float* bias, CUstream_st*
   FF_CUDA_LAUNCHED("addBiasKernel");
 }
 
+size_t rope3dTableBytes(int64_t tokens, int64_t headDim) { return static_cast<size_t>(tokens) * (headDim / 2) * sizeof(float2); }
+
+void rope3dTable(float* table, int64_t headDim, int64_t frames, int64_t rows, int64_t cols, double theta,
+                 CUstream_st* stream) {
+  const int64_t tokens = frames * rows * cols, n = tokens * (headDim / 2);
+  if (n <= 0) return;
+  rope3dTableKernel<<<gridFor(n), 256, 0, stream>>>(reinterpret_cast<float2*>(table), headDim, rows, cols, tokens,
+                                                    std::log2(theta));
+  FF_CUDA_LAUNCHED("rope3dTableKernel");
+}
+
+void rope3dApply(void* q, void* k, int64_t ld, int64_t tokens, int64_t heads, int64_t headDim, const float* table,
+                 CUstream_st* stream) {
+  if (tokens <= 0 || heads <= 0 || headDim <= 0) return;
+  const int64_t vecs = tokens * heads * (headDim / 8);
+  checkRopeLayout("rope3dApply", q, ld, headDim, vecs);
+  if (k) checkRopeLayout("rope3dApply", k, ld, headDim, vecs);
+  if (!aligned(table, 16)) throw std::invalid_argument("rope3dApply: the cos/sin table must be 16-byte aligned");
+  const dim3 grid(gridFor(vecs), k ? 2 : 1);
+  rope3dApplyKernel<<<grid, 256, 0, stream>>>(static_cast<bf16*>(q), static_cast<bf16*>(k), ld,
+                                              static_cast<uint32_t>(heads * (headDim / 8)), static_cast<uint32_t>(headDim / 8),
+                                              static_cast<uint32_t>(vecs), reinterpret_cast<const float4*>(table));
+  FF_CUDA_LAUNCHED("rope3dApplyKernel");
+}
+
 void rope3d(void* x, int64_t ld, int64_t heads, int64_t headDim, int64_t frames, int64_t rows, int64_t cols,
             double theta, CUstream_st* stream) {
-  const int64_t tokens = frames * rows * cols, n = tokens * heads * (headDim / 2);
-  if (n <= 0) return;
-  rope3dKernel<<<gridFor(n), 256, 0, stream>>>(static_cast<bf16*>(x), ld, heads, headDim, rows, cols, tokens,
-                                               std::log2(theta));
-  FF_CUDA_LAUNCHED("rope3dKernel");
+  const int64_t tokens = frames * rows * cols, vecs = tokens * heads * (headDim / 8);
+  if (tokens <= 0 || heads <= 0 || headDim <= 0) return;
+  checkRopeLayout("rope3d", x, ld, headDim, vecs);  // before the allocation: rope3dApply then cannot throw
+  void* table = nullptr;
+  FF_CUDA(cudaMallocAsync(&table, rope3dTableBytes(tokens, headDim), stream));
+  rope3dTable(static_cast<float*>(table), headDim, frames, rows, cols, theta, stream);
+  rope3dApply(x, nullptr, ld, tokens, heads, headDim, static_cast<float*>(table), stream);
+  FF_CUDA(cudaFreeAsync(table, stream));
 }
 
 void biasGelu(void* y, int64_t rows, int64_t dim, const float* bias, CUstream_st* stream) {

@@ -54,9 +54,20 @@ void rmsNorm(void* x, int64_t rows, int64_t dim, int64_t ld, const float* bias, 
 // In place on bf16 y: [rows, dim]: y += bias.
 void addBias(void* y, int64_t rows, int64_t dim, const float* bias, CUstream_st* stream);
 // 3D RoPE of docs/MODEL.md in place on bf16 x: [tokens, heads, headDim] (token stride ld elements);
-// token n sits at (f, r, c) with n = (f * rows + r) * cols + c.
+// token n sits at (f, r, c) with n = (f * rows + r) * cols + c. headDim and ld multiples of 8, x
+// 16-byte aligned (else std::invalid_argument). Builds its cos/sin table in a stream-ordered
+// allocation of its own; a caller that rotates more than once builds it once (rope3dTable).
 void rope3d(void* x, int64_t ld, int64_t heads, int64_t headDim, int64_t frames, int64_t rows, int64_t cols,
             double theta, CUstream_st* stream);
+// The rotation's cos/sin, the same for every head, q and k, and layer: table: [tokens, headDim / 2]
+// pairs of floats (cos, sin), of rope3dTableBytes; the angle in double as docs/MODEL.md, stored as float.
+size_t rope3dTableBytes(int64_t tokens, int64_t headDim);
+void rope3dTable(float* table, int64_t headDim, int64_t frames, int64_t rows, int64_t cols, double theta,
+                 CUstream_st* stream);
+// In place on bf16 q and k (k may be null): [tokens, heads, headDim], token stride ld elements,
+// one launch for both; the constraints of rope3d.
+void rope3dApply(void* q, void* k, int64_t ld, int64_t tokens, int64_t heads, int64_t headDim, const float* table,
+                 CUstream_st* stream);
 // In place on bf16 y: [rows, dim]: y = gelu_tanh(y + bias) (bias may be null).
 void biasGelu(void* y, int64_t rows, int64_t dim, const float* bias, CUstream_st* stream);
 // x (fp32) += gate * (y + bias), y bf16 [rows, dim]; gate, bias [dim] may be null.
