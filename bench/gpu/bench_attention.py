@@ -8,7 +8,8 @@ fp32 (the definition of SLA) for ours, on the first heads. Rows with _wgmma are 
 FF_CUDA_ATTN_IMPL=wgmma (the Hopper kernels, sm_90 only; _serial: without the intra-warpgroup
 overlap, FF_CUDA_WGMMA_SERIAL=1; _fp8: e4m3 P.V, FF_CUDA_WGMMA_PV=fp8; _ws / _wspp: the warp-specialized
 TMA kernel, FF_CUDA_WGMMA_KERNEL, the other _wgmma rows its cpasync kernel), the others with the
-mma.sync kernels. Prints a table last and writes JSON.
+mma.sync kernels; ours_flash_bf16_wgmma / _wgmmapp are dense bf16 on the warp-specialized kernel
+(FF_CUDA_FLASH_IMPL; plain ours_flash_bf16 pins mma). Prints a table last and writes JSON.
 
 usage: python3 bench/gpu/bench_attention.py --lib PATH.so --out results.json [--big | --big-only]
 """
@@ -91,7 +92,9 @@ def wgmma_available(lib, hd):
 def sla_stages(lib, heads, n, hd, top_k, p, proj, ws, ws_bytes, stream, impl):
     """Where SLA's time goes with the given kernel implementation: each stage's median over 20 timed calls."""
     os.environ["FF_CUDA_ATTN_IMPL"] = impl
-    os.environ["FF_CUDA_WGMMA_PV"] = "bf16"
+    # the defaults of wgmma: SLA's sparse branch on the warp-specialized kernel, e4m3 P.V
+    os.environ["FF_CUDA_WGMMA_KERNEL"] = "ws"
+    os.environ["FF_CUDA_WGMMA_PV"] = "fp8" if impl == "wgmma" else "bf16"
     os.environ["FF_CUDA_WGMMA_SERIAL"] = "0"
     stages = []
     ms = (ctypes.c_float * 5)()
@@ -138,6 +141,13 @@ def bench_shape(lib, heads, n, hd, top_k, reps, ref_heads, rows, flush):
         for kernel in ("ws", "wspp"):  # the warp-specialized TMA kernel, FF_CUDA_WGMMA_KERNEL
             runs[f"ours_sage_int8_wgmma_{kernel}"] = runs["ours_sage_int8"]
             runs[f"ours_sage_int8_wgmma_{kernel}_fp8"] = runs["ours_sage_int8"]
+        # SLA's sparse branch on the warp-specialized kernel (bf16 P.V)
+        for pv in ("", "_fp8"):
+            runs[f"ours_sla_top{top_k}_sparse_only_wgmma_ws{pv}"] = runs[f"ours_sla_top{top_k}_sparse_only"]
+            runs[f"ours_sla_top{top_k}_wgmma_ws{pv}"] = runs[f"ours_sla_top{top_k}"]
+        # dense bf16 on the warp-specialized kernel (FF_CUDA_FLASH_IMPL; ours_flash_bf16 is mma.sync)
+        runs["ours_flash_bf16_wgmma"] = runs["ours_flash_bf16"]
+        runs["ours_flash_bf16_wgmmapp"] = runs["ours_flash_bf16"]
     else:
         print(f"[1, {heads}, {n}, {hd}]: no wgmma kernel here (needs sm_90); mma.sync only")
     warmup = 3 if n > 10000 else 10
@@ -154,6 +164,7 @@ def bench_shape(lib, heads, n, hd, top_k, reps, ref_heads, rows, flush):
         os.environ["FF_CUDA_WGMMA_SERIAL"] = "1" if name.endswith("_serial") else "0"
         os.environ["FF_CUDA_WGMMA_PV"] = "fp8" if name.endswith("_fp8") else "bf16"
         os.environ["FF_CUDA_WGMMA_KERNEL"] = "wspp" if "_wspp" in name else "ws" if "_ws" in name else "cpasync"
+        os.environ["FF_CUDA_FLASH_IMPL"] = "wgmmapp" if name.endswith("_wgmmapp") else "wgmma" if name.endswith("_wgmma") else "mma"
         out.fill_(float("nan"))
         med, lo, hi = time_ms(fn, warmup, reps)
         torch.cuda.synchronize()

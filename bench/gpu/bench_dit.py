@@ -12,12 +12,18 @@ W8A8: the per-op breakdown (CUDA events inside ditForward, summed over the layer
 forward with every linear bf16 and with every linear int8; "auto" then runs as int8 exactly the
 linear groups whose stage the int8 run made faster, and the row "+ W8A8" is that forward.
 
+Kernel choices on an sm_90 card: "ours flash bf16" is dense bf16 on the warp-specialized wgmma
+kernel (the default there; the "(mma)" row pins FF_CUDA_FLASH_IMPL=mma); sage and SLA run once on
+the mma.sync kernels and once with FF_CUDA_ATTN_IMPL=wgmma (rows marked wgmma), and the W8A8 rows
+and the breakdown use whichever SLA forward was faster (named in their labels).
+
 usage: python3 bench/gpu/bench_dit.py --lib PATH.so --out dit.json [--small-only]
 """
 
 import argparse
 import ctypes
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -163,21 +169,36 @@ def run_config(lib, name, cfg, latent, text_dim, ctx_tokens, dtype, reps):
             row = {"config": name, "impl": label, "forward_ms": ms, "cos_vs_torch": cos(v, ref)}
             rows.append({**row, "int8_linears": int8_linears})
 
+        os.environ["FF_CUDA_ATTN_IMPL"] = "mma"  # sage and SLA on mma.sync first (sm_90 defaults to wgmma)
         for label, att in (("ours flash bf16", 0), ("ours sage int8", 1), ("ours SLA top0.1 (sage)", SLA)):
             timed(label, att)
+        sla_impl = "mma"
+        if torch.cuda.get_device_capability() == (9, 0):
+            os.environ["FF_CUDA_FLASH_IMPL"] = "mma"
+            timed("ours flash bf16 (mma)", 0)
+            os.environ.pop("FF_CUDA_FLASH_IMPL")
+            os.environ["FF_CUDA_ATTN_IMPL"] = "wgmma"
+            timed("ours sage int8 (wgmma)", 1)
+            timed("ours SLA top0.1 (sage, wgmma)", SLA)
+            if rows[-1]["forward_ms"] < rows[3]["forward_ms"]:
+                sla_impl = "wgmma"
+            os.environ["FF_CUDA_ATTN_IMPL"] = sla_impl
+        w8 = f"ours SLA top0.1 (sage{', wgmma' if sla_impl == 'wgmma' else ''}) + W8A8"
         none = [float("nan")] * len(ours.stages)
         breakdown = {"config": name, "stages": ours.stages, "bf16_ms": ours.breakdown(x, t, ctx, SLA, 0)}
         breakdown.update(int8_ms=none, auto_ms=none, auto_int8=[])
         try:
-            timed("ours SLA top0.1 (sage) + W8A8 all", SLA, ALL_LINEARS)
+            timed(w8 + " all", SLA, ALL_LINEARS)
             breakdown["int8_ms"] = ours.breakdown(x, t, ctx, SLA, ALL_LINEARS)
             int8_ms, bf16_ms = breakdown["int8_ms"], breakdown["bf16_ms"]
             auto = sum(1 << bit for bit, st in LINEAR_STAGES.items() if int8_ms[st] < bf16_ms[st])
-            timed("ours SLA top0.1 (sage) + W8A8", SLA, auto)
+            timed(w8, SLA, auto)
             breakdown["auto_ms"] = ours.breakdown(x, t, ctx, SLA, auto)
             breakdown["auto_int8"] = [LINEAR_NAMES[b] for b in range(len(LINEAR_NAMES)) if auto >> b & 1]
         except Exception as e:
             print(f"{name}: W8A8 failed: {e}")
+        breakdown["sla_impl"] = sla_impl
+        os.environ.pop("FF_CUDA_ATTN_IMPL", None)
     for r in rows:
         r["tokens"] = ours.n
         r["baseline_50x2_s"] = r["forward_ms"] * 100 / 1e3
@@ -209,7 +230,7 @@ def gemm_rates(n, dim, ffn):
 
 
 def print_breakdown(b):
-    print(f"\nper-op breakdown, {b['config']}: SLA top0.1 (sage) forward, ms summed over the layers (CUDA events)")
+    print(f"\nper-op breakdown, {b['config']}: SLA top0.1 (sage, {b['sla_impl']}) forward, ms summed over the layers (CUDA events)")
     print(f"{'stage':<40}{'bf16':>10}{'int8 all':>10}{'auto':>10}")
     for name, x, y, z in zip(b["stages"], b["bf16_ms"], b["int8_ms"], b["auto_ms"]):
         print(f"{name:<40}{x:>10.2f}{y:>10.2f}{z:>10.2f}")

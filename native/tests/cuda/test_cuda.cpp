@@ -179,11 +179,10 @@ bool envIs(const char* name, const char* value) {
   return e != nullptr && std::strcmp(e, value) == 0;
 }
 bool wgmmaSelected() { return envIs("FF_CUDA_ATTN_IMPL", "wgmma"); }
-// Unset, FF_CUDA_WGMMA_KERNEL is ws (dense only: SLA's sparse branch runs the cpasync kernel) and
-// FF_CUDA_WGMMA_PV is fp8, or bf16 under FF_CUDA_WGMMA_SERIAL=1.
-bool fp8Selected() {
-  return wgmmaSelected() && (envIs("FF_CUDA_WGMMA_PV", "fp8") || (!envIs("FF_CUDA_WGMMA_PV", "bf16") && !envIs("FF_CUDA_WGMMA_SERIAL", "1")));
-}
+// Unset, FF_CUDA_WGMMA_KERNEL is ws (SLA's sparse branch included) and FF_CUDA_WGMMA_PV depends on
+// the shape (e4m3 for dense attention over 16384 keys or more, else bf16; bf16 under
+// FF_CUDA_WGMMA_SERIAL=1): the checks here are all below that size.
+bool fp8Selected() { return wgmmaSelected() && envIs("FF_CUDA_WGMMA_PV", "fp8"); }
 std::string implTag() {
   if (!wgmmaSelected()) return "";
   const char* kernel = envIs("FF_CUDA_WGMMA_SERIAL", "1") ? "serial"
@@ -214,11 +213,20 @@ void testDenseAndSage(const AttnCase& c) {
   const auto tq = L.tensor(q.p, c.heads, c.nq, c.hd), tk = L.tensor(k.p, c.heads, c.nk, c.hd),
              tv = L.tensor(v.p, c.heads, c.nk, c.hd), to = L.tensor(out.p, c.heads, c.nq, c.hd);
 
-  if (!wgmmaSelected()) {  // flash has no wgmma kernel: checked once, with the mma.sync kernels
-    out.poison();
-    ff::cuda::flashAttention(s, tq, tk, tv, to, nullptr);
-    FF_CUDA(cudaDeviceSynchronize());
-    report(caseName("flash bf16", c), L.fromDevice(downloadBf16(out, ref.size()), c.heads, c.nq, c.hd), ref, 1e-2, 0.9999);
+  if (!wgmmaSelected()) {  // flash is checked once, outside the Sage wgmma group: each kernel it has here
+    std::vector<const char*> impls{"mma"};
+#ifdef FF_CUDA_HAVE_SM90A
+    if (ff::cuda::sm90::available(c.hd)) impls = {"mma", "wgmma", "wgmmapp"};  // FF_CUDA_FLASH_IMPL
+#endif
+    for (const char* impl : impls) {
+      setenv("FF_CUDA_FLASH_IMPL", impl, 1);
+      out.poison();
+      ff::cuda::flashAttention(s, tq, tk, tv, to, nullptr);
+      FF_CUDA(cudaDeviceSynchronize());
+      report(caseName((std::string("flash bf16 ") + impl).c_str(), c), L.fromDevice(downloadBf16(out, ref.size()), c.heads, c.nq, c.hd),
+             ref, 1e-2, 0.9999);
+    }
+    unsetenv("FF_CUDA_FLASH_IMPL");
   }
 
   const size_t wsBytes = ff::cuda::attentionWorkspaceBytes(s);
@@ -542,10 +550,19 @@ void testWgmma(cublasHandle_t cublas, const cudaDeviceProp& prop) {
         testDenseAndSage({3, 2304, 2304, 64, false});
         testDenseAndSage({1, 100, 70, 128, false});
         testDenseAndSage({2, 1500, 1100, 64, true});
+        if (std::strcmp(kernel, "ws") == 0) {
+          // SLA's sparse branch on the ws kernel (wspp runs the same): two selected blocks per tile,
+          // an odd kc (the last tile half masked), a short last key block, both head dims.
+          testSla({2, 1000, 1000, 128, true}, 0.25f, true, cublas);
+          testSla({2, 1000, 1000, 128, false}, 0.1f, false, cublas);
+          testSla({1, 300, 300, 128, true}, 1.0f, true, cublas);
+          testSla({1, 300, 300, 64, true}, 0.5f, true, cublas);
+          testSla({3, 2304, 2304, 64, false}, 0.1f, true, cublas);
+        }
       }
       unsetenv("FF_CUDA_WGMMA_PV");
     }
-    unsetenv("FF_CUDA_WGMMA_KERNEL");  // the defaults: ws with e4m3 P.V (SLA: the cp.async kernel)
+    unsetenv("FF_CUDA_WGMMA_KERNEL");  // the defaults: ws with e4m3 P.V, SLA on the ws kernel's sparse form
     testDenseAndSage({2, 777, 1000, 128, true});
     testSla({2, 1000, 1000, 128, true}, 0.25f, true, cublas);
     testSla({2, 1000, 1000, 128, false}, 0.1f, false, cublas);
@@ -569,11 +586,15 @@ int w8a8Checks(void (*report)(const std::string&, const std::vector<float>&, con
 
 // Every check but the wgmma group: the mma.sync attention kernels, GEMMs, ops, the engine's path.
 static void testMmaAndEngine(cublasHandle_t cublas) {
+  setenv("FF_CUDA_ATTN_IMPL", "mma", 1);  // sage and SLA on the mma.sync kernels (sm_90 defaults to wgmma)
   // The bundled model's shape (3 heads of 64 over 2304 tokens), token-major as the engine holds it;
   // a head_dim 128 case with ragged lengths in SDPA's layout.
   testDenseAndSage({3, 2304, 2304, 64, false});
   testDenseAndSage({2, 777, 1000, 128, true});
   testDenseAndSage({2, 1000, 1000, 128, false});
+  // Fewer keys than one 128-key tile (the text of cross-attention), a ragged last tile at hd 64.
+  testDenseAndSage({1, 100, 70, 128, false});
+  testDenseAndSage({2, 1500, 1100, 64, true});
   setenv("FF_CUDA_ATTN_NARROW", "1", 1);  // the other dense tile shape
   testDenseAndSage({2, 777, 1000, 128, true});
   testDenseAndSage({3, 2304, 2304, 64, false});
@@ -595,6 +616,7 @@ static void testMmaAndEngine(cublasHandle_t cublas) {
   testGemm(cublas);
   testOps();
   g_failures += w8a8Checks(report, randomBf16, cublas);
+  unsetenv("FF_CUDA_ATTN_IMPL");  // the engine as it runs by default
   g_failures += engineChecks(report);
 }
 

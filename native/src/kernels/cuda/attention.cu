@@ -6,7 +6,8 @@
 // small tensor-core kernel (linearOutKernel) per query block.
 // Fragment layouts follow the PTX ISA's mma.sync tables; ldmatrix feeds every operand (8-bit
 // operands are loaded as b16 pairs, which gives the s8 A/B fragment layout byte for byte).
-// On Hopper, FF_CUDA_ATTN_IMPL=wgmma hands Sage and SLA's sparse branch to attention_sm90.cu.
+// On Hopper (sm_90) Sage and SLA's sparse branch run on attention_sm90.cu's wgmma kernels unless
+// FF_CUDA_ATTN_IMPL=mma keeps them here; dense bf16 likewise unless FF_CUDA_FLASH_IMPL=mma.
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -885,7 +886,7 @@ int maxSharedMemoryPerBlock() {
 }
 
 // Sage attention and SLA's sparse branch on the wgmma kernels of attention_sm90.cu when
-// FF_CUDA_ATTN_IMPL=wgmma selects them and they apply (sageUsesWgmma); false = nothing launched, the
+// they apply and FF_CUDA_ATTN_IMPL does not say mma (sageUsesWgmma); false = nothing launched, the
 // mma.sync kernels are to run.
 bool launchWgmmaSage([[maybe_unused]] const AttnShape& s, [[maybe_unused]] const AttnTensor& v,
                      [[maybe_unused]] const AttnTensor& out, [[maybe_unused]] const Workspace& w,
@@ -962,7 +963,7 @@ bool sageUsesWgmma([[maybe_unused]] int headDim) {
   if (!impl.empty() && impl != "mma" && impl != "wgmma")
     throw std::invalid_argument("FF_CUDA_ATTN_IMPL must be mma or wgmma, got '" + impl + "'");
 #ifdef FF_CUDA_HAVE_SM90A
-  return impl == "wgmma" && sm90::available(headDim);
+  return impl != "mma" && sm90::available(headDim);  // unset: wgmma where it applies
 #else
   return false;
 #endif
@@ -975,10 +976,38 @@ int slaSelectedCount(float topK, int blocks) {
 
 size_t attentionWorkspaceBytes(const AttnShape& s) { return Workspace(s, nullptr).bytes; }
 
+// Dense bf16 attention on Hopper: FF_CUDA_FLASH_IMPL=wgmma (the default where sm90::available)
+// runs the warp-specialized kernel of attention_sm90_ws.cu, wgmmapp the same with ping-pong
+// consumers, mma the mma.sync kernel of this file.
+namespace {
+enum class FlashImpl { Mma, Wgmma, WgmmaPingPong };
+FlashImpl flashImpl([[maybe_unused]] int headDim) {
+  const char* e = std::getenv("FF_CUDA_FLASH_IMPL");
+  const std::string impl = e ? e : "";
+  if (!impl.empty() && impl != "mma" && impl != "wgmma" && impl != "wgmmapp")
+    throw std::invalid_argument("FF_CUDA_FLASH_IMPL must be mma, wgmma or wgmmapp, got '" + impl + "'");
+#ifdef FF_CUDA_HAVE_SM90A
+  if (impl != "mma" && sm90::available(headDim)) return impl == "wgmmapp" ? FlashImpl::WgmmaPingPong : FlashImpl::Wgmma;
+#endif
+  return FlashImpl::Mma;
+}
+}  // namespace
+
 void flashAttention(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, const AttnTensor& v,
                     const AttnTensor& out, CUstream_st* stream) {
   const AttnTensor all[] = {q, k, v, out};
   checkShape(s, all, 4);
+#ifdef FF_CUDA_HAVE_SM90A
+  if (const FlashImpl impl = flashImpl(s.headDim); impl != FlashImpl::Mma) {
+    const sm90::FlashArgs f{q.data, k.data, v.data, out.data, q.headStride, q.tokenStride, k.headStride, k.tokenStride,
+                            v.headStride, v.tokenStride, out.headStride, out.tokenStride, s.heads, s.qLen, s.kvLen,
+                            s.headDim, softmaxScale(s) * kLog2e};
+    sm90::flashAttentionWs(f, impl == FlashImpl::WgmmaPingPong, stream);
+    return;
+  }
+#else
+  flashImpl(s.headDim);  // rejects a bad value on every build
+#endif
   KernelParams p = baseParams(s, q, k, v, out, 2);
   p.scaleLog2 = softmaxScale(s) * kLog2e;
   // bf16 tiles at head_dim 128 take 104 KB of shared memory with 128 query rows; cards that give a

@@ -246,15 +246,20 @@ void launch(const SageArgs& a, int rowBlocks, cudaStream_t stream) {
 // schedule) or bf16.
 enum class PvMode { Bf16, Bf16Serial, Fp8 };
 
-// e4m3 P.V is the default (the fastest, cosine >= 0.999 against fp32 at every size measured); an
-// unset FF_CUDA_WGMMA_PV under FF_CUDA_WGMMA_SERIAL=1 means bf16, the serial schedule's only one.
-PvMode pvMode() {
+// Unset, FF_CUDA_WGMMA_PV is e4m3 for dense attention over at least kFp8MinKeys keys and bf16
+// otherwise: on an H200 the ws kernel with e4m3 P.V took 8.53 ms against 10.34 with bf16 at
+// [1, 12, 32760, 128] (cos 0.99922 / 0.99991 against fp32), but 0.059 against 0.049 ms at
+// [1, 3, 2304, 64], and SLA's sparse branch was no faster with it (2.28 against 2.20 ms at
+// top-k 0.1, [1, 12, 32760, 128]: its V^T pass costs what e4m3 saves). Under
+// FF_CUDA_WGMMA_SERIAL=1 it is bf16, the serial schedule's only one.
+constexpr int kFp8MinKeys = 16384;
+PvMode pvMode(const SageArgs& a) {
   const char* pv = std::getenv("FF_CUDA_WGMMA_PV");
   const std::string p = pv ? pv : "";
   if (!p.empty() && p != "bf16" && p != "fp8") throw std::invalid_argument("FF_CUDA_WGMMA_PV must be bf16 or fp8, got '" + p + "'");
   const char* serialEnv = std::getenv("FF_CUDA_WGMMA_SERIAL");
   const bool serial = serialEnv != nullptr && serialEnv[0] == '1';
-  if (p == "fp8" || (p.empty() && !serial)) return PvMode::Fp8;
+  if (p == "fp8" || (p.empty() && !serial && !a.blocks && a.nK >= kFp8MinKeys)) return PvMode::Fp8;
   return serial ? PvMode::Bf16Serial : PvMode::Bf16;
 }
 
@@ -267,8 +272,9 @@ void launchSchedule(const SageArgs& a, int rowBlocks, PvMode mode, cudaStream_t 
 
 // Which kernel runs dense attention (FF_CUDA_WGMMA_KERNEL): ws (default) = the warp-specialized TMA
 // kernel of attention_sm90_ws.cu; wspp = the same with its two consumer warpgroups taking turns at
-// the tensor cores; cpasync = sageWgmmaKernel above. SLA's sparse branch and the serial schedule
-// always run sageWgmmaKernel.
+// the tensor cores; cpasync = sageWgmmaKernel above. SLA's sparse branch runs the ws kernel's
+// sparse form (no ping-pong) under ws and wspp, sageWgmmaKernel under cpasync; the serial schedule
+// always runs sageWgmmaKernel.
 enum class DenseKernel { CpAsync, Ws, WsPingPong };
 
 DenseKernel denseKernel() {
@@ -280,13 +286,16 @@ DenseKernel denseKernel() {
   throw std::invalid_argument("FF_CUDA_WGMMA_KERNEL must be cpasync, ws or wspp, got '" + k + "'");
 }
 
+// The kernel that runs: the serial schedule only exists in sageWgmmaKernel.
+DenseKernel kernelFor(PvMode mode) { return mode == PvMode::Bf16Serial ? DenseKernel::CpAsync : denseKernel(); }
+
 template <int HD>
 void launchHd(const SageArgs& a, PvMode mode, cudaStream_t stream) {
-  const DenseKernel dense = a.blocks || mode == PvMode::Bf16Serial ? DenseKernel::CpAsync : denseKernel();
+  const DenseKernel dense = kernelFor(mode);
   if (dense != DenseKernel::CpAsync) {
-    WsOptions o;
+    WsOptions o;  // SLA's sparse branch on the ws kernel: no ping-pong
     o.fp8 = mode == PvMode::Fp8;
-    o.pingpong = dense == DenseKernel::WsPingPong;
+    o.pingpong = dense == DenseKernel::WsPingPong && !a.blocks;
     sageAttentionWs(a, o, stream);
   }
   else if (a.blocks) launchSchedule<HD, 1, 64>(a, a.qBlocks, mode, stream);
@@ -309,11 +318,13 @@ void sageAttention(const SageArgs& a, CUstream_st* stream) {
   if (!available(a.headDim))
     throw std::invalid_argument("wgmma attention needs an sm_90 device and head_dim 64 or 128, got head_dim " +
                                 std::to_string(a.headDim));
-  const PvMode mode = pvMode();
+  const PvMode mode = pvMode(a);
   if (mode == PvMode::Fp8) {
     if (!a.vt8 || !a.vAmax || a.vtRow < (a.nK + 127) / 128 * 128) throw std::invalid_argument("wgmma FP8 P.V: no V^T workspace");
-    if (a.headDim == 64) prepareFp8V<64>(a, stream);
-    else prepareFp8V<128>(a, stream);
+    // the ws kernel's sparse form reads V^T block by block (vtRow >= kBlocks * 64: the same bytes)
+    const bool blockMajor = a.blocks && kernelFor(mode) != DenseKernel::CpAsync;
+    if (a.headDim == 64) prepareFp8V<64>(a, stream, blockMajor);
+    else prepareFp8V<128>(a, stream, blockMajor);
   }
   if (a.headDim == 64) launchHd<64>(a, mode, stream);
   else launchHd<128>(a, mode, stream);

@@ -119,6 +119,7 @@ __device__ __forceinline__ void pinRegs(float (&r)[N]) {
 #define FF_RW_S32(x) "+r"(x)
 #define FF_W_S32(x) "=r"(x)
 #define FF_RW_F32(x) "+f"(x)
+#define FF_W_F32(x) "=f"(x)
 #define FF_OPS8(M, a, i) M(a[i]), M(a[i + 1]), M(a[i + 2]), M(a[i + 3]), M(a[i + 4]), M(a[i + 5]), M(a[i + 6]), M(a[i + 7])
 #define FF_OPS32(M, a) FF_OPS8(M, a, 0), FF_OPS8(M, a, 8), FF_OPS8(M, a, 16), FF_OPS8(M, a, 24)
 #define FF_OPS64(M, a) FF_OPS32(M, a), FF_OPS8(M, a, 32), FF_OPS8(M, a, 40), FF_OPS8(M, a, 48), FF_OPS8(M, a, 56)
@@ -148,6 +149,19 @@ template <bool ACCUMULATE>
 __device__ __forceinline__ void wgmmaS8(int (&d)[32], uint64_t a, uint64_t b) {
   if constexpr (ACCUMULATE) FF_QK_S8(64, FF_REGS32, "32", "33", "34", FF_OPS32(FF_RW_S32, d));
   else FF_QK_S8(64, FF_REGS32, "32", "33", "34", FF_OPS32(FF_W_S32, d));
+}
+
+// d[64 x 128] (+)= a[64 x 16] . b[16 x 128]^T, bf16 in, fp32 out, both operands from shared memory
+// (K-major, imm-trans 0): the Q.K^T of dense bf16 (flash) attention.
+#define FF_QK_BF16(OPS)                                                                                            \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"                                                     \
+               "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " FF_REGS64 ", %64, %65, p, 1, 1, 0, 0;\n}\n" \
+               : OPS                                                                                             \
+               : "l"(a), "l"(b), "r"(ACCUMULATE ? 1 : 0))
+template <bool ACCUMULATE>
+__device__ __forceinline__ void wgmmaBf16(float (&d)[64], uint64_t a, uint64_t b) {
+  if constexpr (ACCUMULATE) FF_QK_BF16(FF_OPS64(FF_RW_F32, d));
+  else FF_QK_BF16(FF_OPS64(FF_W_F32, d));
 }
 
 // d[64 x N] += a . b, fp32 accumulation, a from registers, b from shared memory: bf16 (k16; b
@@ -198,6 +212,19 @@ __device__ __forceinline__ void issueQK(int (&acc)[BN / 2], uint32_t sQw, uint32
     wgmmaS8<true>(acc, smemDesc<HD>(sQw + kk * 32, 16, 8 * HD), smemDesc<HD>(sK + kk * 32, 16, 8 * HD));
 }
 
+// S = Q . K^T for one 128-key tile in bf16: Q and K as HD / 64 channel halves of 128-byte rows
+// (128B swizzle, the layout of sV), halves qHalf / kHalf bytes apart; four k16 slices, 32 bytes
+// apart, per half. Issues only (no commit).
+template <int HD>
+__device__ __forceinline__ void issueQKBf16(float (&acc)[64], uint32_t sQw, uint32_t qHalf, uint32_t sK, uint32_t kHalf) {
+#pragma unroll
+  for (int c = 0; c < HD / 16; ++c) {
+    const uint32_t qa = sQw + (c / 4) * qHalf + (c % 4) * 32, kb = sK + (c / 4) * kHalf + (c % 4) * 32;
+    if (c == 0) wgmmaBf16<false>(acc, smemDesc<128>(qa, 16, 1024), smemDesc<128>(kb, 16, 1024));
+    else wgmmaBf16<true>(acc, smemDesc<128>(qa, 16, 1024), smemDesc<128>(kb, 16, 1024));
+  }
+}
+
 // O += P . V for one tile: 16 keys (2048 bytes of each V half) per step. Issues only.
 template <int HD, int BN>
 __device__ __forceinline__ void issuePV(float (&o)[HD / 2], const uint32_t (&pf)[BN / 16][4], uint32_t sV) {
@@ -211,6 +238,13 @@ template <int HD, int BN>
 __device__ __forceinline__ void issuePV8(float (&o)[HD / 2], const uint32_t (&pf)[BN / 32][4], uint32_t sVt) {
 #pragma unroll
   for (int kk = 0; kk < BN / 32; ++kk) wgmmaPV<true>(o, pf[kk], smemDesc<BN>(sVt + kk * 32, 16, 8 * BN));
+}
+// The same over a tile of two 64-key blocks of block-major V^T ([HD rows][64 B] each, 64B swizzle,
+// HD * 64 bytes apart): keys 32kk.. are in block kk / 2 at byte 32 (kk % 2). Issues only.
+template <int HD>
+__device__ __forceinline__ void issuePV8Blocks(float (&o)[HD / 2], const uint32_t (&pf)[4][4], uint32_t sVt) {
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) wgmmaPV<true>(o, pf[kk], smemDesc<64>(sVt + (kk / 2) * HD * 64 + (kk % 2) * 32, 16, 8 * 64));
 }
 // P registers of one tile: bf16 pairs (k16 steps) or e4m3 quads (k32 steps).
 template <int BN, bool PV8>
@@ -330,9 +364,11 @@ __global__ void vAbsMaxKernel(const __nv_bfloat16* v, int64_t head, int64_t tok,
   atomicMax(amaxBits + h * HD + d, __float_as_int(m));
 }
 
-// v -> vt8 [heads, HD, rowBytes] e4m3: v * kFp8Max / max|v| of its channel, keys placed by
-// fp8KeySlot within their 32-key group, zero past n. One CTA per (64 keys, head); the grid covers
-// rowBytes, so the padding every 128-key tile may read is zero too.
+// v -> vt8 e4m3: v * kFp8Max / max|v| of its channel, keys placed by fp8KeySlot within their
+// 32-key group, zero past n. One CTA per (64 keys, head). rowBytes > 0: [heads, HD, rowBytes] (the
+// grid covers rowBytes, so the padding every 128-key tile may read is zero too); rowBytes == 0:
+// block-major [heads, gridDim.x, HD, 64], each 64-key block's V^T contiguous (SLA's sparse branch
+// loads the selected blocks one by one).
 template <int HD>
 __global__ void __launch_bounds__(256) vTransposeFp8Kernel(const __nv_bfloat16* v, int64_t head, int64_t tok, int n,
                                                            const int* amaxBits, uint8_t* vt8, int64_t rowBytes) {
@@ -347,19 +383,23 @@ __global__ void __launch_bounds__(256) vTransposeFp8Kernel(const __nv_bfloat16* 
   __syncthreads();
   for (int i = tid; i < HD * 4; i += 256) {
     const int d = i >> 2, c = i & 3;
-    *reinterpret_cast<uint4*>(vt8 + (static_cast<int64_t>(h) * HD + d) * rowBytes + b * 64 + c * 16) =
+    const int64_t at = rowBytes > 0 ? (static_cast<int64_t>(h) * HD + d) * rowBytes + b * 64
+                                    : ((static_cast<int64_t>(h) * gridDim.x + b) * HD + d) * 64;
+    *reinterpret_cast<uint4*>(vt8 + at + c * 16) =
         *reinterpret_cast<const uint4*>(&tile[d][c * 16]);
   }
 }
 
+// blockMajor: vt8 as [heads, kBlocks, HD, 64] (see vTransposeFp8Kernel).
 template <int HD>
-void prepareFp8V(const SageArgs& a, cudaStream_t stream) {
+void prepareFp8V(const SageArgs& a, cudaStream_t stream, bool blockMajor = false) {
   FF_CUDA(cudaMemsetAsync(a.vAmax, 0, sizeof(int) * a.heads * HD, stream));
   const auto* v = static_cast<const __nv_bfloat16*>(a.v);
   vAbsMaxKernel<HD><<<dim3(a.heads, std::min(64, a.nK)), HD, 0, stream>>>(v, a.vHead, a.vTok, a.nK, a.vAmax);
   FF_CUDA_LAUNCHED("vAbsMaxKernel");
-  vTransposeFp8Kernel<HD><<<dim3(static_cast<int>(a.vtRow / 64), a.heads), 256, 0, stream>>>(v, a.vHead, a.vTok, a.nK,
-                                                                                             a.vAmax, a.vt8, a.vtRow);
+  const int blocks = blockMajor ? a.kBlocks : static_cast<int>(a.vtRow / 64);
+  vTransposeFp8Kernel<HD><<<dim3(blocks, a.heads), 256, 0, stream>>>(v, a.vHead, a.vTok, a.nK, a.vAmax, a.vt8,
+                                                                     blockMajor ? 0 : a.vtRow);
   FF_CUDA_LAUNCHED("vTransposeFp8Kernel");
 }
 }  // namespace

@@ -9,9 +9,9 @@ struct CUstream_st;
 
 namespace ff::cuda {
 
-// Whether sageAttention and slaAttention's sparse branch run on the wgmma kernels below: the
-// environment selects them with FF_CUDA_ATTN_IMPL=wgmma (default mma: the mma.sync kernels of
-// attention.cu), and they apply (sm90::available). Any other value than mma or wgmma throws.
+// Whether sageAttention and slaAttention's sparse branch run on the wgmma kernels below: where
+// they apply (sm90::available) unless FF_CUDA_ATTN_IMPL=mma selects the mma.sync kernels of
+// attention.cu (wgmma, or unset, picks them). Any other value than mma or wgmma throws.
 // Defined in attention.cu, so it exists in builds without sm_90a (always false there).
 bool sageUsesWgmma(int headDim);
 
@@ -39,6 +39,7 @@ struct SageArgs {
   uint8_t* vt8 = nullptr;
   int* vAmax = nullptr;
   int64_t vtRow = 0;
+  float scaleLog2 = 0.0f;  // the bf16 Q.K^T kernel (flashAttentionWs): softmax scale * log2(e)
 };
 
 // Whether the wgmma kernels can serve this head_dim on the current device (compute capability 9.0,
@@ -57,6 +58,19 @@ struct WsOptions {
   bool pingpong = false;    // the consumers take turns issuing their GEMMs (FF_CUDA_WGMMA_KERNEL=wspp)
 };
 void sageAttentionWs(const SageArgs& a, const WsOptions& o, CUstream_st* stream);
+
+// Dense bf16 attention (flash: bf16 Q.K^T and P.V, online softmax in fp32) on the warp-specialized
+// kernel, Q and K as 64-channel halves through TMA. Strides in elements, multiples of 8.
+struct FlashArgs {
+  const void* q;
+  const void* k;
+  const void* v;
+  void* out;
+  int64_t qHead, qTok, kHead, kTok, vHead, vTok, oHead, oTok;
+  int heads, nQ, nK, headDim;
+  float scaleLog2;  // softmax scale * log2(e)
+};
+void flashAttentionWs(const FlashArgs& f, bool pingpong, CUstream_st* stream);
 
 // For the tests: one tile of each product on the layouts, descriptors and register maps of
 // sageAttention, so that a failure points at Q.K~ or at P.V. Device pointers, contiguous:
