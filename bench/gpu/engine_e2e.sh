@@ -16,15 +16,12 @@ if [ ! -f "$PACK/node.xz" ]; then
 fi
 mkdir -p "$OUT/e2e"
 NODE="$OUT/e2e/node"
-# xz where the image has it, else Python's lzma.
-if command -v xz >/dev/null; then
-  xz -dc "$PACK/node.xz" >"$NODE"
-  [ -d node_modules/tsx ] || tar -xJf "$PACK/node_modules.tar.xz"
-else
-  python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$PACK/node.xz" "$NODE"
-  [ -d node_modules/tsx ] || python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(".")' "$PACK/node_modules.tar.xz"
+bash bench/gpu/unxz.sh "$PACK/node.xz" "$NODE"
+# tar's xz filter where the image has xz, else Python's tarfile.
+if [ ! -d node_modules/tsx ]; then
+  if command -v xz >/dev/null; then tar -xJf "$PACK/node_modules.tar.xz"
+  else python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(".")' "$PACK/node_modules.tar.xz"; fi
 fi
-chmod +x "$NODE"
 export FRAMEFLEET_NATIVE_ADDON="$PWD/$PACK/framefleet_native.node"
 "$NODE" --import tsx -e 'import("./src/native/index.ts").then((m) => { const c = m.capabilities(); console.log("engine capabilities:", JSON.stringify({ backends: c.backends, cuda: c.cuda, threads: c.threads })); })'
 prompt="a red circle moving left"

@@ -32,6 +32,10 @@ cp "$BUILD/framefleet_native.node" "$BUILD/framefleet_cuda_engine.so" "$BUILD/fr
 # The ctypes library too, so the pack also serves as run.sh's FF_GPU_PREBUILT.
 [ -f "$BUILD/libframefleet_cuda_capi.so" ] && cp "$BUILD/libframefleet_cuda_capi.so" "$PACK/"
 strip "$PACK"/*.so "$PACK"/*.node "$PACK/framefleet_cuda_tests"
+# The CUDA binaries travel compressed (mostly device code: about a third); run.sh unpacks them.
+for f in framefleet_cuda_engine.so framefleet_cuda_tests libframefleet_cuda_capi.so; do
+  [ -f "$PACK/$f" ] && nice -n 10 xz -T2 -9 "$PACK/$f"
+done
 
 # The pack on its own: a scratch checkout (tracked files), the packed node and modules, a
 # 1-step generate on the CPU through the packed addon.
@@ -40,6 +44,7 @@ trap 'rm -rf "$scratch"' EXIT
 git ls-files -z | xargs -0 tar -cf - | tar -C "$scratch" -xf -
 mkdir -p "$scratch/$PACK"
 cp "$PACK"/* "$scratch/$PACK/"
+for f in "$scratch/$PACK"/framefleet_cuda_tests.xz; do bash bench/gpu/unxz.sh "$f" "${f%.xz}"; done  # unpacks as run.sh does
 (
   cd "$scratch"
   xz -dc "$PACK/node.xz" >"$PACK/node" && chmod +x "$PACK/node"

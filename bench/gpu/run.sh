@@ -31,6 +31,10 @@ export PYTHONUNBUFFERED=1
     [ "$d" != . ] && export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   done
   # A build carried from elsewhere (FF_GPU_PREBUILT=dir) is used when it loads; otherwise build here.
+  # engine_pack.sh's pack carries its CUDA binaries as .xz.
+  for f in "${FF_GPU_PREBUILT:-/nonexistent}"/*.xz; do
+    case "$f" in */node.xz | */node_modules.tar.xz | */\*.xz) ;; *) [ -f "${f%.xz}" ] || bash bench/gpu/unxz.sh "$f" "${f%.xz}" ;; esac
+  done
   if [ -n "${FF_GPU_PREBUILT:-}" ] && ldd "$FF_GPU_PREBUILT/framefleet_cuda_tests" \
     $(ls "$FF_GPU_PREBUILT/framefleet_cuda_engine.so" 2>/dev/null) | grep -q "not found"; then
     echo "prebuilt binaries do not load here; building"; FF_GPU_PREBUILT=
