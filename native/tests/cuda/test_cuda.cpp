@@ -180,8 +180,8 @@ bool envIs(const char* name, const char* value) {
 }
 bool wgmmaSelected() { return envIs("FF_CUDA_ATTN_IMPL", "wgmma"); }
 // Unset, FF_CUDA_WGMMA_KERNEL is ws (SLA's sparse branch included) and FF_CUDA_WGMMA_PV depends on
-// the shape (e4m3 for dense attention over 16384 keys or more and for SLA over 65536, else bf16;
-// bf16 under FF_CUDA_WGMMA_SERIAL=1): the checks here are all below those sizes.
+// the shape (e4m3 over 16384 keys or more, else bf16; bf16 under FF_CUDA_WGMMA_SERIAL=1): the
+// checks here are all below that size.
 bool fp8Selected() { return wgmmaSelected() && envIs("FF_CUDA_WGMMA_PV", "fp8"); }
 std::string implTag() {
   if (!wgmmaSelected()) return "";

@@ -339,39 +339,6 @@ __global__ void __launch_bounds__(WARPS * 32, 1) attnKernel(KernelParams p) {
   }
 }
 
-// Per-head channel sums of k over tokens: each CTA sums rowsPerCta rows with 16-byte loads and
-// adds its [HD] partial sums into the zeroed ksum [heads, HD] (one atomic per channel per CTA).
-template <int HD>
-__global__ void __launch_bounds__(256) keySumKernel(const bf16* k, int64_t kHead, int64_t kTok, int n, int rowsPerCta,
-                                                    float* ksum) {
-  constexpr int kCh = HD / 8, kRows = 256 / kCh;  // 16-byte chunks per row; rows per pass
-  __shared__ float part[kRows][HD + 1];
-  const int h = blockIdx.y, tid = threadIdx.x, c = tid % kCh, r = tid / kCh;
-  const int t1 = min(n, (blockIdx.x + 1) * rowsPerCta);
-  const bf16* base = k + h * kHead + c * 8;
-  float acc[8] = {};
-#pragma unroll 4
-  for (int t = blockIdx.x * rowsPerCta + r; t < t1; t += kRows) {
-    const uint4 u = *reinterpret_cast<const uint4*>(base + t * kTok);
-    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const float2 f = unpackBf16(w[i]);
-      acc[2 * i] += f.x;
-      acc[2 * i + 1] += f.y;
-    }
-  }
-#pragma unroll
-  for (int i = 0; i < 8; ++i) part[r][c * 8 + i] = acc[i];
-  __syncthreads();
-  for (int d = tid; d < HD; d += 256) {
-    float s = 0.0f;
-#pragma unroll 8
-    for (int i = 0; i < kRows; ++i) s += part[i][d];
-    atomicAdd(ksum + h * HD + d, s);
-  }
-}
-
 struct QuantParams {
   const bf16* x;
   int64_t head, tok;  // elements
@@ -843,9 +810,9 @@ void prepareSage(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, c
   constexpr int kSumRows = 256;
   const dim3 sumGrid((s.kvLen + kSumRows - 1) / kSumRows, H);
   const auto* kd = static_cast<const bf16*>(k.data);
-  if (hd == 64) keySumKernel<64><<<sumGrid, 256, 0, stream>>>(kd, k.headStride, k.tokenStride, s.kvLen, kSumRows, w.ksum);
-  else keySumKernel<128><<<sumGrid, 256, 0, stream>>>(kd, k.headStride, k.tokenStride, s.kvLen, kSumRows, w.ksum);
-  FF_CUDA_LAUNCHED("keySumKernel");
+  if (hd == 64) channelReduceKernel<64, false><<<sumGrid, 256, 0, stream>>>(kd, k.headStride, k.tokenStride, s.kvLen, kSumRows, w.ksum);
+  else channelReduceKernel<128, false><<<sumGrid, 256, 0, stream>>>(kd, k.headStride, k.tokenStride, s.kvLen, kSumRows, w.ksum);
+  FF_CUDA_LAUNCHED("channelReduceKernel (key sums)");
   const QuantParams qp{static_cast<const bf16*>(q.data), q.headStride, q.tokenStride, s.qLen, nbq, nullptr, w.qi8, w.qScale,
                        softmaxScale(s) * kLog2e, pools ? w.qPool : nullptr, nullptr, nullptr};
   const QuantParams kp{kd, k.headStride, k.tokenStride, s.kvLen, nbk, w.ksum, w.ki8, w.kScale,

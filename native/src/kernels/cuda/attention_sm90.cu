@@ -246,20 +246,20 @@ void launch(const SageArgs& a, int rowBlocks, cudaStream_t stream) {
 // schedule) or bf16.
 enum class PvMode { Bf16, Bf16Serial, Fp8 };
 
-// Unset, FF_CUDA_WGMMA_PV is e4m3 for dense attention over at least kFp8MinKeys keys (SLA's
-// sparse branch: kFp8MinKeysSparse) and bf16 otherwise. On an H200 the ws kernel with e4m3 P.V
-// took 8.36 ms against 10.72 with bf16 at [1, 12, 32760, 128] (cos 0.99922 / 0.99991 against
-// fp32), but 0.059 against 0.049 ms at [1, 3, 2304, 64]; SLA at top-k 0.1 took 2.24 against
-// 2.20 ms at [1, 12, 32760, 128] (its V^T pass costs what e4m3 saves) and 33.0 against 37.9 ms
-// at [1, 40, 75600, 128]. Under FF_CUDA_WGMMA_SERIAL=1 it is bf16, the serial schedule's only one.
-constexpr int kFp8MinKeys = 16384, kFp8MinKeysSparse = 65536;
+// Unset, FF_CUDA_WGMMA_PV is e4m3 over at least kFp8MinKeys keys (dense or SLA's sparse branch)
+// and bf16 below. On an H200: dense 8.23 ms with e4m3 against 10.71 with bf16 at
+// [1, 12, 32760, 128] (cos 0.99922 / 0.99991 against fp32), but 0.059 against 0.049 ms at
+// [1, 3, 2304, 64]; SLA at top-k 0.1 2.06 against 2.23 ms at [1, 12, 32760, 128] and 33.0 against
+// 37.9 at [1, 40, 75600, 128]. Under FF_CUDA_WGMMA_SERIAL=1 it is bf16, the serial schedule's only
+// one.
+constexpr int kFp8MinKeys = 16384;
 PvMode pvMode(const SageArgs& a) {
   const char* pv = std::getenv("FF_CUDA_WGMMA_PV");
   const std::string p = pv ? pv : "";
   if (!p.empty() && p != "bf16" && p != "fp8") throw std::invalid_argument("FF_CUDA_WGMMA_PV must be bf16 or fp8, got '" + p + "'");
   const char* serialEnv = std::getenv("FF_CUDA_WGMMA_SERIAL");
   const bool serial = serialEnv != nullptr && serialEnv[0] == '1';
-  if (p == "fp8" || (p.empty() && !serial && a.nK >= (a.blocks ? kFp8MinKeysSparse : kFp8MinKeys))) return PvMode::Fp8;
+  if (p == "fp8" || (p.empty() && !serial && a.nK >= kFp8MinKeys)) return PvMode::Fp8;
   return serial ? PvMode::Bf16Serial : PvMode::Bf16;
 }
 

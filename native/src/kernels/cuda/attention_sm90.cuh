@@ -355,15 +355,6 @@ __device__ __forceinline__ void pipelineTiles(int nTiles, P& pf, P& pn, Step& st
   }
 }
 
-// Per-(head, channel) max |v| into amaxBits (zeroed; non-negative floats order as their bits).
-template <int HD>
-__global__ void vAbsMaxKernel(const __nv_bfloat16* v, int64_t head, int64_t tok, int n, int* amaxBits) {
-  const int h = blockIdx.x, d = threadIdx.x;
-  float m = 0.0f;
-  for (int t = blockIdx.y; t < n; t += gridDim.y) m = fmaxf(m, fabsf(__bfloat162float(v[h * head + static_cast<int64_t>(t) * tok + d])));
-  atomicMax(amaxBits + h * HD + d, __float_as_int(m));
-}
-
 // v -> vt8 e4m3: v * kFp8Max / max|v| of its channel, keys placed by fp8KeySlot within their
 // 32-key group, zero past n. One CTA per (64 keys, head). rowBytes > 0: [heads, HD, rowBytes] (the
 // grid covers rowBytes, so the padding every 128-key tile may read is zero too); rowBytes == 0:
@@ -372,7 +363,9 @@ __global__ void vAbsMaxKernel(const __nv_bfloat16* v, int64_t head, int64_t tok,
 template <int HD>
 __global__ void __launch_bounds__(256) vTransposeFp8Kernel(const __nv_bfloat16* v, int64_t head, int64_t tok, int n,
                                                            const int* amaxBits, uint8_t* vt8, int64_t rowBytes) {
-  __shared__ __align__(16) uint8_t tile[HD][64];
+  // 72-byte rows: the byte stores below (consecutive threads, consecutive channels) fall in 16
+  // banks instead of 2; the rows are read back 8 bytes at a time.
+  __shared__ __align__(16) uint8_t tile[HD][72];
   const int b = blockIdx.x, h = blockIdx.y, tid = threadIdx.x;
   for (int i = tid; i < 64 * HD; i += 256) {
     const int t = i / HD, d = i % HD, key = b * 64 + t;
@@ -381,12 +374,11 @@ __global__ void __launch_bounds__(256) vTransposeFp8Kernel(const __nv_bfloat16* 
     tile[d][fp8KeySlot(t)] = __nv_cvt_float_to_fp8(x, __NV_SATFINITE, __NV_E4M3);
   }
   __syncthreads();
-  for (int i = tid; i < HD * 4; i += 256) {
-    const int d = i >> 2, c = i & 3;
+  for (int i = tid; i < HD * 8; i += 256) {
+    const int d = i >> 3, c = i & 7;
     const int64_t at = rowBytes > 0 ? (static_cast<int64_t>(h) * HD + d) * rowBytes + b * 64
                                     : ((static_cast<int64_t>(h) * gridDim.x + b) * HD + d) * 64;
-    *reinterpret_cast<uint4*>(vt8 + at + c * 16) =
-        *reinterpret_cast<const uint4*>(&tile[d][c * 16]);
+    *reinterpret_cast<uint2*>(vt8 + at + c * 8) = *reinterpret_cast<const uint2*>(&tile[d][c * 8]);
   }
 }
 
@@ -395,8 +387,10 @@ template <int HD>
 void prepareFp8V(const SageArgs& a, cudaStream_t stream, bool blockMajor = false) {
   FF_CUDA(cudaMemsetAsync(a.vAmax, 0, sizeof(int) * a.heads * HD, stream));
   const auto* v = static_cast<const __nv_bfloat16*>(a.v);
-  vAbsMaxKernel<HD><<<dim3(a.heads, std::min(64, a.nK)), HD, 0, stream>>>(v, a.vHead, a.vTok, a.nK, a.vAmax);
-  FF_CUDA_LAUNCHED("vAbsMaxKernel");
+  constexpr int kRowsPerCta = 256;
+  channelReduceKernel<HD, true><<<dim3((a.nK + kRowsPerCta - 1) / kRowsPerCta, a.heads), 256, 0, stream>>>(
+      v, a.vHead, a.vTok, a.nK, kRowsPerCta, reinterpret_cast<float*>(a.vAmax));
+  FF_CUDA_LAUNCHED("channelReduceKernel (max |v|)");
   const int blocks = blockMajor ? a.kBlocks : static_cast<int>(a.vtRow / 64);
   vTransposeFp8Kernel<HD><<<dim3(blocks, a.heads), 256, 0, stream>>>(v, a.vHead, a.vTok, a.nK, a.vAmax, a.vt8,
                                                                      blockMajor ? 0 : a.vtRow);
