@@ -121,7 +121,12 @@ void run() {
     ff::Knobs k;
     k.attention = static_cast<ff::AttentionKind>(kind);
     k.sla_top_k = 0.1;
-    const double maxRel = kind == 0 ? 3e-2 : 6e-2, minCos = kind == 0 ? 0.9995 : 0.998;
+    // SLA's block map is a discrete top-k: the GPU's bf16 rounding of q and k flips near-tied key
+    // blocks against the CPU's fp32 (in the second block, whose input the first one's rounding
+    // moved), and how many flip depends on the random latent drawn above. Measured on an H200
+    // over eight runs: relL2 1.9e-2 to 7.5e-2, cos >= 0.997; the kernels' own SLA checks, with
+    // the CPU's block map compared exactly, stay at 1e-2.
+    const double maxRel = kind == 0 ? 3e-2 : kind == 1 ? 6e-2 : 1e-1, minCos = kind == 0 ? 0.9995 : kind == 1 ? 0.998 : 0.995;
     for (int pass = 0; pass < 2; ++pass) {
       std::vector<float> ref(x.size()), got(x.size());
       net.forward(k, x.data(), s, t, pass == 0 ? cond : uncond, ref.data(), arena);
