@@ -571,7 +571,7 @@ int linearOutSmemBytes(int nb) {
 }
 
 template <int HD>
-__global__ void __launch_bounds__(128) linearOutKernel(LinearOutParams p) {
+__global__ void __launch_bounds__(128, 4) linearOutKernel(LinearOutParams p) {
   constexpr int kP = HD * 2 + 16;  // row pitch (bytes) of the phi(q) and H_R tiles
   constexpr int kKCH = HD / 16, kNT = HD / 8, kPer = HD / 32;
   extern __shared__ __align__(16) uint8_t smem[];
@@ -657,20 +657,21 @@ __global__ void __launch_bounds__(128) linearOutKernel(LinearOutParams p) {
   pvAccum<kNT, kKCH, kP>(o, qf, sH, lane);
   const int rl0 = warp * 16 + g, rl1 = rl0 + 8, r0 = b * 64 + rl0, r1 = b * 64 + rl1;
   const float inv0 = 1.0f / (den[rl0] + kLinearEps), inv1 = 1.0f / (den[rl1] + kLinearEps);
-  bf16* go = p.out + h * p.oHead;
+  // Every load of the sparse output before any store: the two rows are oTok apart, which the
+  // compiler cannot prove non-zero, so interleaved read-add-writes would each wait on the last.
+  uint32_t* dst0 = reinterpret_cast<uint32_t*>(p.out + h * p.oHead + static_cast<int64_t>(r0) * p.oTok + 2 * c4);
+  uint32_t* dst1 = reinterpret_cast<uint32_t*>(p.out + h * p.oHead + static_cast<int64_t>(r1) * p.oTok + 2 * c4);
+  uint32_t prev[kNT][2];
 #pragma unroll
   for (int n = 0; n < kNT; ++n) {
-    const int col = n * 8 + 2 * c4;
-    if (r0 < p.n) {
-      auto* dst = reinterpret_cast<uint32_t*>(go + static_cast<int64_t>(r0) * p.oTok + col);
-      const float2 prev = unpackBf16(*dst);
-      *dst = packBf16(prev.x + o[n][0] * inv0, prev.y + o[n][1] * inv0);
-    }
-    if (r1 < p.n) {
-      auto* dst = reinterpret_cast<uint32_t*>(go + static_cast<int64_t>(r1) * p.oTok + col);
-      const float2 prev = unpackBf16(*dst);
-      *dst = packBf16(prev.x + o[n][2] * inv1, prev.y + o[n][3] * inv1);
-    }
+    prev[n][0] = r0 < p.n ? dst0[n * 4] : 0u;
+    prev[n][1] = r1 < p.n ? dst1[n * 4] : 0u;
+  }
+#pragma unroll
+  for (int n = 0; n < kNT; ++n) {
+    const float2 a = unpackBf16(prev[n][0]), c = unpackBf16(prev[n][1]);
+    if (r0 < p.n) dst0[n * 4] = packBf16(a.x + o[n][0] * inv0, a.y + o[n][1] * inv0);
+    if (r1 < p.n) dst1[n * 4] = packBf16(c.x + o[n][2] * inv1, c.y + o[n][3] * inv1);
   }
 }
 
