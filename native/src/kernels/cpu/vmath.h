@@ -34,11 +34,12 @@ inline float exp_fast(float x) {
 }
 
 // tanh-approximated GELU, the family's activation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+// = x e / (e + 1) with e = exp(2u): no 1 + tanh(u) that cancels where gelu nears zero on the
+// negative side, and finite at both ends with the clamp inside exp_fast (e / (e + 1) -> 0 or 1).
 inline float gelu_fast(float x) {
-  float u = 0.7978845608028654f * (x + 0.044715f * x * x * x);
-  // tanh(u) = 1 - 2 / (exp(2u) + 1), stable for both signs with the clamp inside exp_fast
-  float th = 1.0f - 2.0f / (exp_fast(2.0f * u) + 1.0f);
-  return 0.5f * x * (1.0f + th);
+  const float u = 0.7978845608028654f * (x + 0.044715f * x * x * x);
+  const float e = exp_fast(2.0f * u);
+  return x * (e / (e + 1.0f));
 }
 
 inline float silu_fast(float x) { return x / (1.0f + exp_fast(-x)); }
