@@ -162,7 +162,7 @@ void attention_rows(int64_t tokens, int64_t heads, int64_t hd, std::vector<Row>&
   double ref_seconds = now() - t0;
   rows.push_back(Row{"attention", shape, "reference", ref_seconds, flops / ref_seconds / 1e9, 1, true, 0, 1});
   a.out = out.data();
-  for (ff::Variant var : {ff::Variant::Scalar, ff::Variant::Avx512}) {
+  for (ff::Variant var : {ff::Variant::Scalar, ff::Variant::Avx2, ff::Variant::Avx512}) {
     if (ff::variant_score(var) == 0) continue;
     Row r{"attention", shape, std::string("dense-") + ff::variant_name(var)};
     r.seconds = median_seconds(10, [&] { ff::attention_dense_variant(var, a); });

@@ -178,28 +178,45 @@ TEST(conv3d_matches_reference_for_each_kernel_shape) {
 }
 
 TEST(conv3d_direct_and_im2col_match_reference_on_vae_shapes) {
-  // Widths below, at and past one and two 16-float vectors; channel counts off the block of 8;
-  // causal 3x3x3, spatial 1x3x3 and pointwise kernels.
+  // Widths below, at and past one and two 8- and 16-float vectors (so every tail of the AVX2 and
+  // AVX-512 row kernels); channel counts off the blocks of 4 and 8; causal 3x3x3, 2x3x3, spatial
+  // 1x3x3, 3x3x1, 1x1x3 and pointwise kernels. Each direct build the CPU can run is checked.
   struct Case { int64_t ci, co, t, h, w, kt, kh, kw; };
   const Case cases[] = {{8, 64, 3, 4, 16, 3, 3, 3}, {16, 8, 2, 3, 64, 3, 3, 3}, {8, 3, 2, 5, 33, 1, 3, 3},
                         {5, 9, 3, 3, 47, 3, 3, 3},  {7, 17, 1, 2, 1, 1, 3, 3},  {3, 2, 2, 2, 80, 3, 1, 3},
-                        {4, 6, 2, 3, 20, 1, 1, 1}};
+                        {4, 6, 2, 3, 20, 1, 1, 1},  {6, 13, 3, 3, 12, 3, 3, 3}, {3, 5, 3, 3, 24, 2, 3, 3},
+                        {9, 7, 2, 4, 29, 1, 1, 3},  {4, 11, 4, 2, 58, 3, 3, 1}, {1, 12, 2, 3, 7, 3, 3, 3},
+                        {2, 4, 1, 2, 40, 1, 1, 1}};
+  using DirectFn = void (*)(const ff::Conv3dShape&, const float*, const float*, const float*, float*);
+  struct Direct { ff::Variant v; DirectFn fn; };
+  const Direct directs[] = {{ff::Variant::Avx512, ff::conv3d_direct_avx512},
+                            {ff::Variant::Avx2, ff::conv3d_direct_avx2}};
+  // Where AVX2 runs, conv3d must take a direct build rather than im2col.
+  CHECK(ff::conv3d_direct_available() == (ff::variant_score(ff::Variant::Avx2) > 0));
   uint64_t seed = 400;
   for (const Case& c : cases) {
     ff::Conv3dShape s{c.ci, c.co, c.t, c.h, c.w, c.kt, c.kh, c.kw};
     auto x = random_vector(c.ci * c.t * c.h * c.w, seed++), w = random_vector(c.co * c.ci * c.kt * c.kh * c.kw, seed++);
     auto bias = random_vector(c.co, seed++);
-    std::vector<float> r(c.co * c.t * c.h * c.w), y(r.size(), -7.f);
+    std::vector<float> r(c.co * c.t * c.h * c.w), r0(r.size()), y(r.size(), -7.f);
     ff::conv3d_ref(s, x.data(), w.data(), bias.data(), r.data());
+    ff::conv3d_ref(s, x.data(), w.data(), nullptr, r0.data());
     ff::conv3d_im2col(s, x.data(), w.data(), bias.data(), y.data());
     CHECK_MSG(fftest::rel_l2(y.data(), r.data(), y.size()) < 1e-5, "im2col w=" << c.w << " co=" << c.co);
-    if (!ff::conv3d_direct_available()) continue;
     std::fill(y.begin(), y.end(), -7.f);
-    ff::conv3d_direct_avx512(s, x.data(), w.data(), bias.data(), y.data());
-    CHECK_MSG(fftest::rel_l2(y.data(), r.data(), y.size()) < 1e-5, "direct w=" << c.w << " co=" << c.co << " kt=" << c.kt);
-    ff::conv3d_direct_avx512(s, x.data(), w.data(), nullptr, y.data());
-    ff::conv3d_ref(s, x.data(), w.data(), nullptr, r.data());
-    CHECK_MSG(fftest::rel_l2(y.data(), r.data(), y.size()) < 1e-5, "direct without bias w=" << c.w);
+    ff::conv3d(s, x.data(), w.data(), bias.data(), y.data());
+    CHECK_MSG(fftest::rel_l2(y.data(), r.data(), y.size()) < 1e-5, "conv3d w=" << c.w << " co=" << c.co);
+    for (const Direct& d : directs) {
+      if (ff::variant_score(d.v) == 0) continue;
+      std::fill(y.begin(), y.end(), -7.f);
+      d.fn(s, x.data(), w.data(), bias.data(), y.data());
+      CHECK_MSG(fftest::rel_l2(y.data(), r.data(), y.size()) < 1e-5,
+                ff::variant_name(d.v) << " direct w=" << c.w << " co=" << c.co << " kt=" << c.kt);
+      std::fill(y.begin(), y.end(), -7.f);
+      d.fn(s, x.data(), w.data(), nullptr, y.data());
+      CHECK_MSG(fftest::rel_l2(y.data(), r0.data(), y.size()) < 1e-5,
+                ff::variant_name(d.v) << " direct without bias w=" << c.w);
+    }
   }
 }
 

@@ -29,6 +29,7 @@ void attention_dense_variant(Variant v, const AttentionArgs& a);
 void attention_reference(const AttentionArgs& a);
 
 void attention_dense_scalar(const AttentionArgs& a);
+void attention_dense_avx2(const AttentionArgs& a);
 void attention_dense_avx512(const AttentionArgs& a);
 
 }  // namespace ff

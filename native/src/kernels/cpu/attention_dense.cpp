@@ -7,13 +7,15 @@ namespace ff {
 
 void attention_dense_scalar(const AttentionArgs& a) { attention_dense_impl(a); }
 
+// The widest build at or below `v` that this CPU runs (Vnni and Amx requests run the AVX-512 one).
 void attention_dense_variant(Variant v, const AttentionArgs& a) {
-  if (v != Variant::Scalar && variant_score(Variant::Avx512) > 0) return attention_dense_avx512(a);
+  if (v >= Variant::Avx512 && variant_score(Variant::Avx512) > 0) return attention_dense_avx512(a);
+  if (v >= Variant::Avx2 && variant_score(Variant::Avx2) > 0) return attention_dense_avx2(a);
   attention_dense_scalar(a);
 }
 
 void attention_dense(const AttentionArgs& a) {
-  static const Variant best = best_variant({Variant::Scalar, Variant::Avx512});
+  static const Variant best = best_variant({Variant::Scalar, Variant::Avx2, Variant::Avx512});
   attention_dense_variant(best, a);
 }
 

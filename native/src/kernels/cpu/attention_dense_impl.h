@@ -5,6 +5,7 @@
 #pragma once
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "core/tensor.h"
@@ -57,12 +58,17 @@ inline void attention_rows(const float* __restrict q, int64_t hd, const float* _
     }
     const float new_max = std::max(row_max[r], block_max);
     correction[r] = row_max[r] == -INFINITY ? 0.f : exp_fast(row_max[r] - new_max);
-    // Exponentials in a loop without a reduction, so it vectorises; the sum follows.
-    for (int64_t j = 0; j < kKeyBlock; ++j) {
-      const float x = s[r][j];
-      const bool live = (j < nk) & (x != -INFINITY);  // & keeps the loop branch-free
-      const float p = exp_fast(live ? x - new_max : -87.0f);
-      s[r][j] = live ? p : 0.f;
+    // Exponentials 8 keys at a time on Vec8f (a float loop over exp_fast does not vectorise,
+    // vmath.h), branch-free; the sum follows.
+    static_assert(kKeyBlock % 8 == 0, "key blocks are whole Vec8f");
+    const Vec8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
+    for (int64_t j = 0; j < kKeyBlock; j += 8) {
+      Vec8f x;
+      std::memcpy(&x, &s[r][j], sizeof x);
+      const Vec8i live = (lane + static_cast<int32_t>(j) < static_cast<int32_t>(nk)) & (x != -INFINITY);
+      const Vec8f p = exp_fast_t(live ? x - new_max : Vec8f{} - 87.0f);
+      const Vec8f kept = live ? p : Vec8f{};
+      std::memcpy(&s[r][j], &kept, sizeof kept);
     }
     float sum = 0.f;
     for (int64_t j = 0; j < kKeyBlock; ++j) sum += s[r][j];

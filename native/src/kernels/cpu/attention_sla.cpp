@@ -91,6 +91,7 @@ std::vector<int32_t> slaSelectBlocks(const AttentionArgs& a, int64_t head, const
   return selected;
 }
 
+void slaAttentionAvx2(const AttentionArgs& a, const SlaOptions& options, Variant variant, bool linear);
 void slaAttentionAvx512(const AttentionArgs& a, const SlaOptions& options, Variant variant, bool linear);
 
 void slaAttention(const AttentionArgs& a, const SlaOptions& options, Variant variant) {
@@ -99,9 +100,11 @@ void slaAttention(const AttentionArgs& a, const SlaOptions& options, Variant var
   const int64_t nb = (a.kv_len + kSlaBlock - 1) / kSlaBlock;
   const bool linear = slaSelectedCount(options.topK, nb) < nb && !allZero(options.projL, a.head_dim * a.head_dim);
   // The linear branch's loops run 16 lanes wide where the requested sparse variant is an
-  // AVX-512 one (Vnni, Amx); Scalar and Avx2 requests run the baseline build of the same code.
+  // AVX-512 one (Vnni, Amx), 8 lanes wide for Avx2 requests, and Scalar requests run the baseline
+  // build of the same code.
   if (variant_score(Variant::Avx512) > 0 && (variant == Variant::Vnni || variant == Variant::Amx))
     return slaAttentionAvx512(a, options, variant, linear);
+  if (variant == Variant::Avx2 && variant_score(Variant::Avx2) > 0) return slaAttentionAvx2(a, options, variant, linear);
   sla_detail::slaAttentionImpl(a, options, variant, linear);
 }
 

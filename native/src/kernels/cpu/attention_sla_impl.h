@@ -1,6 +1,6 @@
 // The fast SLA path (attention_sla.h), compiled once per instruction set: attention_sla.cpp
-// (baseline x86-64) and attention_sla_avx512.cpp (AVX-512; the plain loops below vectorise 16
-// lanes wide there). The sparse branch is sageQueryBlock on the requested variant.
+// (baseline x86-64), attention_sla_avx2.cpp (AVX2 + FMA, 8 lanes) and attention_sla_avx512.cpp
+// (AVX-512; the plain loops below vectorise 16 lanes wide there). The sparse branch is sageQueryBlock on the requested variant.
 //
 // Linear branch, per head, with vp_j = proj_l v_j (v projected once per token):
 //   G_b = sum_{j in block b} phi(k~_j) vp_j^T  [hd, hd],  z_b = sum_{j in b} phi(k~_j)  [hd]
@@ -10,6 +10,7 @@
 #pragma once
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "kernels/cpu/attention_sage.h"
@@ -36,46 +37,54 @@ inline void softmaxFast(const float* x, const float* shift, int64_t n, float* ou
   float mx = -INFINITY;
   for (; c < n; ++c) mx = out[c] > mx ? out[c] : mx;
   for (int64_t l = 0; l < L; ++l) mx = lane[l] > mx ? lane[l] : mx;
-  for (int64_t l = 0; l < L; ++l) lane[l] = 0.0f;
+  // The exponentials on Vec8f (a float loop over exp_fast does not vectorise, vmath.h), the sums in
+  // the same 16 lanes.
+  Vec8f acc[L / 8] = {};
   for (c = 0; c + L <= n; c += L)
-    for (int64_t l = 0; l < L; ++l) {
-      out[c + l] = exp_fast(out[c + l] - mx);
-      lane[l] += out[c + l];
+    for (int64_t g = 0; g < L / 8; ++g) {
+      Vec8f v;
+      std::memcpy(&v, out + c + 8 * g, sizeof v);
+      v = exp_fast_t(v - mx);
+      std::memcpy(out + c + 8 * g, &v, sizeof v);
+      acc[g] += v;
     }
   float sum = 0.0f;
   for (; c < n; ++c) {
     out[c] = exp_fast(out[c] - mx);
     sum += out[c];
   }
-  for (int64_t l = 0; l < L; ++l) sum += lane[l];
+  for (int64_t l = 0; l < L; ++l) sum += acc[l / 8][l % 8];
   const float inv = 1.0f / sum;
   for (c = 0; c < n; ++c) out[c] *= inv;
 }
 
-// out[0, n) = sum_{i < m} x[i * stride_x] * rows[i * n, +n). For n = HD = 64 (the family's
-// head dim) the accumulator is four 16-float GCC vectors, so it stays in registers in every
-// build (4 zmm with AVX-512, lowered to narrower registers elsewhere); HD 0 takes n at run time
-// (n <= 256) with plain loops.
-typedef float Vec16 __attribute__((vector_size(64), aligned(4)));
+// The build's native float vector: 16 lanes with AVX-512, 8 with AVX2, 4 otherwise (GCC lowers a
+// vector wider than the registers through memory, so the kernels below never use one).
+#if defined(__AVX512F__)
+constexpr int kVecW = 16;
+#elif defined(__AVX__)
+constexpr int kVecW = 8;
+#else
+constexpr int kVecW = 4;
+#endif
+typedef float VecW __attribute__((vector_size(kVecW * 4), aligned(4)));
+constexpr int kRowVecs = 64 / kVecW;  // VecW per row of the family's head dim, 64
 
+// out[0, n) = sum_{i < m} x[i * stride_x] * rows[i * n, +n). For n = HD = 64 the accumulator is
+// one 64-float row of native vectors, in registers; HD 0 takes n at run time (n <= 256) with plain
+// loops.
 template <int HD>
 inline void combineRows(const float* x, int64_t m, const float* rows, int64_t n, int64_t stride_x, float* out) {
   if constexpr (HD == 64) {
     (void)n;
-    Vec16 a0 = {}, a1 = {}, a2 = {}, a3 = {};
+    VecW a[kRowVecs] = {};
     for (int64_t i = 0; i < m; ++i) {
       const float s = x[i * stride_x];
-      const Vec16* r = reinterpret_cast<const Vec16*>(rows + i * 64);
-      a0 += s * r[0];
-      a1 += s * r[1];
-      a2 += s * r[2];
-      a3 += s * r[3];
+      const VecW* r = reinterpret_cast<const VecW*>(rows + i * 64);
+      for (int v = 0; v < kRowVecs; ++v) a[v] += s * r[v];
     }
-    Vec16* o = reinterpret_cast<Vec16*>(out);
-    o[0] = a0;
-    o[1] = a1;
-    o[2] = a2;
-    o[3] = a3;
+    VecW* o = reinterpret_cast<VecW*>(out);
+    for (int v = 0; v < kRowVecs; ++v) o[v] = a[v];
   } else {
     float acc[kSageMaxHeadDim];
     for (int64_t d = 0; d < n; ++d) acc[d] = 0.0f;
@@ -89,24 +98,27 @@ inline void combineRows(const float* x, int64_t m, const float* rows, int64_t n,
 }
 
 // Four combineRows<64> at once, sharing each row load: out + j * oj receives
-// sum_i x[j * xj + i * stride_x] * rows[i * 64, +64) for j < 4.
+// sum_i x[j * xj + i * stride_x] * rows[i * 64, +64) for j < 4. The columns run in chunks of
+// kCombineVecs vectors so that the 4 x chunk accumulators stay in registers (the whole row in 16 of
+// AVX-512's 32; 16 columns, 8 of AVX2's 16 ymm). Each output is the same sum in the same order.
+constexpr int kCombineVecs = kVecW == 16 ? 4 : 2;
 inline void combineRows4x64(const float* x, int64_t xj, int64_t m, const float* rows, int64_t stride_x, float* out,
                             int64_t oj) {
-  Vec16 a[4][4] = {};
-  for (int64_t i = 0; i < m; ++i) {
-    const Vec16* r = reinterpret_cast<const Vec16*>(rows + i * 64);
-    const Vec16 r0 = r[0], r1 = r[1], r2 = r[2], r3 = r[3];
-    for (int j = 0; j < 4; ++j) {
-      const float s = x[j * xj + i * stride_x];
-      a[j][0] += s * r0;
-      a[j][1] += s * r1;
-      a[j][2] += s * r2;
-      a[j][3] += s * r3;
+  for (int c0 = 0; c0 < kRowVecs; c0 += kCombineVecs) {
+    VecW a[4][kCombineVecs] = {};
+    for (int64_t i = 0; i < m; ++i) {
+      const VecW* r = reinterpret_cast<const VecW*>(rows + i * 64) + c0;
+      VecW rv[kCombineVecs];
+      for (int v = 0; v < kCombineVecs; ++v) rv[v] = r[v];
+      for (int j = 0; j < 4; ++j) {
+        const float s = x[j * xj + i * stride_x];
+        for (int v = 0; v < kCombineVecs; ++v) a[j][v] += s * rv[v];
+      }
     }
-  }
-  for (int j = 0; j < 4; ++j) {
-    Vec16* o = reinterpret_cast<Vec16*>(out + j * oj);
-    for (int v = 0; v < 4; ++v) o[v] = a[j][v];
+    for (int j = 0; j < 4; ++j) {
+      VecW* o = reinterpret_cast<VecW*>(out + j * oj) + c0;
+      for (int v = 0; v < kCombineVecs; ++v) o[v] = a[j][v];
+    }
   }
 }
 
@@ -217,16 +229,16 @@ void slaAttentionImpl(const AttentionArgs& a, const SlaOptions& options, Variant
       float* out = a.out + qb * kSlaBlock * a.out_stride + h * hd;
       sageQueryBlock(heads[static_cast<size_t>(h)], qb, sel, kc, out, a.out_stride);
       if (!linear) continue;
-      // G_R = G_all - sum of the selected blocks' G, in one pass over 16-float chunks.
+      // G_R = G_all - sum of the selected blocks' G, in one pass over native vectors.
       const float* gSel[kSlaMaxSelected];
       const int64_t nSel = std::min<int64_t>(kc, kSlaMaxSelected);
       for (int64_t s = 0; s < nSel; ++s) gSel[s] = gBlk + (h * nb + sel[s]) * hh;
       const float* ga = gAll.data() + h * hh;
       int64_t i = 0;
-      for (; i + 16 <= hh; i += 16) {
-        Vec16 acc = *reinterpret_cast<const Vec16*>(ga + i);
-        for (int64_t s = 0; s < nSel; ++s) acc -= *reinterpret_cast<const Vec16*>(gSel[s] + i);
-        *reinterpret_cast<Vec16*>(gRest.data() + i) = acc;
+      for (; i + kVecW <= hh; i += kVecW) {
+        VecW acc = *reinterpret_cast<const VecW*>(ga + i);
+        for (int64_t s = 0; s < nSel; ++s) acc -= *reinterpret_cast<const VecW*>(gSel[s] + i);
+        *reinterpret_cast<VecW*>(gRest.data() + i) = acc;
       }
       for (; i < hh; ++i) {
         float acc = ga[i];

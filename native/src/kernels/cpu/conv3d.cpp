@@ -7,13 +7,24 @@
 
 namespace ff {
 
-bool conv3d_direct_available() {
-  static const bool ok = variant_score(Variant::Avx512) > 0;
-  return ok;
+namespace {
+
+using Conv3dFn = void (*)(const Conv3dShape&, const float*, const float*, const float*, float*);
+
+// The direct kernel of the widest instruction set the CPU has, or null.
+Conv3dFn direct_kernel() {
+  static const Conv3dFn fn = variant_score(Variant::Avx512) > 0 ? conv3d_direct_avx512
+                             : variant_score(Variant::Avx2) > 0 ? conv3d_direct_avx2
+                                                                : nullptr;
+  return fn;
 }
 
+}  // namespace
+
+bool conv3d_direct_available() { return direct_kernel() != nullptr; }
+
 void conv3d(const Conv3dShape& s, const float* x, const float* w, const float* bias, float* y) {
-  if (conv3d_direct_available()) return conv3d_direct_avx512(s, x, w, bias, y);
+  if (const Conv3dFn direct = direct_kernel()) return direct(s, x, w, bias, y);
   conv3d_im2col(s, x, w, bias, y);
 }
 

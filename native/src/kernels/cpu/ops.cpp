@@ -10,27 +10,40 @@
 
 namespace ff {
 
-// ops_avx512.cpp: the same loops compiled 16 lanes wide.
-void gelu_span_avx512(float* x, int64_t n);
-void silu_span_avx512(float* x, int64_t n);
-void layer_norm_rows_avx512(const float* x, float* y, int64_t r0, int64_t r1, int64_t dim, const float* w, const float* b,
-                            const float* shift, const float* scale, float eps);
-void rms_norm_rows_avx512(const float* x, float* y, int64_t r0, int64_t r1, int64_t dim, const float* w, float eps);
-void add_gated_rows_avx512(float* x, const float* y, int64_t r0, int64_t r1, int64_t dim, const float* gate);
+// ops_avx2.cpp / ops_avx512.cpp: the same loops compiled 8 / 16 lanes wide (FF_OPS_ENTRY_POINTS).
+#define FF_OPS_DECLARE(SUFFIX)                                                                                          \
+  void gelu_span_##SUFFIX(float* x, int64_t n);                                                                        \
+  void silu_span_##SUFFIX(float* x, int64_t n);                                                                        \
+  void layer_norm_rows_##SUFFIX(const float* x, float* y, int64_t r0, int64_t r1, int64_t dim, const float* w,         \
+                                const float* b, const float* shift, const float* scale, float eps);                    \
+  void rms_norm_rows_##SUFFIX(const float* x, float* y, int64_t r0, int64_t r1, int64_t dim, const float* w, float eps); \
+  void add_gated_rows_##SUFFIX(float* x, const float* y, int64_t r0, int64_t r1, int64_t dim, const float* gate);
+FF_OPS_DECLARE(avx2)
+FF_OPS_DECLARE(avx512)
+#undef FF_OPS_DECLARE
 
 namespace {
 
-bool have_avx512() {
-  static const bool ok = variant_score(Variant::Avx512) > 0;
-  return ok;
-}
+// The widest build this CPU runs, chosen once.
+struct RowOps {
+  void (*gelu)(float*, int64_t);
+  void (*silu)(float*, int64_t);
+  void (*layerNorm)(const float*, float*, int64_t, int64_t, int64_t, const float*, const float*, const float*,
+                    const float*, float);
+  void (*rmsNorm)(const float*, float*, int64_t, int64_t, int64_t, const float*, float);
+  void (*addGated)(float*, const float*, int64_t, int64_t, int64_t, const float*);
+};
 
-void gelu_span(float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] = gelu_fast(x[i]);
-}
-
-void silu_span(float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] = silu_fast(x[i]);
+const RowOps& row_ops() {
+  static const RowOps ops = [] {
+    if (variant_score(Variant::Avx512) > 0)
+      return RowOps{gelu_span_avx512, silu_span_avx512, layer_norm_rows_avx512, rms_norm_rows_avx512, add_gated_rows_avx512};
+    if (variant_score(Variant::Avx2) > 0)
+      return RowOps{gelu_span_avx2, silu_span_avx2, layer_norm_rows_avx2, rms_norm_rows_avx2, add_gated_rows_avx2};
+    return RowOps{ops_detail::gelu_span, ops_detail::silu_span, ops_detail::layer_norm_rows, ops_detail::rms_norm_rows,
+                  ops_detail::add_gated_rows};
+  }();
+  return ops;
 }
 
 void rows_parallel(int64_t rows, int64_t dim, const std::function<void(int64_t, int64_t)>& fn) {
@@ -44,11 +57,8 @@ void layer_norm(const float* x, float* y, int64_t rows, int64_t dim, const float
 
 void layer_norm_modulate(const float* x, float* y, int64_t rows, int64_t dim, const float* w, const float* b,
                          const float* shift, const float* scale, float eps) {
-  const bool wide = have_avx512();
-  rows_parallel(rows, dim, [&](int64_t r0, int64_t r1) {
-    if (wide) return layer_norm_rows_avx512(x, y, r0, r1, dim, w, b, shift, scale, eps);
-    for (int64_t r = r0; r < r1; ++r) ops_detail::layer_norm_row(x + r * dim, y + r * dim, dim, w, b, shift, scale, eps);
-  });
+  const auto fn = row_ops().layerNorm;
+  rows_parallel(rows, dim, [&](int64_t r0, int64_t r1) { fn(x, y, r0, r1, dim, w, b, shift, scale, eps); });
 }
 
 void layer_norm_ref(const float* x, float* y, int64_t rows, int64_t dim, const float* w, const float* b, float eps) {
@@ -64,11 +74,8 @@ void layer_norm_ref(const float* x, float* y, int64_t rows, int64_t dim, const f
 }
 
 void rms_norm(const float* x, float* y, int64_t rows, int64_t dim, const float* w, float eps) {
-  const bool wide = have_avx512();
-  rows_parallel(rows, dim, [&](int64_t r0, int64_t r1) {
-    if (wide) return rms_norm_rows_avx512(x, y, r0, r1, dim, w, eps);
-    for (int64_t r = r0; r < r1; ++r) ops_detail::rms_norm_row(x + r * dim, y + r * dim, dim, w, eps);
-  });
+  const auto fn = row_ops().rmsNorm;
+  rows_parallel(rows, dim, [&](int64_t r0, int64_t r1) { fn(x, y, r0, r1, dim, w, eps); });
 }
 
 void rms_norm_ref(const float* x, float* y, int64_t rows, int64_t dim, const float* w, float eps) {
@@ -112,7 +119,7 @@ void channel_rms_norm_ref(const float* x, float* y, int64_t channels, int64_t po
 }
 
 void gelu_inplace(float* x, int64_t n) {
-  auto* span = have_avx512() ? gelu_span_avx512 : gelu_span;
+  auto* span = row_ops().gelu;
   ThreadPool::global().parallel_for(n, [&](int64_t b, int64_t e) { span(x + b, e - b); }, 16384);
 }
 
@@ -124,7 +131,7 @@ void gelu_ref(float* x, int64_t n) {
 }
 
 void silu_inplace(float* x, int64_t n) {
-  auto* span = have_avx512() ? silu_span_avx512 : silu_span;
+  auto* span = row_ops().silu;
   ThreadPool::global().parallel_for(n, [&](int64_t b, int64_t e) { span(x + b, e - b); }, 16384);
 }
 
@@ -140,11 +147,8 @@ void modulate(float* x, int64_t rows, int64_t dim, const float* shift, const flo
 }
 
 void add_gated(float* x, const float* y, int64_t rows, int64_t dim, const float* gate) {
-  const bool wide = have_avx512();
-  rows_parallel(rows, dim, [&](int64_t r0, int64_t r1) {
-    if (wide) return add_gated_rows_avx512(x, y, r0, r1, dim, gate);
-    for (int64_t r = r0; r < r1; ++r) ops_detail::add_gated_row(x + r * dim, y + r * dim, dim, gate);
-  });
+  const auto fn = row_ops().addGated;
+  rows_parallel(rows, dim, [&](int64_t r0, int64_t r1) { fn(x, y, r0, r1, dim, gate); });
 }
 
 namespace {

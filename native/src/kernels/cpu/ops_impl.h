@@ -1,9 +1,12 @@
 // Row kernels of ops.h compiled once per instruction set (ops.cpp for baseline x86-64,
-// ops_avx512.cpp 16 lanes wide). Reductions run in 16 independent lanes so they vectorise
+// ops_avx2.cpp 8 lanes wide, ops_avx512.cpp 16 lanes wide). Reductions run in 16 independent lanes so they vectorise
 // without reassociating flags; each row is one pass to reduce and one to write.
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+
+#include "kernels/cpu/vmath.h"
 
 // Internal linkage on purpose (see gemm_driver.h): each file compiles its own copy.
 namespace ff::ops_detail {
@@ -79,5 +82,55 @@ inline void add_gated_row(float* __restrict x, const float* __restrict y, int64_
     for (int64_t i = 0; i < dim; ++i) x[i] += y[i];
 }
 
+inline void layer_norm_rows(const float* x, float* y, int64_t r0, int64_t r1, int64_t dim, const float* w, const float* b,
+                            const float* shift, const float* scale, float eps) {
+  for (int64_t r = r0; r < r1; ++r) layer_norm_row(x + r * dim, y + r * dim, dim, w, b, shift, scale, eps);
+}
+
+inline void rms_norm_rows(const float* x, float* y, int64_t r0, int64_t r1, int64_t dim, const float* w, float eps) {
+  for (int64_t r = r0; r < r1; ++r) rms_norm_row(x + r * dim, y + r * dim, dim, w, eps);
+}
+
+inline void add_gated_rows(float* x, const float* y, int64_t r0, int64_t r1, int64_t dim, const float* gate) {
+  for (int64_t r = r0; r < r1; ++r) add_gated_row(x + r * dim, y + r * dim, dim, gate);
+}
+
+// fn over x[0, n): 8 floats at a time as Vec8f (vmath.h: the float loop does not vectorise), the
+// tail as floats.
+template <class Fn>
+inline void activation_span(float* x, int64_t n, Fn fn) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    Vec8f v;
+    std::memcpy(&v, x + i, sizeof v);
+    v = fn(v);
+    std::memcpy(x + i, &v, sizeof v);
+  }
+  for (; i < n; ++i) x[i] = fn(x[i]);
+}
+
+inline void gelu_span(float* x, int64_t n) {
+  activation_span(x, n, [](auto v) { return gelu_fast_t(v); });
+}
+
+inline void silu_span(float* x, int64_t n) {
+  activation_span(x, n, [](auto v) { return silu_fast_t(v); });
+}
+
 }  // namespace
 }  // namespace ff::ops_detail
+
+// The entry points ops.cpp dispatches to, for one instruction-set build (SUFFIX: avx2, avx512);
+// gelu_span_SUFFIX is each build's own.
+#define FF_OPS_ENTRY_POINTS(SUFFIX)                                                                                    \
+  void silu_span_##SUFFIX(float* x, int64_t n) { ops_detail::silu_span(x, n); }                                       \
+  void layer_norm_rows_##SUFFIX(const float* x, float* y, int64_t r0, int64_t r1, int64_t dim, const float* w,         \
+                                const float* b, const float* shift, const float* scale, float eps) {                   \
+    ops_detail::layer_norm_rows(x, y, r0, r1, dim, w, b, shift, scale, eps);                                           \
+  }                                                                                                                    \
+  void rms_norm_rows_##SUFFIX(const float* x, float* y, int64_t r0, int64_t r1, int64_t dim, const float* w, float eps) { \
+    ops_detail::rms_norm_rows(x, y, r0, r1, dim, w, eps);                                                              \
+  }                                                                                                                    \
+  void add_gated_rows_##SUFFIX(float* x, const float* y, int64_t r0, int64_t r1, int64_t dim, const float* gate) {     \
+    ops_detail::add_gated_rows(x, y, r0, r1, dim, gate);                                                               \
+  }

@@ -12,6 +12,8 @@ namespace ff::cpu {
 
 void quantizeRowsAvx512(const float* x, int64_t rows, int64_t cols, int64_t ldx, int8_t* q,
                         int64_t ldq, float* scale);
+void quantizeRowsAvx2(const float* x, int64_t rows, int64_t cols, int64_t ldx, int8_t* q, int64_t ldq,
+                      float* scale);
 
 bool int8VariantRuns(Variant v) {
   return v != Variant::Avx512 && variant_score(v) > 0;
@@ -52,6 +54,8 @@ void quantizeRows(const float* x, int64_t rows, int64_t cols, int64_t ldx, int8_
                   float* scale) {
   if (variant_score(Variant::Avx512) > 0) {
     quantizeRowsAvx512(x, rows, cols, ldx, q, ldq, scale);
+  } else if (variant_score(Variant::Avx2) > 0) {
+    quantizeRowsAvx2(x, rows, cols, ldx, q, ldq, scale);
   } else {
     quantizeRowsScalar(x, rows, cols, ldx, q, ldq, scale);
   }

@@ -1,25 +1,47 @@
-// exp written so the compiler vectorises loops that call it (libm's expf is a scalar call):
-// branch-free round-to-nearest range reduction x = n ln2 + r, |r| <= ln2/2, degree-7 polynomial, 2^n built
-// from the exponent bits. Relative error below 2e-7 on [-87, 88]; inputs are clamped there.
+// exp without libm's scalar call: branch-free round-to-nearest range reduction x = n ln2 + r,
+// |r| <= ln2/2, degree-7 polynomial, 2^n built from the exponent bits. Relative error below 2e-7 on
+// [-87, 88]; inputs are clamped there. Written once for float and for GCC vector types (Vec8f):
+// loops over floats do not vectorise with GCC 12, which threads the clamps' constant results into
+// branches, so the activations' span loops (ops_impl.h) run on Vec8f explicitly.
 #pragma once
 #include <cstdint>
 #include <cstring>
 
 namespace ff {
 
-inline float exp_fast(float x) {
-  x = x < -87.0f ? -87.0f : x;
-  x = x > 88.0f ? 88.0f : x;
-  float t = x * 1.44269504088896341f;
-  // Round to nearest with the 1.5 * 2^23 shifter (no float->int conversion branch, so loops
-  // calling this vectorise); n is read back from the shifted value's mantissa bits.
-  float shifted = t + 12582912.0f;
-  float nf = shifted - 12582912.0f;
-  int32_t n;
-  std::memcpy(&n, &shifted, 4);
-  n -= 0x4B400000;
-  float r = x - nf * 0.693145751953125f - nf * 1.42860682030941723e-6f;
-  float p = 1.98412698e-4f;
+using Vec8f = float __attribute__((vector_size(32)));
+using Vec8i = int32_t __attribute__((vector_size(32)));
+
+namespace vmath_detail {
+inline int32_t toBits(float f) {
+  int32_t i;
+  std::memcpy(&i, &f, 4);
+  return i;
+}
+inline float fromBits(int32_t i) {
+  float f;
+  std::memcpy(&f, &i, 4);
+  return f;
+}
+inline Vec8i toBits(Vec8f f) { return reinterpret_cast<Vec8i>(f); }
+inline Vec8f fromBits(Vec8i i) { return reinterpret_cast<Vec8f>(i); }
+}  // namespace vmath_detail
+
+template <class F>
+inline F exp_fast_t(F x) {
+  using vmath_detail::fromBits;
+  using vmath_detail::toBits;
+  const F zero{};
+  x = x < -87.0f ? zero - 87.0f : x;
+  x = x > 88.0f ? zero + 88.0f : x;
+  const F t = x * 1.44269504088896341f;
+  // Round to nearest with the 1.5 * 2^23 shifter (no float->int conversion branch); n is read
+  // back from the shifted value's mantissa bits.
+  const F shifted = t + 12582912.0f;
+  const F nf = shifted - 12582912.0f;
+  const auto n = toBits(shifted) - 0x4B400000;
+  const F r = x - nf * 0.693145751953125f - nf * 1.42860682030941723e-6f;
+  F p = zero + 1.98412698e-4f;
   p = p * r + 1.38888889e-3f;
   p = p * r + 8.33333333e-3f;
   p = p * r + 4.16666667e-2f;
@@ -27,21 +49,28 @@ inline float exp_fast(float x) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  int32_t bits = (n + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, 4);
-  return p * scale;
+  return p * fromBits((n + 127) << 23);
 }
+
+inline float exp_fast(float x) { return exp_fast_t(x); }
 
 // tanh-approximated GELU, the family's activation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
 // = x e / (e + 1) with e = exp(2u): no 1 + tanh(u) that cancels where gelu nears zero on the
 // negative side, and finite at both ends with the clamp inside exp_fast (e / (e + 1) -> 0 or 1).
-inline float gelu_fast(float x) {
-  const float u = 0.7978845608028654f * (x + 0.044715f * x * x * x);
-  const float e = exp_fast(2.0f * u);
+template <class F>
+inline F gelu_fast_t(F x) {
+  const F u = 0.7978845608028654f * (x + 0.044715f * x * x * x);
+  const F e = exp_fast_t(2.0f * u);
   return x * (e / (e + 1.0f));
 }
 
-inline float silu_fast(float x) { return x / (1.0f + exp_fast(-x)); }
+inline float gelu_fast(float x) { return gelu_fast_t(x); }
+
+template <class F>
+inline F silu_fast_t(F x) {
+  return x / (1.0f + exp_fast_t(-x));
+}
+
+inline float silu_fast(float x) { return silu_fast_t(x); }
 
 }  // namespace ff
