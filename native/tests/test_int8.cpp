@@ -8,6 +8,8 @@
 #include "kernels/cpu/attention_sage.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/gemm_int8.h"
+#include "core/error.h"
+#include "model/dispatch.h"
 
 using fftest::random_vector;
 using ff::Variant;
@@ -111,6 +113,26 @@ TEST(int8_quantization_rounds_identically_on_every_path) {
   CHECK(sa == sb);
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c) CHECK(std::fabs(a[r * ld + c] * sa[r] - x[r * cols + c]) <= 0.5f * sa[r] * 1.0001f);
+}
+
+TEST(stored_w8a8_weights_with_minus_128_are_refused_naming_the_tensor) {
+  const int64_t N = 3, K = 5;
+  std::vector<int8_t> q(N * K, 7);
+  std::vector<float> scale(N, 0.01f), w(N * K, 0.07f);
+  ff::LinearWeights lw;
+  lw.name = "dit.blocks.0.ffn.fc1";
+  lw.out = N;
+  lw.in = K;
+  lw.weight = w.data();
+  lw.weight_q = q.data();
+  lw.weight_scale = scale.data();
+  ff::prepare_linear(ff::LinearKind::W8a8, lw);  // [-127, 127]: accepted
+  CHECK(lw.state(ff::LinearKind::W8a8) != nullptr);
+  q[11] = -128;
+  ff::LinearWeights bad = lw;
+  bad.kernel_state = {};
+  CHECK_THROWS(ff::prepare_linear(ff::LinearKind::W8a8, bad), ff::ErrorCode::ModelFormat,
+               "tensor dit.blocks.0.ffn.fc1.weight_q: value -128 at element 11");
 }
 
 TEST(sage_attention_matches_dense_fp32_within_the_accuracy_bounds) {

@@ -59,6 +59,13 @@ void prepare_linear(LinearKind kind, LinearWeights& w) {
     case LinearKind::Fp32: return;  // runs on the weights as loaded
     case LinearKind::W8a8: {
       // Per-output-channel INT8 weights: the stored <name>.weight_q/.weight_scale, else quantized now.
+      // Stored ones are symmetric like the engine's own: -128 would break the AVX2 kernel's sign
+      // trick (int8_panel_avx2.h), so it is refused here, naming the tensor.
+      if (w.weight_q)
+        for (int64_t i = 0; i < w.out * w.in; ++i)
+          if (w.weight_q[i] == -128)
+            fail(ErrorCode::ModelFormat, "tensor " + w.name + ".weight_q: value -128 at element " + std::to_string(i) +
+                                             "; stored W8A8 weights lie in [-127, 127]");
       const Variant v = cpu::bestInt8Variant();
       w.state(LinearKind::W8a8) = std::make_shared<cpu::Int8Linear>(
           w.weight_q ? cpu::int8LinearFromQuantized(w.weight_q, w.weight_scale, w.bias, w.out, w.in, v)

@@ -83,10 +83,10 @@ void sageQueryBlockAvx2(const SageHead& h, int64_t qb, const int32_t* keyBlocks,
         for (int64_t g = 0; g < 4; ++g) {
           const int64_t key0 = kb * kSageBlock + g * 16;
           const int8_t* panel = h.k.data() + (kb * 4 + g) * kSteps * 1024;
-          for (int64_t r = 0; r < 16; r += 2) {
-            __m256i dots[2][2];
-            int8PanelDotAvx2<2>(qRows + r * h.hdPad, h.hdPad, panel, h.hdPad, dots);
-            for (int i = 0; i < 2; ++i)
+          for (int64_t r = 0; r < 16; r += 4) {
+            __m256i dots[4][2];
+            int8PanelDotAvx2<4>(qRows + r * h.hdPad, h.hdPad, panel, h.hdPad, dots);
+            for (int i = 0; i < 4; ++i)
               for (int half = 0; half < 2; ++half)
                 _mm256_storeu_ps(s + (r + i) * kChunkKeys + bi * kSageBlock + g * 16 + half * 8,
                                  _mm256_mul_ps(_mm256_cvtepi32_ps(dots[i][half]), f));

@@ -43,6 +43,11 @@ void gemmInt8RowsAvx2(const Int8Linear& layer, const int8_t* xq, const float* xs
   const int64_t panels = roundUp(layer.out, 16) / 16;
   const int64_t lda = layer.inPadded;
   int64_t m = 0;
+  for (; m + 4 <= rows; m += 4) {
+    for (int64_t nb = 0; nb < panels; ++nb) {
+      avx2Panel<4>(layer, xq + m * lda, lda, xs + m, nb, y + m * ldy, ldy);
+    }
+  }
   for (; m + 2 <= rows; m += 2) {
     for (int64_t nb = 0; nb < panels; ++nb) {
       avx2Panel<2>(layer, xq + m * lda, lda, xs + m, nb, y + m * ldy, ldy);

@@ -1,38 +1,41 @@
 #pragma once
-// AVX2 int8 dot products against the 16-column panels of packInt8Panels: bytes widened to int16
-// and multiplied with vpmaddwd (exact, no u8 x s8 saturation), int32 partial pairs summed at the
-// end. Shared by the AVX2 W8A8 GEMM and the AVX2 Sage attention; include only from *_avx2.cpp.
+// AVX2 int8 dot products against the 16-column panels of packInt8Panels, exact in int32:
+// |a| times b carrying a's sign (vpabsb, vpsignb) through vpmaddubsw, whose int16 pair sums
+// cannot saturate because both operands lie in [-127, 127] (the quantizers' range: 2 * 127 * 127
+// = 32258), then vpmaddwd against ones to int32. A panel's 64 bytes per 4 K-values are 16 columns
+// x 4 consecutive K, so each 32-byte half is 8 columns in order. Shared by the AVX2 W8A8 GEMM and
+// the AVX2 Sage attention; include only from *_avx2.cpp.
 #include <immintrin.h>
 
 #include <cstdint>
 
 namespace ff::cpu {
 
-// out[r][0..16) = sum_k a[r][k] * panel column; a: R rows of `depth` int8 (stride lda), panel:
-// depth/64 consecutive 1 KiB panel tiles of the same 16 columns.
+// out[r][h] = columns 8h..8h+7 of sum_k a[r][k] * panel column, r < R (up to 4: 2R accumulators,
+// the two panel halves, ones and the temporaries fit AVX2's 16 registers); a: R rows of `depth`
+// int8 (stride lda), panel: depth/64 consecutive 1 KiB panel tiles of the same 16 columns.
 template <int R>
 inline void int8PanelDotAvx2(const int8_t* a, int64_t lda, const int8_t* panel, int64_t depth,
                              __m256i (&out)[R][2]) {
-  __m256i acc[R][4];
-  for (int r = 0; r < R; ++r)
-    for (int q = 0; q < 4; ++q) acc[r][q] = _mm256_setzero_si256();
+  static_assert(R >= 1 && R <= 4, "accumulators for at most 4 rows stay in registers");
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
   for (int64_t k4 = 0; k4 < depth / 4; ++k4) {
-    const int8_t* wp = panel + k4 * 64;
-    __m256i b[4];
-    for (int q = 0; q < 4; ++q) {
-      b[q] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wp + q * 16)));
-    }
+    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + k4 * 64));
+    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + k4 * 64 + 32));
     for (int r = 0; r < R; ++r) {
       int32_t word;
       __builtin_memcpy(&word, a + r * lda + k4 * 4, 4);
-      const __m256i av = _mm256_cvtepi8_epi16(_mm_set1_epi32(word));
-      for (int q = 0; q < 4; ++q) acc[r][q] = _mm256_add_epi32(acc[r][q], _mm256_madd_epi16(av, b[q]));
+      const __m256i av = _mm256_set1_epi32(word);
+      const __m256i mag = _mm256_abs_epi8(av);
+      acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(mag, _mm256_sign_epi8(b0, av)), ones));
+      acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(mag, _mm256_sign_epi8(b1, av)), ones));
     }
   }
-  // acc[r][q] holds columns 4q..4q+3 as adjacent partial pairs; hadd + permute restores order.
   for (int r = 0; r < R; ++r) {
-    out[r][0] = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r][0], acc[r][1]), 0xd8);
-    out[r][1] = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[r][2], acc[r][3]), 0xd8);
+    out[r][0] = acc[r][0];
+    out[r][1] = acc[r][1];
   }
 }
 
