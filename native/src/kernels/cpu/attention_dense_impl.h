@@ -1,5 +1,6 @@
 // The dense online-softmax kernel, compiled once per instruction set (attention_dense.cpp,
-// attention_dense_avx512.cpp). Loops are written so the compiler vectorises them without
+// attention_dense_avx2.cpp, attention_dense_avx512.cpp). Loops are written so the compiler
+// vectorises them (the exponentials explicitly on Vec8f) without
 // reassociating any reduction: scores over a block of keys are accumulated along the key axis
 // from a transposed K block, and P·V along head_dim.
 #pragma once

@@ -14,7 +14,7 @@ namespace ff::cpu {
 namespace {
 
 // phi(x) = softmax of x over its n channels (x minus shift when given); `exact` uses libm's exp
-// (the oracle), otherwise the vectorisable exp_fast.
+// (the oracle), otherwise exp_fast.
 void softmaxChannels(const float* x, const float* shift, int64_t n, float* out, bool exact) {
   float mx = -INFINITY;
   for (int64_t c = 0; c < n; ++c) {
