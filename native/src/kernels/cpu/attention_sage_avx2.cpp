@@ -99,11 +99,29 @@ void sageQueryBlockAvx2(const SageHead& h, int64_t qb, const int32_t* keyBlocks,
         float* row = s + r * kChunkKeys;
         const __m256 corr = _mm256_set1_ps(onlineSoftmaxRowAvx2(row, cols, m[r], l[r]));
         float* orow = o + r * h.hdV;
+        auto keyRow = [&](int64_t j) {
+          return h.v.data() + (keyBlocks[c0 + j / kSageBlock] * kSageBlock + j % kSageBlock) * h.hdV;
+        };
+        if (h.hdV == 64) {
+          // The row's 64 running outputs in 8 registers across all keys (the same products in
+          // the same order as the general loop below, without a load and store per key).
+          __m256 acc[8];
+          for (int c = 0; c < 8; ++c) acc[c] = _mm256_mul_ps(_mm256_loadu_ps(orow + 8 * c), corr);
+          for (int64_t j = 0; j < cols; ++j) {
+            const float pj = row[j];
+            if (pj == 0.0f) continue;
+            const float* vj = keyRow(j);
+            const __m256 vp = _mm256_set1_ps(pj);
+            for (int c = 0; c < 8; ++c) acc[c] = _mm256_fmadd_ps(vp, _mm256_loadu_ps(vj + 8 * c), acc[c]);
+          }
+          for (int c = 0; c < 8; ++c) _mm256_storeu_ps(orow + 8 * c, acc[c]);
+          continue;
+        }
         for (int64_t c = 0; c < h.hdV; c += 8) _mm256_storeu_ps(orow + c, _mm256_mul_ps(_mm256_loadu_ps(orow + c), corr));
         for (int64_t j = 0; j < cols; ++j) {
           const float pj = row[j];
           if (pj == 0.0f) continue;
-          const float* vj = h.v.data() + (keyBlocks[c0 + j / kSageBlock] * kSageBlock + j % kSageBlock) * h.hdV;
+          const float* vj = keyRow(j);
           const __m256 vp = _mm256_set1_ps(pj);
           for (int64_t c = 0; c < h.hdV; c += 8)
             _mm256_storeu_ps(orow + c, _mm256_fmadd_ps(vp, _mm256_loadu_ps(vj + c), _mm256_loadu_ps(orow + c)));
