@@ -1,6 +1,7 @@
 // The fast SLA path (attention_sla.h), compiled once per instruction set: attention_sla.cpp
 // (baseline x86-64), attention_sla_avx2.cpp (AVX2 + FMA, 8 lanes) and attention_sla_avx512.cpp
-// (AVX-512; the plain loops below vectorise 16 lanes wide there). The sparse branch is sageQueryBlock on the requested variant.
+// (AVX-512; the plain loops below vectorise 16 lanes wide there). The sparse branch is
+// sageQueryBlock on the requested variant.
 //
 // Linear branch, per head, with vp_j = proj_l v_j (v projected once per token):
 //   G_b = sum_{j in block b} phi(k~_j) vp_j^T  [hd, hd],  z_b = sum_{j in b} phi(k~_j)  [hd]

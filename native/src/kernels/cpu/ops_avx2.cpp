@@ -7,8 +7,6 @@
 
 namespace ff {
 
-void gelu_span_avx2(float* x, int64_t n) { ops_detail::gelu_span(x, n); }
-
 FF_OPS_ENTRY_POINTS(avx2)
 
 }  // namespace ff

@@ -1,6 +1,7 @@
 // Row kernels of ops.h compiled once per instruction set (ops.cpp for baseline x86-64,
-// ops_avx2.cpp 8 lanes wide, ops_avx512.cpp 16 lanes wide). Reductions run in 16 independent lanes so they vectorise
-// without reassociating flags; each row is one pass to reduce and one to write.
+// ops_avx2.cpp 8 lanes wide, ops_avx512.cpp 16 lanes wide). Reductions run in 16 independent
+// lanes so they vectorise without reassociating flags; each row is one pass to reduce and one to
+// write.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -95,13 +96,19 @@ inline void add_gated_rows(float* x, const float* y, int64_t r0, int64_t r1, int
   for (int64_t r = r0; r < r1; ++r) add_gated_row(x + r * dim, y + r * dim, dim, gate);
 }
 
-// fn over x[0, n): 8 floats at a time as Vec8f (vmath.h: the float loop does not vectorise), the
-// tail as floats.
+// fn over x[0, n) a native vector at a time (vmath.h: the float loop does not vectorise), the tail
+// as floats.
+#ifdef __AVX512F__
+using ActVec = Vec16f;
+#else
+using ActVec = Vec8f;
+#endif
 template <class Fn>
 inline void activation_span(float* x, int64_t n, Fn fn) {
+  constexpr int64_t kW = sizeof(ActVec) / sizeof(float);
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    Vec8f v;
+  for (; i + kW <= n; i += kW) {
+    ActVec v;
     std::memcpy(&v, x + i, sizeof v);
     v = fn(v);
     std::memcpy(x + i, &v, sizeof v);
@@ -120,9 +127,9 @@ inline void silu_span(float* x, int64_t n) {
 }  // namespace
 }  // namespace ff::ops_detail
 
-// The entry points ops.cpp dispatches to, for one instruction-set build (SUFFIX: avx2, avx512);
-// gelu_span_SUFFIX is each build's own.
+// The entry points ops.cpp dispatches to, for one instruction-set build (SUFFIX: avx2, avx512).
 #define FF_OPS_ENTRY_POINTS(SUFFIX)                                                                                    \
+  void gelu_span_##SUFFIX(float* x, int64_t n) { ops_detail::gelu_span(x, n); }                                       \
   void silu_span_##SUFFIX(float* x, int64_t n) { ops_detail::silu_span(x, n); }                                       \
   void layer_norm_rows_##SUFFIX(const float* x, float* y, int64_t r0, int64_t r1, int64_t dim, const float* w,         \
                                 const float* b, const float* shift, const float* scale, float eps) {                   \

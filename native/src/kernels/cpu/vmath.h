@@ -1,8 +1,9 @@
 // exp without libm's scalar call: branch-free round-to-nearest range reduction x = n ln2 + r,
 // |r| <= ln2/2, degree-7 polynomial, 2^n built from the exponent bits. Relative error below 2e-7 on
-// [-87, 88]; inputs are clamped there. Written once for float and for GCC vector types (Vec8f):
+// [-87, 88]; inputs are clamped there. Written once for float and GCC vector types (Vec8f, Vec16f):
 // loops over floats do not vectorise with GCC 12, which threads the clamps' constant results into
-// branches, so the activations' span loops (ops_impl.h) run on Vec8f explicitly.
+// branches, so the loops that need it (the activations' spans in ops_impl.h, dense attention's and
+// SLA's exponentials) run on vectors explicitly.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -11,6 +12,8 @@ namespace ff {
 
 using Vec8f = float __attribute__((vector_size(32)));
 using Vec8i = int32_t __attribute__((vector_size(32)));
+using Vec16f = float __attribute__((vector_size(64)));
+using Vec16i = int32_t __attribute__((vector_size(64)));
 
 namespace vmath_detail {
 inline int32_t toBits(float f) {
@@ -25,6 +28,8 @@ inline float fromBits(int32_t i) {
 }
 inline Vec8i toBits(Vec8f f) { return reinterpret_cast<Vec8i>(f); }
 inline Vec8f fromBits(Vec8i i) { return reinterpret_cast<Vec8f>(i); }
+inline Vec16i toBits(Vec16f f) { return reinterpret_cast<Vec16i>(f); }
+inline Vec16f fromBits(Vec16i i) { return reinterpret_cast<Vec16f>(i); }
 }  // namespace vmath_detail
 
 template <class F>
