@@ -68,9 +68,11 @@ void sageQueryBlockAvx2(const SageHead& h, int64_t qb, const int32_t* keyBlocks,
   const int64_t kSteps = h.hdPad / 64;
   alignas(32) float s[16 * kChunkKeys];
   alignas(32) float o[16 * kSageMaxHeadDim];
+  alignas(32) int8_t qAbs[16 * kSageMaxHeadDim];
   float m[16], l[16];
   for (int64_t r0 = 0; r0 < rows; r0 += 16) {
     const int8_t* qRows = h.q.data() + (qb * kSageBlock + r0) * h.hdPad;
+    int8AbsAvx2(qRows, 16 * h.hdPad, qAbs);  // once for the 16 rows' products with every key
     std::fill(m, m + 16, -INFINITY);
     std::fill(l, l + 16, 0.0f);
     std::fill(o, o + 16 * h.hdV, 0.0f);
@@ -85,7 +87,7 @@ void sageQueryBlockAvx2(const SageHead& h, int64_t qb, const int32_t* keyBlocks,
           const int8_t* panel = h.k.data() + (kb * 4 + g) * kSteps * 1024;
           for (int64_t r = 0; r < 16; r += 4) {
             __m256i dots[4][2];
-            int8PanelDotAvx2<4>(qRows + r * h.hdPad, h.hdPad, panel, h.hdPad, dots);
+            int8PanelDotAvx2<4>(qRows + r * h.hdPad, qAbs + r * h.hdPad, h.hdPad, panel, h.hdPad, dots);
             for (int i = 0; i < 4; ++i)
               for (int half = 0; half < 2; ++half)
                 _mm256_storeu_ps(s + (r + i) * kChunkKeys + bi * kSageBlock + g * 16 + half * 8,

@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "gemm_int8.h"
 #include "int8_panel_avx2.h"
@@ -12,10 +13,10 @@ namespace ff::cpu {
 namespace {
 
 template <int R>
-void avx2Panel(const Int8Linear& layer, const int8_t* xq, int64_t lda, const float* xs,
+void avx2Panel(const Int8Linear& layer, const int8_t* xq, const int8_t* xAbs, int64_t lda, const float* xs,
                int64_t nb, float* y, int64_t ldy) {
   __m256i sums[R][2];
-  int8PanelDotAvx2<R>(xq, lda, layer.weights.data() + nb * layer.inPadded * 16, layer.inPadded, sums);
+  int8PanelDotAvx2<R>(xq, xAbs, lda, layer.weights.data() + nb * layer.inPadded * 16, layer.inPadded, sums);
   for (int half = 0; half < 2; ++half) {
     const int64_t col = nb * 16 + half * 8;
     if (col >= layer.out) break;
@@ -36,28 +37,29 @@ void avx2Panel(const Int8Linear& layer, const int8_t* xq, int64_t lda, const flo
   }
 }
 
+// Rows in groups of 4 (then 2, then 1), each group against every panel; the group's magnitudes are
+// formed once for all panels.
+template <int R>
+int64_t rowGroups(const Int8Linear& layer, const int8_t* xq, const float* xs, int64_t m, int64_t rows, float* y,
+                  int64_t ldy, int8_t* xAbs) {
+  const int64_t panels = roundUp(layer.out, 16) / 16;
+  const int64_t lda = layer.inPadded;
+  for (; m + R <= rows; m += R) {
+    int8AbsAvx2(xq + m * lda, R * lda, xAbs);
+    for (int64_t nb = 0; nb < panels; ++nb) avx2Panel<R>(layer, xq + m * lda, xAbs, lda, xs + m, nb, y + m * ldy, ldy);
+  }
+  return m;
+}
+
 }  // namespace
 
 void gemmInt8RowsAvx2(const Int8Linear& layer, const int8_t* xq, const float* xs, int64_t rows,
                       float* y, int64_t ldy) {
-  const int64_t panels = roundUp(layer.out, 16) / 16;
-  const int64_t lda = layer.inPadded;
-  int64_t m = 0;
-  for (; m + 4 <= rows; m += 4) {
-    for (int64_t nb = 0; nb < panels; ++nb) {
-      avx2Panel<4>(layer, xq + m * lda, lda, xs + m, nb, y + m * ldy, ldy);
-    }
-  }
-  for (; m + 2 <= rows; m += 2) {
-    for (int64_t nb = 0; nb < panels; ++nb) {
-      avx2Panel<2>(layer, xq + m * lda, lda, xs + m, nb, y + m * ldy, ldy);
-    }
-  }
-  for (; m < rows; ++m) {
-    for (int64_t nb = 0; nb < panels; ++nb) {
-      avx2Panel<1>(layer, xq + m * lda, lda, xs + m, nb, y + m * ldy, ldy);
-    }
-  }
+  thread_local std::vector<int8_t> xAbs;
+  xAbs.resize(static_cast<size_t>(4 * layer.inPadded));
+  int64_t m = rowGroups<4>(layer, xq, xs, 0, rows, y, ldy, xAbs.data());
+  m = rowGroups<2>(layer, xq, xs, m, rows, y, ldy, xAbs.data());
+  rowGroups<1>(layer, xq, xs, m, rows, y, ldy, xAbs.data());
 }
 
 }  // namespace ff::cpu
