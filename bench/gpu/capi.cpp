@@ -91,20 +91,28 @@ int ff_cuda_sla(int heads, int n, int hd, float topK, void* q, void* k, void* v,
 int ff_cuda_sla_stages(int heads, int n, int hd, float topK, void* q, void* k, void* v, void* out, void* proj, void* ws,
                        size_t wsBytes, void* stream, float* ms) {
   return guarded([&] {
-    cudaEvent_t ev[6];
+    cudaEvent_t ev[7];  // the start, one per stage, the end
     for (auto& e : ev)
       if (cudaEventCreate(&e) != cudaSuccess) throw std::runtime_error("cudaEventCreate failed");
     const auto st = static_cast<cudaStream_t>(stream);
     ff::cuda::SlaOptions o;
     o.topK = topK;
     o.projL = proj;
+    int order[5] = {-1, -1, -1, -1, -1};
     o.stageEvents = ev + 1;
+    o.stageOrder = order;
     cudaEventRecord(ev[0], st);
     ff::cuda::slaAttention({heads, n, n, hd, 0.0f}, bhnd(q, n, hd), bhnd(k, n, hd), bhnd(v, n, hd), bhnd(out, n, hd), o, ws,
                            wsBytes, cublasHandle(), st);
-    cudaEventRecord(ev[5], st);
-    if (cudaEventSynchronize(ev[5]) != cudaSuccess) throw std::runtime_error("SLA stages: synchronize failed");
-    for (int i = 0; i < 5; ++i) cudaEventElapsedTime(ms + i, ev[i], ev[i + 1]);
+    cudaEventRecord(ev[6], st);
+    if (cudaEventSynchronize(ev[6]) != cudaSuccess) throw std::runtime_error("SLA stages: synchronize failed");
+    // Each stage from the end of the one that ran before it; stages that did not run read 0.
+    for (int i = 0; i < 5; ++i) ms[i] = 0.0f;
+    cudaEvent_t prev = ev[0];
+    for (int j = 0; j < 5 && order[j] >= 0; ++j) {
+      cudaEventElapsedTime(ms + order[j], prev, ev[1 + order[j]]);
+      prev = ev[1 + order[j]];
+    }
     for (auto& e : ev) cudaEventDestroy(e);
   });
 }

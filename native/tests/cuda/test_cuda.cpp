@@ -450,13 +450,45 @@ void testRopeTable(int heads, int hd) {
   std::printf("%-58s padding channels changed: %zu  %s\n", (name + " (padding)").c_str(), padding, padding ? "FAIL" : "PASS");
 }
 
+// bias add, bias + GELU and the gated residual add at one width (columnsKernel: 4 elements per
+// thread and step when dim % 4 == 0, else 1).
+void testColumnOps(int rows, int dim) {
+  const std::vector<float> x = randomBf16(static_cast<size_t>(rows) * dim, 2.0f, 0.5f), b = randomBf16(dim, 0.3f),
+                           scale = randomBf16(dim, 0.2f), y = randomBf16(x.size(), 1.0f);
+  DeviceBuffer db = uploadF32(b), dscale = uploadF32(scale);
+  const std::string shape = std::to_string(rows) + "x" + std::to_string(dim);
+
+  DeviceBuffer dab = uploadBf16(x);
+  ff::cuda::addBias(dab.p, rows, dim, static_cast<float*>(db.p), nullptr);
+  FF_CUDA(cudaDeviceSynchronize());
+  std::vector<float> xplus(x.size());
+  for (size_t i = 0; i < x.size(); ++i) xplus[i] = x[i] + b[i % dim];
+  report("bias add " + shape, downloadBf16(dab, x.size()), xplus, 1e-2, 0.9999);
+
+  std::vector<float> xg = xplus;
+  ff::gelu_ref(xg.data(), static_cast<int64_t>(xg.size()));
+  DeviceBuffer dg = uploadBf16(x);
+  ff::cuda::biasGelu(dg.p, rows, dim, static_cast<float*>(db.p), nullptr);
+  FF_CUDA(cudaDeviceSynchronize());
+  report("bias + gelu (tanh) " + shape, downloadBf16(dg, x.size()), xg, 1e-2, 0.9999);
+
+  std::vector<float> yb(y.size()), xa = x;
+  for (size_t i = 0; i < y.size(); ++i) yb[i] = y[i] + b[i % dim];
+  ff::add_gated(xa.data(), yb.data(), rows, dim, scale.data());
+  DeviceBuffer dxa = uploadF32(x), dyy = uploadBf16(y);
+  ff::cuda::addGated(static_cast<float*>(dxa.p), dyy.p, rows, dim, static_cast<float*>(db.p), static_cast<float*>(dscale.p),
+                     nullptr);
+  FF_CUDA(cudaDeviceSynchronize());
+  report("residual += gate * (y + bias) " + shape, download<float>(dxa, x.size()), xa, 1e-6, 0.999999);
+}
+
 // The DiT's row-wise ops against the CPU engine's double-precision references (bf16 outputs are
 // compared at bf16 tolerance).
 void testOps() {
   const int rows = 333, dim = 384, heads = 6, hd = 64;
   const std::vector<float> x = randomBf16(static_cast<size_t>(rows) * dim, 2.0f, 0.5f), w = randomBf16(dim, 1.0f, 1.0f),
-                           b = randomBf16(dim, 0.3f), scale = randomBf16(dim, 0.2f);
-  DeviceBuffer db = uploadF32(b), dw = uploadF32(w), dscale = uploadF32(scale);
+                           b = randomBf16(dim, 0.3f);
+  DeviceBuffer db = uploadF32(b), dw = uploadF32(w);
   std::vector<float> ref(x.size());
   testLayerNorm(rows, 384);
   testLayerNorm(rows, 1536);
@@ -470,13 +502,6 @@ void testOps() {
   FF_CUDA(cudaDeviceSynchronize());
   report("bias + rms norm (in place) 333x384", downloadBf16(dq, x.size()), ref, 1e-2, 0.9999);
 
-  DeviceBuffer dab = uploadBf16(x);
-  ff::cuda::addBias(dab.p, rows, dim, static_cast<float*>(db.p), nullptr);
-  FF_CUDA(cudaDeviceSynchronize());
-  std::vector<float> xplus(x.size());
-  for (size_t i = 0; i < x.size(); ++i) xplus[i] = x[i] + b[i % dim];
-  report("bias add 333x384", downloadBf16(dab, x.size()), xplus, 1e-2, 0.9999);
-
   // RoPE on a 3 x 3 x 37 grid (333 tokens), 6 heads of 64.
   std::vector<float> xr = x;
   DeviceBuffer dr = uploadBf16(xr);
@@ -487,23 +512,8 @@ void testOps() {
   testRopeTable(6, 64);
   testRopeTable(3, 128);
 
-  std::vector<float> xg(x.size());
-  for (size_t i = 0; i < x.size(); ++i) xg[i] = x[i] + b[i % dim];
-  ff::gelu_ref(xg.data(), static_cast<int64_t>(xg.size()));
-  DeviceBuffer dg = uploadBf16(x);
-  ff::cuda::biasGelu(dg.p, rows, dim, static_cast<float*>(db.p), nullptr);
-  FF_CUDA(cudaDeviceSynchronize());
-  report("bias + gelu (tanh) 333x384", downloadBf16(dg, x.size()), xg, 1e-2, 0.9999);
-
-  const std::vector<float> y = randomBf16(x.size(), 1.0f);
-  std::vector<float> yb(y.size()), xa = x;
-  for (size_t i = 0; i < y.size(); ++i) yb[i] = y[i] + b[i % dim];
-  ff::add_gated(xa.data(), yb.data(), rows, dim, scale.data());
-  DeviceBuffer dxa = uploadF32(x), dyy = uploadBf16(y);
-  ff::cuda::addGated(static_cast<float*>(dxa.p), dyy.p, rows, dim, static_cast<float*>(db.p), static_cast<float*>(dscale.p),
-                     nullptr);
-  FF_CUDA(cudaDeviceSynchronize());
-  report("residual += gate * (y + bias) 333x384", download<float>(dxa, x.size()), xa, 1e-6, 0.999999);
+  testColumnOps(rows, 384);
+  testColumnOps(rows, 198);  // not a multiple of 4: one element per thread and step
 }
 
 // Hopper's wgmma kernels (attention_sm90.cu): one tile of each product, then the sage and SLA

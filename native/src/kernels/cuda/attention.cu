@@ -547,8 +547,9 @@ __global__ void __launch_bounds__(kSelectWarps * 32) slaSelectKernel(const float
   }
 }
 
-// SLA's linear branch for one (query block, head) of a chunk of heads: out[rows] += phi(q) H_R /
-// (phi(q) . z_R + eps), with H_R = hR[head, block] (bf16 [HD, HD], the sum of the block states
+// SLA's linear branch for one (query block, head) of a chunk of heads: out[rows] (+)= phi(q) H_R /
+// (phi(q) . z_R + eps), added to the sparse output when accumulate, else written for the wgmma
+// sparse kernel to add to, with H_R = hR[head, block] (bf16 [HD, HD], the sum of the block states
 // over the unselected key blocks, v already through proj_l) and z_R = z_all - the selected blocks'
 // zBlock. phi(q) (softmax over channels, bf16) is computed here from q; the product runs on
 // tensor cores with H_R as the B operand from shared memory. 4 warps of 16 rows.
@@ -562,6 +563,7 @@ struct LinearOutParams {
   const float* zall;     // [heads, HD]
   const float* zBlock;   // [heads, nBlocks, HD]
   const int32_t* blocks; // [heads, nBlocks, kc]
+  bool accumulate;       // add to the sparse output in out; false: write
 };
 
 // phi(q) and H_R tiles (16-byte padded rows), z_R, the denominators, the selected list (kc <= nb).
@@ -661,6 +663,14 @@ __global__ void __launch_bounds__(128, 4) linearOutKernel(LinearOutParams p) {
   // compiler cannot prove non-zero, so interleaved read-add-writes would each wait on the last.
   uint32_t* dst0 = reinterpret_cast<uint32_t*>(p.out + h * p.oHead + static_cast<int64_t>(r0) * p.oTok + 2 * c4);
   uint32_t* dst1 = reinterpret_cast<uint32_t*>(p.out + h * p.oHead + static_cast<int64_t>(r1) * p.oTok + 2 * c4);
+  if (!p.accumulate) {
+#pragma unroll
+    for (int n = 0; n < kNT; ++n) {
+      if (r0 < p.n) dst0[n * 4] = packBf16(o[n][0] * inv0, o[n][1] * inv0);
+      if (r1 < p.n) dst1[n * 4] = packBf16(o[n][2] * inv1, o[n][3] * inv1);
+    }
+    return;
+  }
   uint32_t prev[kNT][2];
 #pragma unroll
   for (int n = 0; n < kNT; ++n) {
@@ -855,18 +865,20 @@ int maxSharedMemoryPerBlock() {
 
 // Sage attention and SLA's sparse branch on the wgmma kernels of attention_sm90.cu when
 // they apply and FF_CUDA_ATTN_IMPL does not say mma (sageUsesWgmma); false = nothing launched, the
-// mma.sync kernels are to run.
+// mma.sync kernels are to run. accumulate: add to the bf16 in out instead of overwriting it.
 bool launchWgmmaSage([[maybe_unused]] const AttnShape& s, [[maybe_unused]] const AttnTensor& v,
                      [[maybe_unused]] const AttnTensor& out, [[maybe_unused]] const Workspace& w,
-                     [[maybe_unused]] const int32_t* blocks, [[maybe_unused]] int kc, [[maybe_unused]] cudaStream_t stream) {
+                     [[maybe_unused]] const int32_t* blocks, [[maybe_unused]] int kc, [[maybe_unused]] bool accumulate,
+                     [[maybe_unused]] cudaStream_t stream) {
 #ifdef FF_CUDA_HAVE_SM90A
   if (!sageUsesWgmma(s.headDim)) return false;
   const int64_t hd = s.headDim, nbq = (s.qLen + 63) / 64, nbk = (s.kvLen + 63) / 64;
   // Quantized q and k~ are [heads, blocks * 64, hd] INT8 in the workspace.
-  const sm90::SageArgs a{w.qi8, w.ki8, v.data, out.data, nbq * 64 * hd, hd, nbk * 64 * hd, hd,
+  sm90::SageArgs a{w.qi8, w.ki8, v.data, out.data, nbq * 64 * hd, hd, nbk * 64 * hd, hd,
                          v.headStride, v.tokenStride, out.headStride, out.tokenStride, s.heads, s.qLen, s.kvLen,
                          s.headDim, w.qScale, w.kScale, static_cast<int>(nbq), static_cast<int>(nbk), blocks, kc,
                          w.vt8, w.vAmax, w.vtRow};
+  a.accumulate = accumulate;
   sm90::sageAttention(a, stream);
   return true;
 #else
@@ -885,8 +897,8 @@ void requireWorkspace(const AttnShape& s, size_t have) {
 // `stage` records the profiling event after the per-token part.
 template <typename Stage>
 void slaLinearBranch(const AttnShape& s, const AttnTensor& q, const AttnTensor& v, const AttnTensor& out, const void* projL,
-                     const int32_t* blocks, int kc, const Workspace& w, cublasContext* cublas, cudaStream_t stream,
-                     Stage&& stage) {
+                     const int32_t* blocks, int kc, bool accumulate, const Workspace& w, cublasContext* cublas,
+                     cudaStream_t stream, Stage&& stage) {
   const int hd = s.headDim, H = s.heads, nb = (s.qLen + 63) / 64;
   const int64_t nPad = static_cast<int64_t>(nb) * 64, hh = static_cast<int64_t>(hd) * hd;
   const float one = 1.0f, zero = 0.0f;
@@ -904,7 +916,7 @@ void slaLinearBranch(const AttnShape& s, const AttnTensor& q, const AttnTensor& 
   stage();
 
   LinearOutParams lp{static_cast<const bf16*>(q.data), q.headStride, q.tokenStride, static_cast<bf16*>(out.data),
-                     out.headStride, out.tokenStride, s.qLen, nb, kc, 0, w.hR, w.zall, w.zBlock, blocks};
+                     out.headStride, out.tokenStride, s.qLen, nb, kc, 0, w.hR, w.zall, w.zBlock, blocks, accumulate};
   for (int h0 = 0; h0 < H; h0 += w.chunkHeads) {
     const int g = std::min(w.chunkHeads, H - h0);
     // states[h, j] = phi(k~_j)^T vp_j: [hd, hd] per key block (column-major vp_j^T . phi(k~_j)).
@@ -993,7 +1005,7 @@ void sageAttention(const AttnShape& s, const AttnTensor& q, const AttnTensor& k,
   requireWorkspace(s, workspaceBytes);
   const Workspace w(s, workspace);
   prepareSage(s, q, k, w, false, false, stream);
-  if (launchWgmmaSage(s, v, out, w, nullptr, 0, stream)) return;
+  if (launchWgmmaSage(s, v, out, w, nullptr, 0, false, stream)) return;
   if (narrowTiles()) launchAttnHd<8, 1, Mode::Sage>(s.headDim, sageParams(s, v, out, w), s.heads, stream);
   else launchAttnHd<kFullWarps, kFullMT, Mode::Sage>(s.headDim, sageParams(s, v, out, w), s.heads, stream);
 }
@@ -1011,8 +1023,10 @@ void slaAttention(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, 
   const bool linear = kc < nb && o.projL != nullptr;
   prepareSage(s, q, k, w, true, linear, stream);
 
+  int ran = 0;
   auto stage = [&](int i) {
     if (o.stageEvents) FF_CUDA(cudaEventRecord(o.stageEvents[i], stream));
+    if (o.stageOrder) o.stageOrder[ran++] = i;
   };
   stage(0);
 
@@ -1032,15 +1046,23 @@ void slaAttention(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, 
   FF_CUDA_LAUNCHED("slaSelectKernel");
   stage(1);
 
-  KernelParams sp = sageParams(s, v, out, w);
-  sp.blocks = blocks;
-  sp.kc = kc;
-  if (!launchWgmmaSage(s, v, out, w, blocks, kc, stream)) {
+  // The wgmma sparse kernel adds its rows to the linear branch's output in its epilogue, so that
+  // branch runs first and writes; the mma.sync kernels write, and the branch adds to them after.
+  const bool wgmma = sageUsesWgmma(hd);
+  auto linearBranch = [&](bool accumulate) {
+    slaLinearBranch(s, q, v, out, o.projL, blocks, kc, accumulate, w, cublas, stream, [&] { stage(3); });
+    stage(4);
+  };
+  if (linear && wgmma) linearBranch(false);
+  if (!launchWgmmaSage(s, v, out, w, blocks, kc, linear && wgmma, stream)) {
+    KernelParams sp = sageParams(s, v, out, w);
+    sp.blocks = blocks;
+    sp.kc = kc;
     if (envFlag("FF_CUDA_SLA_WIDE")) launchAttnHd<2, 2, Mode::Sage>(hd, sp, H, stream);
     else launchAttnHd<4, 1, Mode::Sage>(hd, sp, H, stream);
   }
   stage(2);
-  if (linear) slaLinearBranch(s, q, v, out, o.projL, blocks, kc, w, cublas, stream, [&] { stage(3); });
+  if (linear && !wgmma) linearBranch(true);
 }
 
 }  // namespace ff::cuda

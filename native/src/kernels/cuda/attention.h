@@ -56,10 +56,13 @@ struct SlaOptions {
   float topK = 0.1f;
   const void* projL = nullptr;  // bf16 [hd, hd] on the device (attn1.proj_l.weight); null = no linear branch
   int32_t* selectedOut = nullptr;  // optional device [heads, qBlocks, kc]: the key blocks chosen
-  // Optional, for profiling: 4 events recorded after the quantization (and phi(k~)), the block map,
-  // the sparse branch and the linear branch's per-token part (v proj_l^T, z_all; only with the
-  // linear branch, whose block states, masked sums and output follow it).
+  // Optional, for profiling: 5 events, one recorded at the end of each stage that runs: 0 the
+  // quantization (and phi(k~)), 1 the block map, 2 the sparse branch, and with the linear branch 3
+  // its per-token part (v proj_l^T, z_all) and 4 its block states, masked sums and output. The
+  // stages do not always run in that order (on the wgmma kernels the linear branch runs before the
+  // sparse one): stageOrder, when set (5 ints), receives the stage numbers in the order they ran.
   struct CUevent_st* const* stageEvents = nullptr;
+  int* stageOrder = nullptr;
 };
 
 // Self-attention only (qLen == kvLen). Needs a cuBLAS handle bound to `stream` for the linear branch.

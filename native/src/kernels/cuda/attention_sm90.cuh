@@ -307,9 +307,10 @@ __device__ __forceinline__ void rescaleRows(float (&o)[HD / 2], float2 alpha) {
   }
 }
 
-// Epilogue: O / l as bf16 for one thread's rows r0 and r0 + 8 (rows past nQ are not written). With
-// e4m3 P.V, O is first multiplied by its channel's max|v| * vMul (V was stored as v * kFp8Max /
-// max|v|; vMul also undoes P's scale).
+// Epilogue: O / l as bf16 for one thread's rows r0 and r0 + 8 (rows past nQ are not written), added
+// to what out holds when a.accumulate (every load before the first store: the rows lie oTok apart,
+// which the compiler cannot prove non-zero). With e4m3 P.V, O is first multiplied by its channel's
+// max|v| * vMul (V was stored as v * kFp8Max / max|v|; vMul also undoes P's scale).
 template <int HD, bool PV8>
 __device__ __forceinline__ void storeRows(float (&o)[HD / 2], const RowState& st, const SageArgs& a, int h, int r0, int c4,
                                           float vMul) {
@@ -321,10 +322,12 @@ __device__ __forceinline__ void storeRows(float (&o)[HD / 2], const RowState& st
   const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
   const int r1 = r0 + 8;
   auto* go = static_cast<uint8_t*>(a.out) + h * a.oHead * 2;
+  auto* dst0 = reinterpret_cast<uint32_t*>(go + r0 * a.oTok * 2 + c4 * 4);
+  auto* dst1 = reinterpret_cast<uint32_t*>(go + r1 * a.oTok * 2 + c4 * 4);
+  if constexpr (PV8) {
 #pragma unroll
-  for (int n = 0; n < HD / 8; ++n) {
-    const int col = 8 * n + 2 * c4;
-    if constexpr (PV8) {
+    for (int n = 0; n < HD / 8; ++n) {
+      const int col = 8 * n + 2 * c4;
       const float v0 = __int_as_float(a.vAmax[h * HD + col]) * vMul;
       const float v1 = __int_as_float(a.vAmax[h * HD + col + 1]) * vMul;
       o[4 * n] *= v0;
@@ -332,8 +335,26 @@ __device__ __forceinline__ void storeRows(float (&o)[HD / 2], const RowState& st
       o[4 * n + 2] *= v0;
       o[4 * n + 3] *= v1;
     }
-    if (r0 < a.nQ) *reinterpret_cast<uint32_t*>(go + r0 * a.oTok * 2 + col * 2) = packBf16(o[4 * n] * inv0, o[4 * n + 1] * inv0);
-    if (r1 < a.nQ) *reinterpret_cast<uint32_t*>(go + r1 * a.oTok * 2 + col * 2) = packBf16(o[4 * n + 2] * inv1, o[4 * n + 3] * inv1);
+  }
+  if (a.accumulate) {
+    uint32_t prev[HD / 8][2];
+#pragma unroll
+    for (int n = 0; n < HD / 8; ++n) {
+      prev[n][0] = r0 < a.nQ ? dst0[n * 4] : 0u;
+      prev[n][1] = r1 < a.nQ ? dst1[n * 4] : 0u;
+    }
+#pragma unroll
+    for (int n = 0; n < HD / 8; ++n) {
+      const float2 p0 = unpackBf16(prev[n][0]), p1 = unpackBf16(prev[n][1]);
+      if (r0 < a.nQ) dst0[n * 4] = packBf16(p0.x + o[4 * n] * inv0, p0.y + o[4 * n + 1] * inv0);
+      if (r1 < a.nQ) dst1[n * 4] = packBf16(p1.x + o[4 * n + 2] * inv1, p1.y + o[4 * n + 3] * inv1);
+    }
+    return;
+  }
+#pragma unroll
+  for (int n = 0; n < HD / 8; ++n) {
+    if (r0 < a.nQ) dst0[n * 4] = packBf16(o[4 * n] * inv0, o[4 * n + 1] * inv0);
+    if (r1 < a.nQ) dst1[n * 4] = packBf16(o[4 * n + 2] * inv1, o[4 * n + 3] * inv1);
   }
 }
 

@@ -40,6 +40,7 @@ struct SageArgs {
   int* vAmax = nullptr;
   int64_t vtRow = 0;
   float scaleLog2 = 0.0f;  // the bf16 Q.K^T kernel (flashAttentionWs): softmax scale * log2(e)
+  bool accumulate = false;  // add O to the bf16 already in out (SLA's linear branch wrote it first)
 };
 
 // Whether the wgmma kernels can serve this head_dim on the current device (compute capability 9.0,

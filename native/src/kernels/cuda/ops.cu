@@ -1,8 +1,10 @@
 #include <cuda_bf16.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -184,12 +186,6 @@ __global__ void __launch_bounds__(kRowThreads) rmsNormKernel(bf16* x, int64_t di
   for (int64_t i = threadIdx.x; i < dim; i += kRowThreads) xr[i] = __float2bfloat16_rn(at(i) * r * (w ? w[i] : 1.0f));
 }
 
-__global__ void addBiasKernel(bf16* y, int64_t n, int64_t dim, const float* bias) {
-  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (i >= n) return;
-  y[i] = __float2bfloat16_rn(__bfloat162float(y[i]) + bias[i % dim]);
-}
-
 // One thread per (token, channel pair): table[n * hd / 2 + pr] = (cos, sin) of the pair's angle.
 __global__ void rope3dTableKernel(float2* table, int64_t hd, int64_t rows, int64_t cols, int64_t tokens, double log2Theta) {
   const int64_t pairs = hd / 2;
@@ -240,68 +236,182 @@ __device__ __forceinline__ float geluTanh(float x) {
   return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
 }
 
-__global__ void biasGeluKernel(bf16* y, int64_t n, int64_t dim, const float* bias) {
-  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (i >= n) return;
-  y[i] = __float2bfloat16_rn(geluTanh(__bfloat162float(y[i]) + (bias ? bias[i % dim] : 0.0f)));
+// Column-wise elementwise ops over [rows, dim]: one CTA per row, each thread V consecutive
+// elements per step (V = 4, 16-byte fp32 and 8-byte bf16 accesses, when dim % 4 == 0 and the
+// pointers allow; else 1). The functors' apply<V>(row, i) handles elements V i .. V i + V - 1.
+template <int V>
+__device__ __forceinline__ void loadV(const bf16* p, int64_t i, float (&v)[V]) {
+  if constexpr (V == 4) {
+    const uint2 u = reinterpret_cast<const uint2*>(p)[i];
+    const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.x));
+    const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.y));
+    v[0] = lo.x, v[1] = lo.y, v[2] = hi.x, v[3] = hi.y;
+  } else {
+    v[0] = __bfloat162float(p[i]);
+  }
+}
+template <int V>
+__device__ __forceinline__ void loadV(const float* p, int64_t i, float (&v)[V], float absent) {
+  if (p == nullptr) {
+#pragma unroll
+    for (int k = 0; k < V; ++k) v[k] = absent;
+  } else if constexpr (V == 4) {
+    const float4 f = reinterpret_cast<const float4*>(p)[i];
+    v[0] = f.x, v[1] = f.y, v[2] = f.z, v[3] = f.w;
+  } else {
+    v[0] = p[i];
+  }
+}
+template <int V>
+__device__ __forceinline__ void storeV(bf16* p, int64_t i, const float (&v)[V]) {
+  if constexpr (V == 4) {
+    const __nv_bfloat162 lo = __floats2bfloat162_rn(v[0], v[1]), hi = __floats2bfloat162_rn(v[2], v[3]);
+    reinterpret_cast<uint2*>(p)[i] = make_uint2(*reinterpret_cast<const uint32_t*>(&lo), *reinterpret_cast<const uint32_t*>(&hi));
+  } else {
+    p[i] = __float2bfloat16_rn(v[0]);
+  }
+}
+template <int V>
+__device__ __forceinline__ void storeV(float* p, int64_t i, const float (&v)[V]) {
+  if constexpr (V == 4) reinterpret_cast<float4*>(p)[i] = make_float4(v[0], v[1], v[2], v[3]);
+  else p[i] = v[0];
 }
 
-__global__ void addGatedKernel(float* x, const bf16* y, int64_t n, int64_t dim, const float* bias, const float* gate) {
-  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (i >= n) return;
-  const int64_t c = i % dim;
-  x[i] += (gate ? gate[c] : 1.0f) * (__bfloat162float(y[i]) + (bias ? bias[c] : 0.0f));
+// y += bias, then gelu_tanh when Gelu (bf16 y; bias may be null)
+template <bool Gelu>
+struct BiasOp {
+  bf16* y;
+  const float* bias;
+  int64_t dim;
+  template <int V>
+  __device__ void apply(int64_t r, int64_t i) const {
+    float v[V], b[V];
+    loadV<V>(y + r * dim, i, v);
+    loadV<V>(bias, i, b, 0.0f);
+#pragma unroll
+    for (int k = 0; k < V; ++k) v[k] = Gelu ? geluTanh(v[k] + b[k]) : v[k] + b[k];
+    storeV<V>(y + r * dim, i, v);
+  }
+};
+// x += gate * (y + bias) (fp32 x, bf16 y; gate and bias may be null)
+struct AddGatedOp {
+  float* x;
+  const bf16* y;
+  const float* bias;
+  const float* gate;
+  int64_t dim;
+  template <int V>
+  __device__ void apply(int64_t r, int64_t i) const {
+    float xv[V], yv[V], b[V], g[V];
+    loadV<V>(x + r * dim, i, xv, 0.0f);
+    loadV<V>(y + r * dim, i, yv);
+    loadV<V>(bias, i, b, 0.0f);
+    loadV<V>(gate, i, g, 1.0f);
+#pragma unroll
+    for (int k = 0; k < V; ++k) xv[k] += g[k] * (yv[k] + b[k]);
+    storeV<V>(x + r * dim, i, xv);
+  }
+};
+
+template <int V, class Op>
+__global__ void columnsKernel(Op op, int64_t perRow) {
+  const int64_t r = blockIdx.x;
+  for (int64_t i = threadIdx.x; i < perRow; i += blockDim.x) op.template apply<V>(r, i);
 }
 
-// One CTA per row of the int32 product; see DequantArgs.
+// One CTA per row of the int32 product, four columns per thread and step (16-byte loads of the
+// product, the scales, bias, gate and residual; cols % 4 == 0, checked by dequantInt8); see
+// DequantArgs.
+__device__ __forceinline__ uint2 packBf16x4(float4 v) {
+  const __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
+  return make_uint2(*reinterpret_cast<const uint32_t*>(&lo), *reinterpret_cast<const uint32_t*>(&hi));
+}
+__device__ __forceinline__ float4 unpackBf16x4(uint2 u) {
+  const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.x));
+  const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.y));
+  return make_float4(lo.x, lo.y, hi.x, hi.y);
+}
+template <class F>
+__device__ __forceinline__ float4 map4(float4 v, F f) {
+  return make_float4(f(v.x), f(v.y), f(v.z), f(v.w));
+}
+
 template <DequantKind K>
 __global__ void __launch_bounds__(kRowThreads) dequantKernel(DequantArgs a, int64_t cols, bool stash) {
   __shared__ float red[kRowThreads / 32];
-  const int64_t r = blockIdx.x;
-  const int32_t* acc = a.acc + r * cols;
+  const int64_t r = blockIdx.x, nv = cols / 4;
+  const auto* acc = reinterpret_cast<const int4*>(a.acc + r * cols);
+  const auto* ws = reinterpret_cast<const float4*>(a.wScale);
+  const auto* bs = reinterpret_cast<const float4*>(a.bias);
   const float xs = a.xScale[r];
-  auto value = [&](int64_t c) {
-    const float v = xs * a.wScale[c] * static_cast<float>(acc[c]);
-    return a.bias ? v + a.bias[c] : v;
+  // v = xScale * wScale * acc (+ bias), in that order, for columns 4i..4i+3.
+  auto value = [&](int64_t i) {
+    const int4 c = acc[i];
+    const float4 w = ws[i];
+    float4 v = make_float4(xs * w.x * static_cast<float>(c.x), xs * w.y * static_cast<float>(c.y),
+                           xs * w.z * static_cast<float>(c.z), xs * w.w * static_cast<float>(c.w));
+    if (bs) {
+      const float4 b = bs[i];
+      v = make_float4(v.x + b.x, v.y + b.y, v.z + b.z, v.w + b.w);
+    }
+    return v;
   };
-  bf16* y = static_cast<bf16*>(a.y) + r * a.ldy;
+  auto* y = reinterpret_cast<uint2*>(static_cast<bf16*>(a.y) + r * a.ldy);
   if constexpr (K == DequantKind::Bf16) {
-    for (int64_t c = threadIdx.x; c < cols; c += kRowThreads) y[c] = __float2bfloat16_rn(value(c));
+    for (int64_t i = threadIdx.x; i < nv; i += kRowThreads) y[i] = packBf16x4(value(i));
   } else if constexpr (K == DequantKind::Residual) {
-    float* res = a.residual + r * cols;
-    for (int64_t c = threadIdx.x; c < cols; c += kRowThreads) res[c] += (a.gate ? a.gate[c] : 1.0f) * value(c);
+    auto* res = reinterpret_cast<float4*>(a.residual + r * cols);
+    const auto* gs = reinterpret_cast<const float4*>(a.gate);
+    for (int64_t i = threadIdx.x; i < nv; i += kRowThreads) {
+      const float4 v = value(i), g = gs ? gs[i] : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
+      float4 o = res[i];
+      o = make_float4(o.x + g.x * v.x, o.y + g.y * v.y, o.z + g.z * v.z, o.w + g.w * v.w);
+      res[i] = o;
+    }
   } else {
     // Two passes over the row (statistics, then output): the first keeps the bf16 row in shared
     // memory when the launch gave room for it (stash; each thread reads back only its own
     // columns), else the second recomputes it.
-    extern __shared__ bf16 row[];
-    auto first = [&](int64_t c) {
-      const float v = value(c);
-      const bf16 e = __float2bfloat16_rn(K == DequantKind::Gelu ? geluTanh(v) : v);
-      if (stash) row[c] = e;
+    extern __shared__ uint2 row[];
+    auto rounded = [&](int64_t i) {
+      const float4 v = value(i);
+      return packBf16x4(K == DequantKind::Gelu ? map4(v, [](float x) { return geluTanh(x); }) : v);
+    };
+    auto first = [&](int64_t i) {
+      const uint2 e = rounded(i);
+      if (stash) row[i] = e;
       return e;
     };
-    auto second = [&](int64_t c) { return stash ? row[c] : __float2bfloat16_rn(K == DequantKind::Gelu ? geluTanh(value(c)) : value(c)); };
+    auto second = [&](int64_t i) { return unpackBf16x4(stash ? row[i] : rounded(i)); };
     if constexpr (K == DequantKind::RmsNorm) {
       float s = 0.0f;
-      for (int64_t c = threadIdx.x; c < cols; c += kRowThreads) {
-        const float v = __bfloat162float(first(c));
-        s += v * v;
+      for (int64_t i = threadIdx.x; i < nv; i += kRowThreads) {
+        const float4 v = unpackBf16x4(first(i));
+        s += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
       }
       const float rs = rsqrtf(blockSum(s, red) / static_cast<float>(cols) + a.eps);
-      for (int64_t c = threadIdx.x; c < cols; c += kRowThreads)
-        y[c] = __float2bfloat16_rn(__bfloat162float(second(c)) * rs * (a.normW ? a.normW[c] : 1.0f));
+      const auto* nw = reinterpret_cast<const float4*>(a.normW);
+      for (int64_t i = threadIdx.x; i < nv; i += kRowThreads) {
+        const float4 v = second(i), w = nw ? nw[i] : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
+        y[i] = packBf16x4(make_float4(v.x * rs * w.x, v.y * rs * w.y, v.z * rs * w.z, v.w * rs * w.w));
+      }
     } else {
       float absMax = 0.0f;
-      for (int64_t c = threadIdx.x; c < cols; c += kRowThreads) {
-        const bf16 g = first(c);
-        if (a.y) y[c] = g;
-        absMax = fmaxf(absMax, fabsf(__bfloat162float(g)));
+      for (int64_t i = threadIdx.x; i < nv; i += kRowThreads) {
+        const uint2 g = first(i);
+        if (a.y) y[i] = g;
+        const float4 v = unpackBf16x4(g);
+        absMax = fmaxf(absMax, fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
       }
       if (!a.q) return;
       absMax = blockReduce(absMax, red, MaxOp{});
       const float inv = int8Inverse(absMax);
-      for (int64_t c = threadIdx.x; c < cols; c += kRowThreads) a.q[r * cols + c] = toInt8(__bfloat162float(second(c)), inv);
+      auto* q = reinterpret_cast<uint32_t*>(a.q + r * cols);
+      auto byte = [&](float e, int at) { return static_cast<uint32_t>(static_cast<uint8_t>(toInt8(e, inv))) << at; };
+      for (int64_t i = threadIdx.x; i < nv; i += kRowThreads) {
+        const float4 v = second(i);
+        q[i] = byte(v.x, 0) | byte(v.y, 8) | byte(v.z, 16) | byte(v.w, 24);
+      }
       if (threadIdx.x == 0) a.qScale[r] = absMax / 127.0f;
     }
   }
@@ -365,6 +475,13 @@ void quantizeRows(const void* x, int64_t rows, int64_t cols, int64_t ld, int8_t*
 
 void dequantInt8(const DequantArgs& a, int64_t rows, int64_t cols, CUstream_st* stream) {
   if (rows <= 0) return;
+  // The kernel moves four columns at a time: 16-byte int32 / fp32 rows and vectors, 8-byte bf16.
+  const bool fits = cols % 4 == 0 && aligned(a.acc, 16) && aligned(a.wScale, 16) && aligned(a.bias, 16) &&
+                    aligned(a.normW, 16) && aligned(a.residual, 16) && aligned(a.gate, 16) && aligned(a.q, 4) &&
+                    aligned(a.y, 8) && (a.y == nullptr || a.ldy % 4 == 0);
+  if (!fits)
+    throw std::invalid_argument("dequantInt8: columns (" + std::to_string(cols) + ") and the bf16 row stride (" +
+                                std::to_string(a.ldy) + ") must be multiples of 4 and the vectors 16-byte aligned");
   const auto grid = static_cast<unsigned>(rows);
   // The two-pass kinds keep the row in shared memory up to the default 48 KiB per CTA.
   const bool twoPass = a.kind == DequantKind::RmsNorm || a.kind == DequantKind::Gelu;
@@ -386,12 +503,6 @@ void rmsNorm(void* x, int64_t rows, int64_t dim, int64_t ld, const float* bias, 
   FF_CUDA_LAUNCHED("rmsNormKernel");
 }
 
-void addBias(void* y, int64_t rows, int64_t dim, const float* bias, CUstream_st* stream) {
-  const int64_t n = rows * dim;
-  if (n <= 0 || bias == nullptr) return;
-  addBiasKernel<<<gridFor(n), 256, 0, stream>>>(static_cast<bf16*>(y), n, dim, bias);
-  FF_CUDA_LAUNCHED("addBiasKernel");
-}
 
 size_t rope3dTableBytes(int64_t tokens, int64_t headDim) { return static_cast<size_t>(tokens) * (headDim / 2) * sizeof(float2); }
 
@@ -430,19 +541,40 @@ void rope3d(void* x, int64_t ld, int64_t heads, int64_t headDim, int64_t frames,
   FF_CUDA(cudaFreeAsync(table, stream));
 }
 
+namespace {
+// vec4: every pointer the op touches allows V = 4 (see columnsKernel).
+template <class Op>
+void launchColumns(const Op& op, int64_t rows, int64_t dim, bool vec4, CUstream_st* stream) {
+  if (rows <= 0 || dim <= 0) return;
+  const int64_t perRow = vec4 ? dim / 4 : dim;
+  const auto threads = static_cast<unsigned>(std::min<int64_t>(256, (perRow + 31) / 32 * 32));
+  if (vec4) columnsKernel<4><<<static_cast<unsigned>(rows), threads, 0, stream>>>(op, perRow);
+  else columnsKernel<1><<<static_cast<unsigned>(rows), threads, 0, stream>>>(op, perRow);
+  FF_CUDA_LAUNCHED("columnsKernel");
+}
+bool vec4Ok(int64_t dim, std::initializer_list<std::pair<const void*, uintptr_t>> ptrs) {
+  if (dim % 4 != 0) return false;
+  for (const auto& [p, bytes] : ptrs)
+    if (!aligned(p, bytes)) return false;
+  return true;
+}
+}  // namespace
+
+void addBias(void* y, int64_t rows, int64_t dim, const float* bias, CUstream_st* stream) {
+  if (bias == nullptr) return;
+  const BiasOp<false> op{static_cast<bf16*>(y), bias, dim};
+  launchColumns(op, rows, dim, vec4Ok(dim, {{y, 8}, {bias, 16}}), stream);
+}
+
 void biasGelu(void* y, int64_t rows, int64_t dim, const float* bias, CUstream_st* stream) {
-  const int64_t n = rows * dim;
-  if (n <= 0) return;
-  biasGeluKernel<<<gridFor(n), 256, 0, stream>>>(static_cast<bf16*>(y), n, dim, bias);
-  FF_CUDA_LAUNCHED("biasGeluKernel");
+  const BiasOp<true> op{static_cast<bf16*>(y), bias, dim};
+  launchColumns(op, rows, dim, vec4Ok(dim, {{y, 8}, {bias, 16}}), stream);
 }
 
 void addGated(float* x, const void* y, int64_t rows, int64_t dim, const float* bias, const float* gate,
               CUstream_st* stream) {
-  const int64_t n = rows * dim;
-  if (n <= 0) return;
-  addGatedKernel<<<gridFor(n), 256, 0, stream>>>(x, static_cast<const bf16*>(y), n, dim, bias, gate);
-  FF_CUDA_LAUNCHED("addGatedKernel");
+  const AddGatedOp op{x, static_cast<const bf16*>(y), bias, gate, dim};
+  launchColumns(op, rows, dim, vec4Ok(dim, {{x, 16}, {y, 8}, {bias, 16}, {gate, 16}}), stream);
 }
 
 }  // namespace ff::cuda
