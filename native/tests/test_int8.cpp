@@ -1,6 +1,7 @@
 // W8A8 linear and Sage attention: every INT8 variant this CPU runs against its scalar INT8
 // oracle, and the INT8 results against fp32, on fresh random inputs.
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "harness.h"
@@ -200,16 +201,21 @@ TEST(sage_v_bf16_packing_amx_equals_scalar) {
   }
 }
 
-TEST(sage_block_quantization_avx512_equals_scalar_bit_for_bit) {
-  if (ff::variant_score(ff::Variant::Avx512) == 0) return;
-  for (int64_t cols : {64, 40}) {
-    for (bool shifted : {false, true}) {
-      const int64_t rows = 64, ldx = cols + 5, ldq = 64;
-      const auto x = fftest::random_vector(rows * ldx, 950 + cols, 4.0f), shift = fftest::random_vector(cols, 951);
-      std::vector<int8_t> a(rows * ldq, 7), b(rows * ldq, 7);
-      const float sa = ff::cpu::quantizeBlockScalar(x.data(), ldx, rows, cols, shifted ? shift.data() : nullptr, a.data(), ldq);
-      const float sb = ff::cpu::quantizeBlockAvx512(x.data(), ldx, rows, cols, shifted ? shift.data() : nullptr, b.data(), ldq);
-      CHECK_MSG(sa == sb && a == b, "cols " << cols << " shifted " << shifted);
+TEST(sage_block_quantization_vector_builds_equal_scalar_bit_for_bit) {
+  using Block = float (*)(const float*, int64_t, int64_t, int64_t, const float*, int8_t*, int64_t);
+  const std::pair<ff::Variant, Block> builds[] = {{ff::Variant::Avx512, ff::cpu::quantizeBlockAvx512},
+                                                  {ff::Variant::Avx2, ff::cpu::quantizeBlockAvx2}};
+  for (const auto& [variant, block] : builds) {
+    if (ff::variant_score(variant) == 0) continue;
+    for (int64_t cols : {64, 40, 128}) {
+      for (bool shifted : {false, true}) {
+        const int64_t rows = 64, ldx = cols + 5, ldq = 128;
+        const auto x = fftest::random_vector(rows * ldx, 950 + cols, 4.0f), shift = fftest::random_vector(cols, 951);
+        std::vector<int8_t> a(rows * ldq, 7), b(rows * ldq, 7);
+        const float sa = ff::cpu::quantizeBlockScalar(x.data(), ldx, rows, cols, shifted ? shift.data() : nullptr, a.data(), ldq);
+        const float sb = block(x.data(), ldx, rows, cols, shifted ? shift.data() : nullptr, b.data(), ldq);
+        CHECK_MSG(sa == sb && a == b, "variant " << static_cast<int>(variant) << " cols " << cols << " shifted " << shifted);
+      }
     }
   }
 }

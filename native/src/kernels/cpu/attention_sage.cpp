@@ -20,10 +20,12 @@ void sageWriteRows(const float* o, const float* l, int64_t live, int64_t hdV, in
 
 namespace {
 
-// The AVX-512 build where the CPU has it (bit-identical: same products, same rounding).
+// The widest build the CPU has (bit-identical: same products, same rounding).
 float quantizeBlock(const float* x, int64_t ldx, int64_t rows, int64_t cols, const float* shift, int8_t* q, int64_t ldq) {
-  static const bool wide = variant_score(Variant::Avx512) > 0;
-  return wide ? quantizeBlockAvx512(x, ldx, rows, cols, shift, q, ldq) : quantizeBlockScalar(x, ldx, rows, cols, shift, q, ldq);
+  static const bool wide = variant_score(Variant::Avx512) > 0, avx2 = variant_score(Variant::Avx2) > 0;
+  if (wide) return quantizeBlockAvx512(x, ldx, rows, cols, shift, q, ldq);
+  if (avx2) return quantizeBlockAvx2(x, ldx, rows, cols, shift, q, ldq);
+  return quantizeBlockScalar(x, ldx, rows, cols, shift, q, ldq);
 }
 
 }  // namespace

@@ -35,6 +35,8 @@ float quantizeBlockScalar(const float* x, int64_t ldx, int64_t rows, int64_t col
                           int64_t ldq);
 float quantizeBlockAvx512(const float* x, int64_t ldx, int64_t rows, int64_t cols, const float* shift, int8_t* q,
                           int64_t ldq);
+float quantizeBlockAvx2(const float* x, int64_t ldx, int64_t rows, int64_t cols, const float* shift, int8_t* q,
+                        int64_t ldq);
 
 // One row's quantization given its absolute maximum; shared by the scalar and vector paths so
 // that both round identically.
