@@ -598,12 +598,29 @@ __global__ void __launch_bounds__(128, 4) linearOutKernel(LinearOutParams p) {
   int* list = reinterpret_cast<int*>(den + 64);  // the selected key blocks, then z_R = z_all - their sums
   for (int i = tid; i < p.kc; i += 128) list[i] = p.blocks[(static_cast<int64_t>(h) * p.nBlocks + b) * p.kc + i];
   __syncthreads();
-  const float* zb = p.zBlock + static_cast<int64_t>(h) * p.nBlocks * HD;
-  for (int d = tid; d < HD; d += 128) {
-    float s = 0.0f;
+  {
+    // z_R = z_all - the selected blocks' zBlock rows. Thread t adds 4 channels (cv = t % kV) of
+    // every kG-th selected block from t / kV with independent 16-byte loads (one thread per
+    // channel over all kc blocks was a chain of dependent round trips); the kG partial sums meet in
+    // sQ, not yet in use.
+    constexpr int kV = HD / 4, kG = 128 / kV;
+    const int cv = tid % kV, grp = tid / kV;
+    const auto* zb = reinterpret_cast<const float4*>(p.zBlock + static_cast<int64_t>(h) * p.nBlocks * HD);
+    float4 part = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 #pragma unroll 8
-    for (int i = 0; i < p.kc; ++i) s += zb[static_cast<int64_t>(list[i]) * HD + d];
-    zR[d] = p.zall[h * HD + d] - s;
+    for (int i = grp; i < p.kc; i += kG) {
+      const float4 z = zb[static_cast<int64_t>(list[i]) * kV + cv];
+      part = make_float4(part.x + z.x, part.y + z.y, part.z + z.z, part.w + z.w);
+    }
+    reinterpret_cast<float4*>(sQ)[grp * kV + cv] = part;
+    __syncthreads();
+    const auto* parts = reinterpret_cast<const float*>(sQ);
+    for (int d = tid; d < HD; d += 128) {
+      float sum = 0.0f;
+#pragma unroll
+      for (int g2 = 0; g2 < kG; ++g2) sum += parts[g2 * HD + d];
+      zR[d] = p.zall[h * HD + d] - sum;
+    }
   }
   __syncthreads();
   // phi(q) (softmax over channels, bf16) into sQ, and each row's denominator from those bf16 values.
