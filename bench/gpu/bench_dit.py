@@ -124,6 +124,7 @@ def load(path):
     lib.ff_cuda_last_error.restype = ctypes.c_char_p
     lib.ff_cuda_dit_scratch_bytes.restype = ctypes.c_size_t
     lib.ff_cuda_dit_scratch_bytes.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.ff_cuda_int8_gemm_fused_available.restype = ctypes.c_int
     lib.ff_cuda_dit_int8_weight_bytes.restype = ctypes.c_size_t
     lib.ff_cuda_dit_int8_weight_bytes.argtypes = [ctypes.c_void_p]
     lib.ff_cuda_dit_stage_name.restype = ctypes.c_char_p
@@ -197,6 +198,19 @@ def run_config(lib, name, cfg, latent, text_dim, ctx_tokens, dtype, reps):
             breakdown["auto_int8"] = [LINEAR_NAMES[b] for b in range(len(LINEAR_NAMES)) if auto >> b & 1]
         except Exception as e:
             print(f"{name}: W8A8 failed: {e}")
+        breakdown.update(fused_ms=none, fused_int8=[])
+        if lib.ff_cuda_int8_gemm_fused_available():
+            # The same, with the GEMMs' epilogues dequantizing (FF_CUDA_INT8_GEMM=fused).
+            os.environ["FF_CUDA_INT8_GEMM"] = "fused"
+            try:
+                breakdown["fused_ms"] = ours.breakdown(x, t, ctx, SLA, ALL_LINEARS)
+                fused_ms, bf16_ms = breakdown["fused_ms"], breakdown["bf16_ms"]
+                fused = sum(1 << bit for bit, st in LINEAR_STAGES.items() if fused_ms[st] < bf16_ms[st])
+                timed(w8 + " fused", SLA, fused)
+                breakdown["fused_int8"] = [LINEAR_NAMES[b] for b in range(len(LINEAR_NAMES)) if fused >> b & 1]
+            except Exception as e:
+                print(f"{name}: fused W8A8 failed: {e}")
+            os.environ.pop("FF_CUDA_INT8_GEMM")
         breakdown["sla_impl"] = sla_impl
         os.environ.pop("FF_CUDA_ATTN_IMPL", None)
     for r in rows:
@@ -231,11 +245,13 @@ def gemm_rates(n, dim, ffn):
 
 def print_breakdown(b):
     print(f"\nper-op breakdown, {b['config']}: SLA top0.1 (sage, {b['sla_impl']}) forward, ms summed over the layers (CUDA events)")
-    print(f"{'stage':<40}{'bf16':>10}{'int8 all':>10}{'auto':>10}")
-    for name, x, y, z in zip(b["stages"], b["bf16_ms"], b["int8_ms"], b["auto_ms"]):
-        print(f"{name:<40}{x:>10.2f}{y:>10.2f}{z:>10.2f}")
-    print(f"{'total':<40}{sum(b['bf16_ms']):>10.2f}{sum(b['int8_ms']):>10.2f}{sum(b['auto_ms']):>10.2f}")
+    print(f"{'stage':<40}{'bf16':>10}{'int8 all':>10}{'auto':>10}{'fused all':>10}")
+    for name, x, y, z, f in zip(b["stages"], b["bf16_ms"], b["int8_ms"], b["auto_ms"], b["fused_ms"]):
+        print(f"{name:<40}{x:>10.2f}{y:>10.2f}{z:>10.2f}{f:>10.2f}")
+    totals = "".join(f"{sum(b[k]):>10.2f}" for k in ("bf16_ms", "int8_ms", "auto_ms", "fused_ms"))
+    print(f"{'total':<40}{totals}")
     print(f"auto runs as int8: {', '.join(b['auto_int8']) or 'nothing'}")
+    print(f"fused runs as int8: {', '.join(b['fused_int8']) or 'nothing'}")
 
 
 def main():

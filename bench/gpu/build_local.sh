@@ -20,9 +20,14 @@ if [ ! -x "$TK/root/bin/nvcc" ]; then
   cp -r "$src/lib/." "$TK/root/lib64/"
   for f in "$TK"/root/lib64/*.so.13; do ln -sf "$(basename "$f")" "${f%.13}"; done
 fi
+# CUTLASS's headers for the fused W8A8 GEMM (gemm_int8_sm90.cu).
+if [ ! -f "$TK/cutlass/cutlass_library/source/include/cutlass/cutlass.h" ]; then
+  python3 -m pip install -q --no-deps --target "$TK/cutlass" nvidia-cutlass==4.2.0.0
+fi
 export PATH="$TK/root/bin:$PATH" CUDACXX="$TK/root/bin/nvcc"
 cmake -S native -B native/build-gpu-local -G Ninja -DCMAKE_BUILD_TYPE=Release -DFRAMEFLEET_ADDON=OFF \
-  -DCMAKE_CUDA_ARCHITECTURES="${FF_CUDA_ARCHS:-90}" -DFF_CUBLAS_ROOT="$TK/root"
+  -DCMAKE_CUDA_ARCHITECTURES="${FF_CUDA_ARCHS:-90}" -DFF_CUBLAS_ROOT="$TK/root" \
+  -DFF_CUTLASS_ROOT="$TK/cutlass/cutlass_library/source"
 nice -n 10 ninja -C native/build-gpu-local -j2 framefleet_cuda_tests framefleet_cuda_capi
 mkdir -p native/build-gpu-prebuilt
 cp native/build-gpu-local/framefleet_cuda_tests native/build-gpu-local/libframefleet_cuda_capi.so native/build-gpu-prebuilt/

@@ -11,6 +11,7 @@
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/attention_sm90.h"
 #include "kernels/cuda/dit_forward.h"
+#include "kernels/cuda/gemm.h"
 
 namespace {
 
@@ -125,6 +126,15 @@ size_t ff_cuda_dit_scratch_bytes(const int* dims, int withInt8) {
 }
 
 int ff_cuda_dit_stage_count() { return ff::cuda::kDitStages; }
+
+// Whether FF_CUDA_INT8_GEMM=fused has a kernel here (built with CUTLASS, compute capability 9.x).
+int ff_cuda_int8_gemm_fused_available() {
+#ifdef FF_CUDA_HAVE_CUTLASS
+  return ff::cuda::gemmInt8DequantAvailable() ? 1 : 0;
+#else
+  return 0;
+#endif
+}
 const char* ff_cuda_dit_stage_name(int stage) { return ff::cuda::ditStageName(stage); }
 
 size_t ff_cuda_dit_int8_weight_bytes(const int* dims) {

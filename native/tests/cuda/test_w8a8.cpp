@@ -10,9 +10,11 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -209,6 +211,34 @@ void testDequant(cublasHandle_t cublas, int64_t rows, int64_t n, int64_t k) {
     ref[i] = gate[i % n] * v[i];
   }
   g_check("w8a8 linear + bias, residual += gate * y " + shape, delta, ref, 2e-2, 0.9995);
+
+#ifdef FF_CUDA_HAVE_CUTLASS
+  // The GEMM with the dequantization in its epilogue, on the same quantized operands.
+  if (!fc::gemmInt8DequantAvailable()) return;
+  auto fused = [&](bool gelu) {
+    FF_CUDA(cudaMemset(y.get(), 0xFF, rows * n * 2));
+    fc::gemmInt8Dequant(static_cast<int>(rows), static_cast<int>(n), static_cast<int>(k), static_cast<int8_t*>(xq.get()),
+                        static_cast<int8_t*>(wq.get()), static_cast<float*>(xs.get()), static_cast<float*>(ws.get()),
+                        static_cast<float*>(db.get()), gelu, y.get(), n, nullptr);
+    FF_CUDA(cudaDeviceSynchronize());
+    return bf16Host(y, rows * n);
+  };
+  if (k % 16 != 0 || n % 8 != 0) {
+    bool refused = false;
+    try {
+      fused(false);
+    } catch (const std::invalid_argument&) {
+      refused = true;
+    }
+    if (!refused) ++g_w8a8Failures;
+    std::printf("%-58s %s\n", ("fused w8a8 GEMM refuses k % 16 != 0 or n % 8 != 0, " + shape).c_str(), refused ? "PASS" : "FAIL");
+    return;
+  }
+  g_check("fused w8a8 GEMM + bias " + shape, fused(false), v, 2e-2, 0.9995);
+  std::vector<float> geluRef = v;
+  ff::gelu_ref(geluRef.data(), static_cast<int64_t>(geluRef.size()));
+  g_check("fused w8a8 GEMM + bias + gelu " + shape, fused(true), geluRef, 2e-2, 0.9995);
+#endif
 }
 
 // A random DiT of the given size on the device: the per-block pointers of dit_forward.h.
@@ -283,6 +313,15 @@ void testDitForward(cublasHandle_t cublas, const fc::DitShape& s) {
     std::snprintf(name, sizeof name, "dit forward w8a8 linears 0x%02x vs bf16, %s", mask, shape.c_str());
     g_check(name, dit.forward(mask, qw.get(), nullptr, cublas), ref, 5e-2, 0.998);
   }
+#ifdef FF_CUDA_HAVE_CUTLASS
+  // Every linear on the fused GEMM where its shape allows (k % 16, n % 8; cuBLAS for the rest).
+  if (fc::gemmInt8DequantAvailable()) {
+    setenv("FF_CUDA_INT8_GEMM", "fused", 1);
+    g_check("dit forward w8a8 fused GEMM epilogues vs bf16, " + shape, dit.forward(fc::kDitAllLinears, qw.get(), nullptr, cublas),
+            ref, 5e-2, 0.998);
+    unsetenv("FF_CUDA_INT8_GEMM");
+  }
+#endif
   // The per-stage timing changes nothing in the result and times every stage kind.
   float ms[fc::kDitStages];
   std::memset(ms, 0xFF, sizeof ms);

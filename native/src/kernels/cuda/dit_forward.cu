@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -143,6 +144,25 @@ const char* ditStageName(int stage) {
   return stage >= 0 && stage < kDitStages ? names[stage] : "";
 }
 
+namespace {
+
+// FF_CUDA_INT8_GEMM: cublas (or unset) = cuBLAS's int32 product and dequantInt8; fused = the
+// CUTLASS kernel with the dequantization in its epilogue (gemmInt8Dequant), where the library was
+// built with CUTLASS and the device is compute capability 9.x (cuBLAS otherwise).
+bool int8GemmFused() {
+  const char* e = std::getenv("FF_CUDA_INT8_GEMM");
+  const std::string v = e ? e : "";
+  if (!v.empty() && v != "cublas" && v != "fused")
+    throw std::invalid_argument("FF_CUDA_INT8_GEMM must be cublas or fused, got '" + v + "'");
+#ifdef FF_CUDA_HAVE_CUTLASS
+  return v == "fused" && gemmInt8DequantAvailable();
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+
 size_t ditScratchBytes(const DitShape& s, bool withInt8) { return Scratch(s, nullptr, withInt8).bytes; }
 
 size_t ditInt8WeightBytes(const DitShape& s) {
@@ -191,8 +211,25 @@ void ditForward(const DitShape& s, const DitArgs& a, void* scratch, size_t scrat
     rmsNorm(k, nSrc, D, D, f32(p[3]), f32(normK), s.eps, stream);
     addBias(v, nSrc, D, f32(p[5]), stream);
   };
-  // W8A8 linear: acc = xq . W^T (int32), then the dequantization epilogue e (acc and the scales filled in).
+  // W8A8 linear: acc = xq . W^T (int32), then the dequantization epilogue e (acc and the scales
+  // filled in); with the fused GEMM (int8GemmFused) the GEMM's epilogue writes bf16
+  // act(x_scale w_scale acc + bias) instead, and what else e asks follows on that bf16 output.
+  const bool fused = int8GemmFused();
   auto linear8 = [&](const QuantWeight& qwt, int rows, const int8_t* xq, const float* xs, DequantArgs e) {
+    const int n = qwt.rows, k = qwt.cols;
+    if (fused && k % 16 == 0 && n % 8 == 0) {
+      const bool gelu = e.kind == DequantKind::Gelu;
+      // The bf16 product: into y for Bf16 / RmsNorm (and Gelu when asked), else into scratch.
+      void* out = e.kind == DequantKind::Residual || (gelu && e.y == nullptr) ? (gelu ? w.f : w.y) : e.y;
+      const int64_t ld = out == e.y ? e.ldy : n;
+      if (ld % 8 == 0) {
+        gemmInt8Dequant(rows, n, k, xq, qwt.q, xs, qwt.scale, e.bias, gelu, out, ld, stream);
+        if (e.kind == DequantKind::RmsNorm) rmsNorm(out, rows, n, ld, nullptr, e.normW, e.eps, stream);
+        if (gelu && e.q) quantizeRows(out, rows, n, ld, e.q, e.qScale, stream);
+        if (e.kind == DequantKind::Residual) addGated(e.residual, out, rows, n, nullptr, e.gate, stream);
+        return;
+      }
+    }
     gemmInt8(cublas, stream, rows, qwt.rows, qwt.cols, xq, qwt.q, w.acc);
     e.acc = w.acc;
     e.xScale = xs;
