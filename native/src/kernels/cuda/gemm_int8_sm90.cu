@@ -108,6 +108,10 @@ bool gemmInt8DequantAvailable() {
 void gemmInt8Dequant(int m, int n, int k, const int8_t* x, const int8_t* w, const float* xScale, const float* wScale,
                      const float* bias, bool gelu, void* y, int64_t ldy, CUstream_st* stream) {
   if (m <= 0) return;
+  // TMA's 16-byte rows: k int8, n and ldy bf16 (the kernel's can_implement says the same, later).
+  if (n <= 0 || k <= 0 || k % 16 != 0 || n % 8 != 0 || ldy % 8 != 0 || ldy < n)
+    throw std::invalid_argument("gemmInt8Dequant: k (" + std::to_string(k) + ") must be a multiple of 16, n (" +
+                                std::to_string(n) + ") and ldy (" + std::to_string(ldy) + ") of 8, ldy >= n");
   if (gelu) FusedGemm<cutlass::epilogue::thread::GELU_taylor>::run(m, n, k, x, w, xScale, wScale, bias, y, ldy, stream);
   else FusedGemm<cutlass::epilogue::thread::Identity>::run(m, n, k, x, w, xScale, wScale, bias, y, ldy, stream);
 }
