@@ -222,7 +222,7 @@ void ditForward(const DitShape& s, const DitArgs& a, void* scratch, size_t scrat
       // The bf16 product: into y for Bf16 / RmsNorm (and Gelu when asked), else into scratch.
       void* out = e.kind == DequantKind::Residual || (gelu && e.y == nullptr) ? (gelu ? w.f : w.y) : e.y;
       const int64_t ld = out == e.y ? e.ldy : n;
-      if (ld % 8 == 0) {
+      if (ld % 8 == 0 && gemmInt8DequantAligned(xq, qwt.q, xs, qwt.scale, e.bias, out)) {
         gemmInt8Dequant(rows, n, k, xq, qwt.q, xs, qwt.scale, e.bias, gelu, out, ld, stream);
         if (e.kind == DequantKind::RmsNorm) rmsNorm(out, rows, n, ld, nullptr, e.normW, e.eps, stream);
         if (gelu && e.q) quantizeRows(out, rows, n, ld, e.q, e.qScale, stream);

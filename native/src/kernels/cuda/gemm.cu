@@ -1,5 +1,7 @@
 #include "kernels/cuda/gemm.h"
 
+#include <cstdint>
+#include <initializer_list>
 #include <stdexcept>
 
 #include "kernels/cuda/check.h"
@@ -21,5 +23,21 @@ void gemmInt8(cublasContext* h, CUstream_st* stream, int m, int n, int k, const 
   FF_CUBLAS(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &one, w, CUDA_R_8I, k, x, CUDA_R_8I, k, &zero, y,
                          CUDA_R_32I, n, CUBLAS_COMPUTE_32I, CUBLAS_GEMM_DEFAULT));
 }
+
+bool gemmInt8DequantAligned(const void* x, const void* w, const void* xScale, const void* wScale, const void* bias,
+                            const void* y) {
+  for (const void* p : {x, w, xScale, wScale, bias, y})
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
+  return true;
+}
+
+#ifndef FF_CUDA_HAVE_CUTLASS
+// Without CUTLASS (or without sm_90 among the architectures) there is no fused kernel.
+bool gemmInt8DequantAvailable() { return false; }
+void gemmInt8Dequant(int, int, int, const int8_t*, const int8_t*, const float*, const float*, const float*, bool, void*,
+                     int64_t, CUstream_st*) {
+  throw std::logic_error("gemmInt8Dequant: this build has no fused W8A8 kernel (configure with FF_CUTLASS_ROOT)");
+}
+#endif
 
 }  // namespace ff::cuda

@@ -13,11 +13,15 @@ namespace ff::cuda {
 void gemmBf16(cublasContext* h, CUstream_st* stream, int m, int n, int k, const void* x, const void* w, void* y);
 void gemmInt8(cublasContext* h, CUstream_st* stream, int m, int n, int k, const int8_t* x, const int8_t* w, int32_t* y);
 
-// Built with CUTLASS (FF_CUDA_HAVE_CUTLASS; gemm_int8_sm90.cu) only. The W8A8 product with its
+// The kernel is built with CUTLASS only (FF_CUDA_HAVE_CUTLASS; gemm_int8_sm90.cu); elsewhere
+// gemmInt8DequantAvailable() is false and gemmInt8Dequant throws std::logic_error. The W8A8 product with its
 // dequantization fused: y (bf16 [m, n], row stride ldy) = act(xScale[m] * wScale[n] * (x . w^T) +
 // bias[n]), act = gelu (tanh) or identity, bias may be null; k a multiple of 16, n and ldy of 8
-// (else std::invalid_argument). Available on compute capability 9.x devices.
+// (else std::invalid_argument), every pointer 16-byte aligned. Available on compute capability 9.x devices.
 bool gemmInt8DequantAvailable();
+// TMA and the epilogue's 16-byte vector loads: every pointer 16-byte aligned (null bias passes).
+bool gemmInt8DequantAligned(const void* x, const void* w, const void* xScale, const void* wScale, const void* bias,
+                            const void* y);
 void gemmInt8Dequant(int m, int n, int k, const int8_t* x, const int8_t* w, const float* xScale, const float* wScale,
                      const float* bias, bool gelu, void* y, int64_t ldy, CUstream_st* stream);
 

@@ -89,10 +89,16 @@ struct FusedGemm {
       throw std::invalid_argument("gemmInt8Dequant: shape " + std::to_string(m) + "x" + std::to_string(n) + "x" +
                                   std::to_string(k) + " (ldy " + std::to_string(ldy) +
                                   ") not supported: k a multiple of 16, n and ldy of 8");
-    if (Gemm::get_workspace_size(args) != 0) throw std::logic_error("gemmInt8Dequant: the kernel asks for a workspace");
-    if (gemm.initialize(args, nullptr, stream) != cutlass::Status::kSuccess)
-      throw std::runtime_error("gemmInt8Dequant: initialize failed");
-    if (gemm.run(stream) != cutlass::Status::kSuccess) throw std::runtime_error("gemmInt8Dequant: launch failed");
+    // The persistent tile scheduler asks for none; should a build ask, it is stream-ordered memory.
+    const size_t wsBytes = Gemm::get_workspace_size(args);
+    void* ws = nullptr;
+    if (wsBytes > 0 && cudaMallocAsync(&ws, wsBytes, stream) != cudaSuccess)
+      throw std::runtime_error("gemmInt8Dequant: no workspace of " + std::to_string(wsBytes) + " bytes");
+    const cutlass::Status init = gemm.initialize(args, ws, stream);
+    const cutlass::Status ran = init == cutlass::Status::kSuccess ? gemm.run(stream) : init;
+    if (ws != nullptr) cudaFreeAsync(ws, stream);
+    if (init != cutlass::Status::kSuccess) throw std::runtime_error("gemmInt8Dequant: initialize failed");
+    if (ran != cutlass::Status::kSuccess) throw std::runtime_error("gemmInt8Dequant: launch failed");
   }
 };
 
@@ -112,6 +118,8 @@ void gemmInt8Dequant(int m, int n, int k, const int8_t* x, const int8_t* w, cons
   if (n <= 0 || k <= 0 || k % 16 != 0 || n % 8 != 0 || ldy % 8 != 0 || ldy < n)
     throw std::invalid_argument("gemmInt8Dequant: k (" + std::to_string(k) + ") must be a multiple of 16, n (" +
                                 std::to_string(n) + ") and ldy (" + std::to_string(ldy) + ") of 8, ldy >= n");
+  if (!gemmInt8DequantAligned(x, w, xScale, wScale, bias, y))
+    throw std::invalid_argument("gemmInt8Dequant: every pointer must be 16-byte aligned");
   if (gelu) FusedGemm<cutlass::epilogue::thread::GELU_taylor>::run(m, n, k, x, w, xScale, wScale, bias, y, ldy, stream);
   else FusedGemm<cutlass::epilogue::thread::Identity>::run(m, n, k, x, w, xScale, wScale, bias, y, ldy, stream);
 }
