@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "attention_sage.h"
+#include "avx2_lanes.h"
 #include "int8_panel_avx2.h"
 
 namespace ff::cpu {
@@ -26,25 +27,11 @@ inline __m256 exp2Avx2(__m256 x) {
   return _mm256_mul_ps(p, _mm256_castsi256_ps(pow2n));
 }
 
-inline float hmax(__m256 v) {
-  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-  m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
-  return _mm_cvtss_f32(m);
-}
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-  return _mm_cvtss_f32(s);
-}
-
 // The online-softmax step of one row (see onlineSoftmaxRow in sage_softmax_avx512.h).
 float onlineSoftmaxRowAvx2(float* s, int64_t cols, float& m, float& l) {
   __m256 vmax = _mm256_set1_ps(-INFINITY);
   for (int64_t c = 0; c < cols; c += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(s + c));
-  const float mNew = std::fmax(m, hmax(vmax));
+  const float mNew = std::fmax(m, hmaxAvx2(vmax));
   const float corr = std::isinf(m) ? 0.0f : std::exp2(m - mNew);
   const __m256 vm = _mm256_set1_ps(mNew), ninf = _mm256_set1_ps(-INFINITY);
   __m256 vsum = _mm256_setzero_ps();
@@ -55,7 +42,7 @@ float onlineSoftmaxRowAvx2(float* s, int64_t cols, float& m, float& l) {
     vsum = _mm256_add_ps(vsum, p);
     _mm256_storeu_ps(s + c, p);
   }
-  l = l * corr + hsum(vsum);
+  l = l * corr + hsumAvx2(vsum);
   m = mNew;
   return corr;
 }

@@ -1,10 +1,12 @@
-// AVX2 per-row quantization; rounds exactly as quantizeRowsScalar (nearest even: cvtps_epi32 in the
-// default rounding mode, and |value| <= 127, so the saturating packs never saturate).
+// AVX2 block and per-row quantization; rounds exactly as quantizeBlockScalar / quantizeRowsScalar
+// (nearest even: cvtps_epi32 in the default rounding mode, and |value| <= 127, so the saturating
+// packs never saturate).
 #include <immintrin.h>
 
 #include <cmath>
 #include <cstring>
 
+#include "avx2_lanes.h"
 #include "quant.h"
 
 namespace ff::cpu {
@@ -19,37 +21,7 @@ inline __m256i packInt8(__m256i v0, __m256i v1, __m256i v2, __m256i v3) {
   return _mm256_permutevar8x32_epi32(_mm256_packs_epi16(_mm256_packs_epi32(v0, v1), _mm256_packs_epi32(v2, v3)), order);
 }
 
-inline float hmaxAvx2(__m256 v) {
-  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-  m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
-  return _mm_cvtss_f32(m4);
-}
-
 }  // namespace
-
-void quantizeRowsAvx2(const float* x, int64_t rows, int64_t cols, int64_t ldx, int8_t* q, int64_t ldq,
-                      float* scale) {
-  const __m256 signMask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * ldx;
-    int8_t* qr = q + r * ldq;
-    __m256 vmax = _mm256_setzero_ps();
-    int64_t c = 0;
-    for (; c + 8 <= cols; c += 8) vmax = _mm256_max_ps(vmax, _mm256_and_ps(_mm256_loadu_ps(xr + c), signMask));
-    float absMax = hmaxAvx2(vmax);
-    for (; c < cols; ++c) absMax = std::fmax(absMax, std::fabs(xr[c]));
-    const float invScalar = int8InverseScaleForAbsMax(absMax);
-    const __m256 inv = _mm256_set1_ps(invScalar);
-    auto toInt = [&](int64_t at) { return _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xr + at), inv)); };
-    for (c = 0; c + 32 <= cols; c += 32) {
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(qr + c), packInt8(toInt(c), toInt(c + 8), toInt(c + 16), toInt(c + 24)));
-    }
-    for (; c < cols; ++c) qr[c] = static_cast<int8_t>(std::nearbyint(xr[c] * invScalar));
-    std::memset(qr + cols, 0, static_cast<size_t>(ldq - cols));
-    scale[r] = int8ScaleForAbsMax(absMax);
-  }
-}
 
 float quantizeBlockAvx2(const float* x, int64_t ldx, int64_t rows, int64_t cols, const float* shift, int8_t* q,
                         int64_t ldq) {
@@ -78,6 +50,15 @@ float quantizeBlockAvx2(const float* x, int64_t ldx, int64_t rows, int64_t cols,
     for (int64_t c = wide; c < cols; ++c) q[r * ldq + c] = static_cast<int8_t>(std::nearbyint(one(r, c) * invScalar));
   }
   return int8ScaleForAbsMax(absMax);
+}
+
+// Each row is a one-row block (quantizeBlockAvx2), its padding zeroed.
+void quantizeRowsAvx2(const float* x, int64_t rows, int64_t cols, int64_t ldx, int8_t* q, int64_t ldq,
+                      float* scale) {
+  for (int64_t r = 0; r < rows; ++r) {
+    scale[r] = quantizeBlockAvx2(x + r * ldx, ldx, 1, cols, nullptr, q + r * ldq, ldq);
+    std::memset(q + r * ldq + cols, 0, static_cast<size_t>(ldq - cols));
+  }
 }
 
 }  // namespace ff::cpu

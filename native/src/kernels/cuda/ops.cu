@@ -236,16 +236,29 @@ __device__ __forceinline__ float geluTanh(float x) {
   return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
 }
 
+// Four floats as bf16 in 8 bytes, and back.
+__device__ __forceinline__ uint2 packBf16x4(float4 v) {
+  const __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
+  return make_uint2(*reinterpret_cast<const uint32_t*>(&lo), *reinterpret_cast<const uint32_t*>(&hi));
+}
+__device__ __forceinline__ float4 unpackBf16x4(uint2 u) {
+  const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.x));
+  const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.y));
+  return make_float4(lo.x, lo.y, hi.x, hi.y);
+}
+template <class F>
+__device__ __forceinline__ float4 map4(float4 v, F f) {
+  return make_float4(f(v.x), f(v.y), f(v.z), f(v.w));
+}
+
 // Column-wise elementwise ops over [rows, dim]: one CTA per row, each thread V consecutive
 // elements per step (V = 4, 16-byte fp32 and 8-byte bf16 accesses, when dim % 4 == 0 and the
 // pointers allow; else 1). The functors' apply<V>(row, i) handles elements V i .. V i + V - 1.
 template <int V>
 __device__ __forceinline__ void loadV(const bf16* p, int64_t i, float (&v)[V]) {
   if constexpr (V == 4) {
-    const uint2 u = reinterpret_cast<const uint2*>(p)[i];
-    const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.x));
-    const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.y));
-    v[0] = lo.x, v[1] = lo.y, v[2] = hi.x, v[3] = hi.y;
+    const float4 f = unpackBf16x4(reinterpret_cast<const uint2*>(p)[i]);
+    v[0] = f.x, v[1] = f.y, v[2] = f.z, v[3] = f.w;
   } else {
     v[0] = __bfloat162float(p[i]);
   }
@@ -265,8 +278,7 @@ __device__ __forceinline__ void loadV(const float* p, int64_t i, float (&v)[V], 
 template <int V>
 __device__ __forceinline__ void storeV(bf16* p, int64_t i, const float (&v)[V]) {
   if constexpr (V == 4) {
-    const __nv_bfloat162 lo = __floats2bfloat162_rn(v[0], v[1]), hi = __floats2bfloat162_rn(v[2], v[3]);
-    reinterpret_cast<uint2*>(p)[i] = make_uint2(*reinterpret_cast<const uint32_t*>(&lo), *reinterpret_cast<const uint32_t*>(&hi));
+    reinterpret_cast<uint2*>(p)[i] = packBf16x4(make_float4(v[0], v[1], v[2], v[3]));
   } else {
     p[i] = __float2bfloat16_rn(v[0]);
   }
@@ -322,19 +334,6 @@ __global__ void columnsKernel(Op op, int64_t perRow) {
 // One CTA per row of the int32 product, four columns per thread and step (16-byte loads of the
 // product, the scales, bias, gate and residual; cols % 4 == 0, checked by dequantInt8); see
 // DequantArgs.
-__device__ __forceinline__ uint2 packBf16x4(float4 v) {
-  const __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
-  return make_uint2(*reinterpret_cast<const uint32_t*>(&lo), *reinterpret_cast<const uint32_t*>(&hi));
-}
-__device__ __forceinline__ float4 unpackBf16x4(uint2 u) {
-  const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.x));
-  const float2 hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.y));
-  return make_float4(lo.x, lo.y, hi.x, hi.y);
-}
-template <class F>
-__device__ __forceinline__ float4 map4(float4 v, F f) {
-  return make_float4(f(v.x), f(v.y), f(v.z), f(v.w));
-}
 
 template <DequantKind K>
 __global__ void __launch_bounds__(kRowThreads) dequantKernel(DequantArgs a, int64_t cols, bool stash) {
