@@ -101,7 +101,7 @@ def sla_stages(lib, heads, n, hd, top_k, p, proj, ws, ws_bytes, stream, impl):
     for _ in range(23):
         check(lib, lib.ff_cuda_sla_stages(heads, n, hd, top_k, *p, proj.data_ptr(), ws.data_ptr(), ws_bytes, stream, ms))
         stages.append(list(ms))
-    names = ["quantize+phi+pool", "block map", "sparse (sage)", "linear vp+z_all", "linear blocks"]
+    names = ["quantize+pool+states", "block map", "sparse (sage)", "linear z_all", "linear sums+out"]
     med = [statistics.median(s[i] for s in stages[3:]) for i in range(5)]
     print(f"SLA stages [1, {heads}, {n}, {hd}] {impl} ms: " + ", ".join(f"{a} {b:.3f}" for a, b in zip(names, med)))
     return {"shape": [1, heads, n, hd], "kernel": "sla_stages_ms", "impl": impl, **dict(zip(names, med))}

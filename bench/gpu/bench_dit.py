@@ -10,7 +10,9 @@ TurboDiffusion counts the denoising stage: baseline = 50 steps x 2 passes (CFG),
 
 W8A8: the per-op breakdown (CUDA events inside ditForward, summed over the layers) of the SLA
 forward with every linear bf16 and with every linear int8; "auto" then runs as int8 exactly the
-linear groups whose stage the int8 run made faster, and the row "+ W8A8" is that forward.
+linear groups whose stage the int8 run made faster, and the row "+ W8A8" is that forward. With the
+fused W8A8 GEMM the same again ("fused"), then that with the FFN's FP8 form (FF_CUDA_FFN_FP8=1:
+fc1 writes e4m3, fc2 runs e4m3 x e4m3; the "FFN e4m3" row).
 
 Kernel choices on an sm_90 card: "ours flash bf16" is dense bf16 on the warp-specialized wgmma
 kernel (the default there; the "(mma)" row pins FF_CUDA_FLASH_IMPL=mma); sage and SLA run once on
@@ -131,6 +133,8 @@ def load(path):
     lib.ff_cuda_dit_stage_name.argtypes = [ctypes.c_int]
     vp = ctypes.c_void_p
     lib.ff_cuda_dit_quantize_weights.argtypes = [vp, vp, vp, vp, ctypes.c_size_t, vp]
+    ci = ctypes.c_int
+    lib.ff_cuda_gemm_int8_dequant.argtypes = [ci, ci, ci, vp, vp, vp, vp, vp, ci, vp, vp]
     lib.ff_cuda_dit_forward.argtypes = [
         vp, ctypes.c_float, ctypes.c_double, ctypes.c_int, ctypes.c_float, vp, vp, vp, vp, vp, vp, vp, vp, vp,
         ctypes.c_size_t, vp, ctypes.c_uint, vp, vp,
@@ -188,6 +192,7 @@ def run_config(lib, name, cfg, latent, text_dim, ctx_tokens, dtype, reps):
         none = [float("nan")] * len(ours.stages)
         breakdown = {"config": name, "stages": ours.stages, "bf16_ms": ours.breakdown(x, t, ctx, SLA, 0)}
         breakdown.update(int8_ms=none, auto_ms=none, auto_int8=[])
+        os.environ["FF_CUDA_INT8_GEMM"] = "cublas"  # cuBLAS's int32 product + dequantInt8 first
         try:
             timed(w8 + " all", SLA, ALL_LINEARS)
             breakdown["int8_ms"] = ours.breakdown(x, t, ctx, SLA, ALL_LINEARS)
@@ -198,19 +203,23 @@ def run_config(lib, name, cfg, latent, text_dim, ctx_tokens, dtype, reps):
             breakdown["auto_int8"] = [LINEAR_NAMES[b] for b in range(len(LINEAR_NAMES)) if auto >> b & 1]
         except Exception as e:
             print(f"{name}: W8A8 failed: {e}")
-        breakdown.update(fused_ms=none, fused_int8=[])
+        os.environ.pop("FF_CUDA_INT8_GEMM")
+        breakdown.update(fused_ms=none, fused_int8=[], fp8_ms=none)
         if lib.ff_cuda_int8_gemm_fused_available():
-            # The same, with the GEMMs' epilogues dequantizing (FF_CUDA_INT8_GEMM=fused).
-            os.environ["FF_CUDA_INT8_GEMM"] = "fused"
+            # The same, with the GEMMs' epilogues dequantizing (the default where the kernel exists).
             try:
                 breakdown["fused_ms"] = ours.breakdown(x, t, ctx, SLA, ALL_LINEARS)
                 fused_ms, bf16_ms = breakdown["fused_ms"], breakdown["bf16_ms"]
                 fused = sum(1 << bit for bit, st in LINEAR_STAGES.items() if fused_ms[st] < bf16_ms[st])
                 timed(w8 + " fused", SLA, fused)
                 breakdown["fused_int8"] = [LINEAR_NAMES[b] for b in range(len(LINEAR_NAMES)) if fused >> b & 1]
+                # The FFN's FP8 form on top (FF_CUDA_FFN_FP8: e4m3 GELU output and fc2 weights).
+                os.environ["FF_CUDA_FFN_FP8"] = "1"
+                breakdown["fp8_ms"] = ours.breakdown(x, t, ctx, SLA, ALL_LINEARS)
+                timed(w8 + " fused, FFN e4m3", SLA, fused)
             except Exception as e:
                 print(f"{name}: fused W8A8 failed: {e}")
-            os.environ.pop("FF_CUDA_INT8_GEMM")
+            os.environ.pop("FF_CUDA_FFN_FP8", None)
         breakdown["sla_impl"] = sla_impl
         os.environ.pop("FF_CUDA_ATTN_IMPL", None)
     for r in rows:
@@ -222,10 +231,14 @@ def run_config(lib, name, cfg, latent, text_dim, ctx_tokens, dtype, reps):
     return rows, breakdown
 
 
-def gemm_rates(n, dim, ffn):
-    """TFLOP/s of the DiT's GEMM shapes through PyTorch's cuBLAS: bf16 matmul and int8 _int_mm (int32 out)."""
-    print(f"\nGEMM shapes at {n} tokens (x [M, K] . W[N, K]^T), TFLOP/s: bf16 | int8 -> int32")
+def gemm_rates(lib, n, dim, ffn):
+    """TFLOP/s of the DiT's GEMM shapes: PyTorch's cuBLAS bf16 matmul and int8 _int_mm (int32 out),
+    and where the library has it our fused W8A8 GEMM (int8 in, bf16 out with the scales and bias
+    applied) on each schedule, checked against the dequantized int32 product."""
+    fused = bool(lib.ff_cuda_int8_gemm_fused_available())
+    print(f"\nGEMM shapes at {n} tokens (x [M, K] . W[N, K]^T), TFLOP/s: bf16 | int8 -> int32 | fused int8 -> bf16, cooperative | ping-pong (cos)")
     out = []
+    stream = torch.cuda.current_stream().cuda_stream
     for k, nn in ((dim, dim), (dim, ffn), (ffn, dim)):
         xb = torch.randn(n, k, device="cuda", dtype=torch.bfloat16)
         wb = torch.randn(nn, k, device="cuda", dtype=torch.bfloat16)
@@ -238,17 +251,42 @@ def gemm_rates(n, dim, ffn):
         except Exception as e:
             print(f"  int8 _int_mm failed: {e}")
             i8 = float("nan")
-        print(f"  M {n} N {nn} K {k}: {bf:8.1f} | {i8:8.1f}")
-        out.append({"m": n, "n": nn, "k": k, "bf16_tflops": bf, "int8_tops": i8})
+        fz, cos = {}, float("nan")
+        if fused:
+            xs = torch.rand(n, device="cuda") * 1e-3 + 1e-4
+            ws = torch.rand(nn, device="cuda") * 1e-3 + 1e-4
+            bias = torch.randn(nn, device="cuda")
+            y = torch.full((n, nn), float("nan"), device="cuda", dtype=torch.bfloat16)
+
+            def run():
+                rc = lib.ff_cuda_gemm_int8_dequant(n, nn, k, xi.data_ptr(), wi.data_ptr(), xs.data_ptr(), ws.data_ptr(),
+                                                   bias.data_ptr(), 0, y.data_ptr(), stream)
+                if rc != 0:
+                    raise RuntimeError(lib.ff_cuda_last_error().decode())
+
+            try:
+                run()
+                ref = torch._int_mm(xi, wi.t()).double() * xs.double()[:, None] * ws.double()[None, :] + bias.double()
+                yd = y.double()
+                cos = float((yd * ref).sum() / (yd.norm() * ref.norm())) if torch.isfinite(yd).all() else float("nan")
+                for schedule in ("coop", "pingpong"):  # FF_CUDA_INT8_GEMM_SCHEDULE
+                    os.environ["FF_CUDA_INT8_GEMM_SCHEDULE"] = schedule
+                    fz[schedule] = flop / time_ms(run, 2, 10)[0] / 1e9
+            except Exception as e:
+                print(f"  fused int8 failed: {e}")
+            os.environ.pop("FF_CUDA_INT8_GEMM_SCHEDULE", None)
+        rates = " | ".join(f"{fz.get(sc, float('nan')):8.1f}" for sc in ("coop", "pingpong"))
+        print(f"  M {n} N {nn} K {k}: {bf:8.1f} | {i8:8.1f} | {rates} ({cos:.6f})")
+        out.append({"m": n, "n": nn, "k": k, "bf16_tflops": bf, "int8_tops": i8, "fused_int8_tops": fz, "fused_cos": cos})
     return out
 
 
 def print_breakdown(b):
     print(f"\nper-op breakdown, {b['config']}: SLA top0.1 (sage, {b['sla_impl']}) forward, ms summed over the layers (CUDA events)")
-    print(f"{'stage':<40}{'bf16':>10}{'int8 all':>10}{'auto':>10}{'fused all':>10}")
-    for name, x, y, z, f in zip(b["stages"], b["bf16_ms"], b["int8_ms"], b["auto_ms"], b["fused_ms"]):
-        print(f"{name:<40}{x:>10.2f}{y:>10.2f}{z:>10.2f}{f:>10.2f}")
-    totals = "".join(f"{sum(b[k]):>10.2f}" for k in ("bf16_ms", "int8_ms", "auto_ms", "fused_ms"))
+    print(f"{'stage':<40}{'bf16':>10}{'int8 all':>10}{'auto':>10}{'fused all':>10}{'ffn e4m3':>10}")
+    for name, x, y, z, f, e in zip(b["stages"], b["bf16_ms"], b["int8_ms"], b["auto_ms"], b["fused_ms"], b["fp8_ms"]):
+        print(f"{name:<40}{x:>10.2f}{y:>10.2f}{z:>10.2f}{f:>10.2f}{e:>10.2f}")
+    totals = "".join(f"{sum(b[k]):>10.2f}" for k in ("bf16_ms", "int8_ms", "auto_ms", "fused_ms", "fp8_ms"))
     print(f"{'total':<40}{totals}")
     print(f"auto runs as int8: {', '.join(b['auto_int8']) or 'nothing'}")
     print(f"fused runs as int8: {', '.join(b['fused_int8']) or 'nothing'}")
@@ -278,7 +316,7 @@ def main():
     gemms = []
     if not args.small_only:
         try:
-            gemms = gemm_rates(32760, 1536, 8960)
+            gemms = gemm_rates(lib, 32760, 1536, 8960)
         except Exception as e:
             print(f"GEMM rates failed: {e}")
     out = {"device": dev, "torch": torch.__version__, "rows": rows, "breakdown": breakdowns, "gemms": gemms}

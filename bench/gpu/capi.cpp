@@ -86,9 +86,9 @@ int ff_cuda_sla(int heads, int n, int hd, float topK, void* q, void* k, void* v,
   });
 }
 
-// One SLA call with its stages timed by CUDA events: ms[5] = quantization (+ phi, pooled means),
-// block map, sparse branch, the linear branch's per-token part (v proj_l^T, z_all) and its
-// per-block part (block states, their masked sums, the output kernel).
+// One SLA call with its stages timed by CUDA events: ms[5] = quantization (+ pooled means, the
+// linear branch's block states), block map, sparse branch, the linear branch's z_all and its
+// per-query-block part (the states' masked sums, the output kernel).
 int ff_cuda_sla_stages(int heads, int n, int hd, float topK, void* q, void* k, void* v, void* out, void* proj, void* ws,
                        size_t wsBytes, void* stream, float* ms) {
   return guarded([&] {
@@ -135,6 +135,15 @@ int ff_cuda_int8_gemm_fused_available() {
   return 0;
 #endif
 }
+// The fused W8A8 GEMM alone (gemm.h): y = act(xs[m] ws[n] (x . w^T) + bias[n]) as bf16 [m, n].
+int ff_cuda_gemm_int8_dequant(int m, int n, int k, const void* x, const void* w, const float* xs, const float* ws,
+                              const float* bias, int gelu, void* y, void* stream) {
+  return guarded([&] {
+    ff::cuda::gemmInt8Dequant(m, n, k, static_cast<const int8_t*>(x), static_cast<const int8_t*>(w), xs, ws, bias,
+                              gelu != 0, y, n, static_cast<cudaStream_t>(stream));
+  });
+}
+
 const char* ff_cuda_dit_stage_name(int stage) { return ff::cuda::ditStageName(stage); }
 
 size_t ff_cuda_dit_int8_weight_bytes(const int* dims) {

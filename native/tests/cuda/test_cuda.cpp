@@ -450,6 +450,31 @@ void testRopeTable(int heads, int hd) {
   std::printf("%-58s padding channels changed: %zu  %s\n", (name + " (padding)").c_str(), padding, padding ? "FAIL" : "PASS");
 }
 
+// rmsNorm with the rotation in its store against rmsNorm then rope3dApply, bit for bit: on the
+// four-channel kernel, and with a bias that is not 16-byte aligned (the one-channel kernel, then
+// rope3dApply itself). Tokens 3 x 5 x 37, a token stride 8 channels wider than the heads.
+void testRmsNormRope(int heads, int hd) {
+  const int frames = 3, rows = 5, cols = 37, tokens = frames * rows * cols, dim = heads * hd, ld = dim + 8;
+  const std::vector<float> x = randomBf16(static_cast<size_t>(tokens) * ld, 2.0f, 0.5f), w = randomBf16(dim + 4, 1.0f, 1.0f),
+                           b = randomBf16(dim + 4, 0.3f);
+  DeviceBuffer dw = uploadF32(w), db = uploadF32(b), table(ff::cuda::rope3dTableBytes(tokens, hd));
+  table.poison();
+  ff::cuda::rope3dTable(static_cast<float*>(table.p), hd, frames, rows, cols, 10000.0, nullptr);
+  const auto* tp = static_cast<float*>(table.p);
+  for (const int offset : {0, 1}) {
+    const float* bias = static_cast<float*>(db.p) + offset;
+    const float* gain = static_cast<float*>(dw.p) + offset;
+    DeviceBuffer apart = uploadBf16(x), fused = uploadBf16(x);
+    ff::cuda::rmsNorm(apart.p, tokens, dim, ld, bias, gain, 1e-6f, nullptr);
+    ff::cuda::rope3dApply(apart.p, nullptr, ld, tokens, heads, hd, tp, nullptr);
+    ff::cuda::rmsNorm(fused.p, tokens, dim, ld, bias, gain, 1e-6f, nullptr, tp, hd);
+    FF_CUDA(cudaDeviceSynchronize());
+    report("rms norm + rope in one pass = apart, " + std::to_string(heads) + " heads of " + std::to_string(hd) +
+               (offset ? ", unaligned bias" : ""),
+           downloadBf16(fused, x.size()), downloadBf16(apart, x.size()), 0.0, 0.9999999);
+  }
+}
+
 // bias add, bias + GELU and the gated residual add at one width (columnsKernel: 4 elements per
 // thread and step when dim % 4 == 0, else 1).
 void testColumnOps(int rows, int dim) {
@@ -511,6 +536,8 @@ void testOps() {
   report("rope3d grid 3x3x37, 6 heads of 64", downloadBf16(dr, x.size()), xr, 1e-2, 0.9999);
   testRopeTable(6, 64);
   testRopeTable(3, 128);
+  testRmsNormRope(6, 64);
+  testRmsNormRope(3, 128);
 
   testColumnOps(rows, 384);
   testColumnOps(rows, 198);  // not a multiple of 4: one element per thread and step
@@ -618,7 +645,7 @@ static void testMmaAndEngine(cublasHandle_t cublas) {
   testSla({2, 1000, 1000, 128, true}, 0.25f, true, cublas);
   unsetenv("FF_CUDA_SLA_WIDE");
   testSla({1, 300, 300, 64, true}, 0.5f, true, cublas);  // head_dim 64, a short last block, linear branch
-  setenv("FF_CUDA_SLA_CHUNK_HEADS", "2", 1);  // the linear branch's block states over chunks of heads
+  setenv("FF_CUDA_SLA_CHUNK_HEADS", "2", 1);  // the linear branch's masked state sums over chunks of heads
   testSla({3, 2304, 2304, 64, false}, 0.1f, true, cublas);
   setenv("FF_CUDA_SLA_CHUNK_HEADS", "1", 1);
   testSla({2, 1000, 1000, 128, true}, 0.25f, true, cublas);

@@ -151,6 +151,24 @@ void run() {
     }
   }
 
+  // The distilled student's evaluations at the rcm sampler's first and a late time, dense, under
+  // the dense step's bars: the generation check below is loose, this one is not.
+  if (cpu->has_student()) {
+    ff::Dit& snet = cpu->dit(ff::WeightsKind::Student);
+    const ff::DitText scond = snet.prepare_text(cpu->encode_prompt(somePrompt(dir, 3)));
+    ff::GpuDit sgdit(snet, cfg);
+    sgdit.begin(scond, nullptr);
+    for (const double ts : {1.0, 0.3}) {
+      ff::Knobs k;
+      std::vector<float> ref(x.size()), got(x.size());
+      snet.forward(k, x.data(), s, ts, scond, ref.data(), arena);
+      sgdit.forward(k, x.data(), s, ts, true, got.data(), nullptr);
+      char name[80];
+      std::snprintf(name, sizeof name, "engine step student t %.1f vs CPU", ts);
+      check(name, got, ref, 3e-2, 0.9995);
+    }
+  }
+
   // TeaCache: the first evaluation runs the blocks, the second (a nearby t, the largest
   // threshold) reuses the cached residual, on both paths.
   {
@@ -185,11 +203,17 @@ void run() {
     const std::string what = student ? "student rcm" : "dit euler+cfg";
     // bf16 activations on the GPU against fp32 on the CPU, compounded over 4 steps and the
     // decoder; the rcm sampler re-noises between steps, which carries each step's difference on.
-    // One evaluation agrees to ~3e-3 (the step checks above), but the frames' distance moves with
-    // any change of rounding anywhere in the forward: measured on an H200 over three builds, dit
-    // 1.7e-2 / 4.4e-2 / 2.9e-2 and the student 3.8e-2 (run 4's export) / 5.3e-2 / 7.1e-2 (run 5's),
-    // cos >= 0.997. A wrong step (sampler, schedule, weights) lands far above these bars.
-    check("engine generate 4 steps " + what + " frames vs CPU", framesAsFloats(b), framesAsFloats(a), 1e-1, 0.995);
+    // One evaluation agrees to ~3e-3 (the step checks above, the student's included), but the
+    // frames' distance moves with any change of rounding anywhere in the forward: dit 1.7e-2 /
+    // 4.4e-2 / 2.9e-2 / 2.8e-2 and the student 3.8e-2 (run 4's export) / 5.3e-2 / 7.1e-2 / 1.2e-1
+    // (run 5's) over builds whose single evaluations stayed at 3e-3 (the last: a row-norm kernel
+    // that sums its squares in another order). Two fp32 CPU paths (avx2 and scalar kernels) agree
+    // on these frames to 1.6e-4: the spread is the bf16 rounding's, which rCM's re-noising
+    // amplifies. The student's bars sit below what a wrong schedule does on the CPU (3 rcm steps
+    // against 4: relL2 0.23, cos 0.973; the dit's Euler generation against the student's: 0.76,
+    // 0.648) and leave the rounding to the step checks.
+    const double maxRel = student ? 2e-1 : 1e-1, minCos = student ? 0.985 : 0.995;
+    check("engine generate 4 steps " + what + " frames vs CPU", framesAsFloats(b), framesAsFloats(a), maxRel, minCos);
     verdict("engine generate " + what + ": same nfe", a.nfe == b.nfe, std::to_string(a.nfe) + " / " + std::to_string(b.nfe));
     std::printf("engine generate %s: denoise cpu %.3f s, gpu %.3f s\n", what.c_str(), a.timings.denoise, b.timings.denoise);
   }

@@ -2,12 +2,15 @@
 // linears) on fresh random inputs with every output poisoned (0xFF bytes) before each run: the
 // quantization against the CPU engine's quantizeRowsScalar (exact), each dequantization epilogue
 // of an int8 cuBLAS product against the unquantized product in double, and the DiT forward with
-// int8 linears (all, and mixed with bf16 ones) against its bf16 path on ragged token counts.
+// int8 linears (all, and mixed with bf16 ones) against its bf16 path on ragged token counts; the
+// FFN's FP8 form (e4m3 weights and GELU output) likewise.
 // Called from framefleet_cuda_tests' main (test_cuda.cpp).
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
+#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -79,6 +82,46 @@ std::vector<float> bf16Host(const Dev& d, size_t n) {
 
 float roundBf16(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
 
+// e4m3 bytes on the device, decoded.
+std::vector<float> fp8Host(const Dev& d, size_t n) {
+  const std::vector<uint8_t> raw = toHost<uint8_t>(d, n);
+  std::vector<float> v(n);
+  for (size_t i = 0; i < n; ++i) {
+    __nv_fp8_e4m3 f;
+    f.__x = raw[i];
+    v[i] = static_cast<float>(f);
+  }
+  return v;
+}
+
+// quantizeRowsFp8 of x (bf16 values on the host): each row's scale is max|row| / 448 exactly, the
+// row's absmax decodes to 448, and every entry is within half an e4m3 step of x / scale.
+void testQuantizeRowsFp8() {
+  const int64_t rows = 29, cols = 520;
+  std::vector<float> x = normals(rows * cols, 0.7f, 0.05f);
+  for (int64_t c = 0; c < cols; ++c) x[4 * cols + c] = 0.0f;  // a zero row: scale 0, zeros
+  const Dev dx = bf16Device(x), dq = poisoned(rows * cols), ds = poisoned(rows * 4);
+  fc::quantizeRowsFp8(dx.get(), rows, cols, cols, static_cast<uint8_t*>(dq.get()), static_cast<float*>(ds.get()), nullptr);
+  const std::vector<float> q = fp8Host(dq, rows * cols), sc = toHost<float>(ds, rows);
+  size_t wrong = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    float amax = 0.0f;
+    for (int64_t c = 0; c < cols; ++c) amax = std::max(amax, std::fabs(x[r * cols + c]));
+    wrong += sc[r] != amax / 448.0f;
+    float qmax = 0.0f;
+    for (int64_t c = 0; c < cols; ++c) {
+      const float want = amax > 0.0f ? x[r * cols + c] * (448.0f / amax) : 0.0f, got = q[r * cols + c];
+      qmax = std::max(qmax, std::fabs(got));
+      // e4m3: 3 mantissa bits over normals (>= 2^-6), steps of 2^-9 below.
+      const float halfStep = std::max(std::ldexp(std::fabs(want), -4), std::ldexp(1.0f, -10));
+      wrong += !(std::fabs(got - want) <= halfStep);
+    }
+    wrong += amax > 0.0f ? qmax != 448.0f : qmax != 0.0f;
+  }
+  if (wrong) ++g_w8a8Failures;
+  std::printf("%-58s entries off: %zu  %s\n", "quantizeRowsFp8 bf16 29x520 (a zero row)", wrong, wrong ? "FAIL" : "PASS");
+}
+
 // q/scale against quantizeRowsScalar of x (host values): entries that differ, reported exactly.
 void expectQuantized(const std::string& name, const std::vector<float>& x, int64_t rows, int64_t cols, const Dev& q,
                      const Dev& scale) {
@@ -111,6 +154,19 @@ void testQuantizeRows() {
   std::vector<float> packed(rows * cols);
   for (int64_t r = 0; r < rows; ++r) std::memcpy(&packed[r * cols], &x[r * ld], cols * 4);
   expectQuantized("quantizeRows bf16 37x300 (ld 304, a zero row)", packed, rows, cols, dq, ds);
+  // Eight channels at a time: a row held in registers (1536) and one longer than they hold.
+  for (const int64_t c8 : {int64_t{1536}, int64_t{12296}}) {
+    const int64_t ld8 = c8 + 8;
+    std::vector<float> y = normals(rows * ld8, 1.5f, 0.2f);
+    for (int64_t c = 0; c < ld8; ++c) y[3 * ld8 + c] = 0.0f;
+    y[7 * ld8 + c8 - 1] = 40.0f;  // the row's absmax in its last vector
+    const Dev dy = bf16Device(y), dq8 = poisoned(rows * c8), ds8 = poisoned(rows * 4);
+    fc::quantizeRows(dy.get(), rows, c8, ld8, static_cast<int8_t*>(dq8.get()), static_cast<float*>(ds8.get()), nullptr);
+    std::vector<float> p8(rows * c8);
+    for (int64_t r = 0; r < rows; ++r) std::memcpy(&p8[r * c8], &y[r * ld8], c8 * 4);
+    expectQuantized("quantizeRows bf16 37x" + std::to_string(c8) + " (ld " + std::to_string(ld8) + ", vector kernel)", p8, rows,
+                    c8, dq8, ds8);
+  }
 }
 
 // The layer norm + modulation with its int8 output: q is exactly quantizeRows of its own bf16 y,
@@ -187,6 +243,21 @@ void testDequant(cublasHandle_t cublas, int64_t rows, int64_t n, int64_t k) {
   rn.normW = static_cast<float*>(dnw.get());
   fc::dequantInt8(rn, rows, n, nullptr);
   g_check("w8a8 linear + bias + rms norm " + shape, bf16Host(y, rows * n), ref, 2e-2, 0.9995);
+  {
+    // The rotation in the norm's store gives the bits of rope3dApply after it (heads of 8 channels,
+    // the tokens one row of the grid).
+    const int64_t hd = 8;
+    const Dev table = poisoned(fc::rope3dTableBytes(rows, hd)), yr = poisoned(rows * n * 2);
+    fc::rope3dTable(static_cast<float*>(table.get()), hd, 1, 1, rows, 10000.0, nullptr);
+    fc::rope3dApply(y.get(), nullptr, n, rows, n / hd, hd, static_cast<float*>(table.get()), nullptr);
+    fc::DequantArgs rr = rn;
+    rr.y = yr.get();
+    rr.rope = static_cast<float*>(table.get());
+    rr.ropeHeadDim = hd;
+    fc::dequantInt8(rr, rows, n, nullptr);
+    g_check("w8a8 linear + rms norm + rope = rope3dApply after, " + shape, bf16Host(yr, rows * n), bf16Host(y, rows * n), 0.0,
+            0.9999999);
+  }
 
   ref = v;
   ff::gelu_ref(ref.data(), static_cast<int64_t>(ref.size()));
@@ -238,6 +309,47 @@ void testDequant(cublasHandle_t cublas, int64_t rows, int64_t n, int64_t k) {
   std::vector<float> geluRef = v;
   ff::gelu_ref(geluRef.data(), static_cast<int64_t>(geluRef.size()));
   g_check("fused w8a8 GEMM + bias + gelu " + shape, fused(true), geluRef, 2e-2, 0.9995);
+  // The residual form, in place on fp32: with the gate (ref still holds gate * v), then without.
+  for (const bool gated : {true, false}) {
+    const Dev fr = toDevice(res0);
+    fc::gemmInt8DequantResidual(static_cast<int>(rows), static_cast<int>(n), static_cast<int>(k), static_cast<int8_t*>(xq.get()),
+                                static_cast<int8_t*>(wq.get()), static_cast<float*>(xs.get()), static_cast<float*>(ws.get()),
+                                static_cast<float*>(db.get()), gated ? static_cast<float*>(dg.get()) : nullptr,
+                                static_cast<float*>(fr.get()), n, nullptr);
+    std::vector<float> d = toHost<float>(fr, rows * n);
+    for (size_t i = 0; i < d.size(); ++i) d[i] -= res0[i];
+    g_check(std::string("fused w8a8 GEMM, residual += ") + (gated ? "gate * y " : "y ") + shape, d, gated ? ref : v, 2e-2, 0.9995);
+  }
+  if (n % 16 != 0) return;
+  // The FFN's FP8 form: gelu written as e4m3 by the epilogue (within e4m3's rounding of the exact
+  // value)...
+  const Dev y8 = poisoned(rows * n);
+  fc::gemmInt8DequantFp8(static_cast<int>(rows), static_cast<int>(n), static_cast<int>(k), static_cast<int8_t*>(xq.get()),
+                         static_cast<int8_t*>(wq.get()), static_cast<float*>(xs.get()), static_cast<float*>(ws.get()),
+                         static_cast<float*>(db.get()), y8.get(), n, nullptr);
+  FF_CUDA(cudaDeviceSynchronize());
+  g_check("fused w8a8 GEMM + bias + gelu, e4m3 out " + shape, fp8Host(y8, rows * n), geluRef, 4e-2, 0.999);
+  // ... and the e4m3 x e4m3 GEMM into the gated residual on operands from quantizeRowsFp8 (one
+  // scale for all of x), against the product of the decoded operands in double.
+  const Dev x8 = poisoned(rows * k), x8s = poisoned(rows * 4), w8 = poisoned(n * k), w8s = poisoned(n * 4);
+  fc::quantizeRowsFp8(dx.get(), rows, k, k, static_cast<uint8_t*>(x8.get()), static_cast<float*>(x8s.get()), nullptr);
+  fc::quantizeRowsFp8(dw.get(), n, k, k, static_cast<uint8_t*>(w8.get()), static_cast<float*>(w8s.get()), nullptr);
+  const std::vector<float> hx = fp8Host(x8, rows * k), hw = fp8Host(w8, n * k), hws = toHost<float>(w8s, n);
+  const float xMul = 0.01f;
+  std::vector<float> want(rows * n);
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double dot = 0.0;
+      for (int64_t t = 0; t < k; ++t) dot += double{hx[i * k + t]} * hw[j * k + t];
+      want[i * n + j] = static_cast<float>(gate[j] * (xMul * double{hws[j]} * dot + bias[j]));
+    }
+  const Dev fr = toDevice(res0);
+  fc::gemmFp8DequantResidual(static_cast<int>(rows), static_cast<int>(n), static_cast<int>(k), x8.get(), w8.get(), xMul,
+                             static_cast<float*>(w8s.get()), static_cast<float*>(db.get()), static_cast<float*>(dg.get()),
+                             static_cast<float*>(fr.get()), n, nullptr);
+  std::vector<float> d = toHost<float>(fr, rows * n);
+  for (size_t i = 0; i < d.size(); ++i) d[i] -= res0[i];
+  g_check("fused e4m3 GEMM, residual += gate * y " + shape, d, want, 1e-3, 0.99999);
 #endif
 }
 
@@ -308,18 +420,31 @@ void testDitForward(cublasHandle_t cublas, const fc::DitShape& s) {
   fc::ditQuantizeWeights(s, dit.blocks.data(), dit.headW.get(), qw.get(), wBytes, nullptr);
   const std::vector<float> ref = dit.forward(0, nullptr, nullptr, cublas);
   const std::string shape = std::to_string(s.tokens) + " tokens, dim " + std::to_string(s.dim) + ", ffn " + std::to_string(s.ffn);
+  setenv("FF_CUDA_INT8_GEMM", "cublas", 1);  // cuBLAS's int32 product and dequantInt8
   for (const unsigned mask : {fc::kDitAllLinears, 0x55u, 0xAAu}) {
     char name[96];
     std::snprintf(name, sizeof name, "dit forward w8a8 linears 0x%02x vs bf16, %s", mask, shape.c_str());
     g_check(name, dit.forward(mask, qw.get(), nullptr, cublas), ref, 5e-2, 0.998);
   }
+  unsetenv("FF_CUDA_INT8_GEMM");
 #ifdef FF_CUDA_HAVE_CUTLASS
-  // Every linear on the fused GEMM where its shape allows (k % 16, n % 8; cuBLAS for the rest).
+  // The default where the kernel exists: every linear on the fused GEMM where its shape allows
+  // (k % 16, n % 8 or, for the residual ones, n % 4; cuBLAS for the rest).
   if (fc::gemmInt8DequantAvailable()) {
-    setenv("FF_CUDA_INT8_GEMM", "fused", 1);
-    g_check("dit forward w8a8 fused GEMM epilogues vs bf16, " + shape, dit.forward(fc::kDitAllLinears, qw.get(), nullptr, cublas),
-            ref, 5e-2, 0.998);
-    unsetenv("FF_CUDA_INT8_GEMM");
+    const std::vector<float> fused = dit.forward(fc::kDitAllLinears, qw.get(), nullptr, cublas);
+    g_check("dit forward w8a8 fused GEMM epilogues vs bf16, " + shape, fused, ref, 5e-2, 0.998);
+    // The FFN's FP8 form where dim and ffn are multiples of 16 (it must then change the result:
+    // the e4m3 path ran); elsewhere the switch changes nothing.
+    setenv("FF_CUDA_FFN_FP8", "1", 1);
+    const std::vector<float> f8 = dit.forward(fc::kDitAllLinears, qw.get(), nullptr, cublas);
+    unsetenv("FF_CUDA_FFN_FP8");
+    const bool applies = s.dim % 16 == 0 && s.ffn % 16 == 0;
+    g_check("dit forward w8a8 fused + FFN e4m3 vs bf16, " + shape, f8, ref, 5e-2, 0.998);
+    const bool same = std::memcmp(f8.data(), fused.data(), f8.size() * sizeof(float)) == 0;
+    const bool ok = applies ? !same : same;
+    if (!ok) ++g_w8a8Failures;
+    std::printf("%-58s %s\n", (std::string(applies ? "dit forward FFN e4m3 path ran, " : "dit forward FFN e4m3 not applicable, ") + shape).c_str(),
+                ok ? "PASS" : "FAIL");
   }
 #endif
   // The per-stage timing changes nothing in the result and times every stage kind.
@@ -346,11 +471,13 @@ int w8a8Checks(W8a8Report report, W8a8Random random, cublasHandle_t cublas) {
   g_random = random;
   try {
     testQuantizeRows();
+    testQuantizeRowsFp8();
     testLayerNormInt8(384, false);
     testLayerNormInt8(1536, true);
     testLayerNormInt8(320, true);
     testDequant(cublas, 333, 264, 384);
     testDequant(cublas, 130, 1000, 344);
+    testDequant(cublas, 200, 512, 256);  // n % 16: the FFN's FP8 form too
     fc::DitShape small{42, 128, 2, 344, 2, 20, 12, 2, 3, 7};
     testDitForward(cublas, small);
     fc::DitShape wide{256, 256, 2, 1024, 2, 64, 16, 1, 16, 16};

@@ -2,8 +2,9 @@
 // One tiled kernel serves all three: a CTA owns 16 query rows per warp, streams 64-key tiles of K
 // and V through shared memory with cp.async (two stages), computes S = Q.K^T with mma.sync
 // (bf16 m16n8k16 or s8 m16n8k32), runs the online softmax in registers (base 2) and accumulates
-// P.V with bf16 mma.sync. SLA's linear branch is per-key-block state products on cuBLAS and one
-// small tensor-core kernel (linearOutKernel) per query block.
+// P.V with bf16 mma.sync. SLA's linear branch is per-key-block state products (in the
+// quantization kernel), their masked sums on cuBLAS and one small tensor-core kernel
+// (linearOutKernel) per query block.
 // Fragment layouts follow the PTX ISA's mma.sync tables; ldmatrix feeds every operand (8-bit
 // operands are loaded as b16 pairs, which gives the s8 A/B fragment layout byte for byte).
 // On Hopper (sm_90) Sage and SLA's sparse branch run on attention_sm90.cu's wgmma kernels unless
@@ -348,8 +349,17 @@ struct QuantParams {
   float* scale;       // [heads, nBlocks], times scaleMul
   float scaleMul;
   float* pool;        // [heads, nBlocks, HD] block means (of k~ for k), or null
-  bf16* phi;          // [heads, nBlocks * 64, HD] softmax over channels, zero past n, or null
-  float* zBlock;      // [heads, nBlocks, HD] per-block sums of phi over tokens (with phi), or null
+  // k with SLA's linear branch: phi = softmax over channels of k~ (bf16, zero past n) stays in
+  // shared memory; states[h, j] = phi_j^T v_j (bf16 [HD, HD] row-major per block, rows = phi
+  // channels) and zBlock[h, j] = phi_j's sums over tokens are written. states null: neither.
+  const bf16* v;
+  int64_t vHead, vTok;  // elements
+  bf16* states;         // [heads, nBlocks, HD, HD]
+  float* zBlock;        // [heads, nBlocks, HD]
+  // With states, and vt8 non-null: v's block also as the sparse kernel's block-major e4m3 V^T
+  // [heads, nBlocks, HD, 64] (vtScatter with vAmax, the per-channel max|v| float bits).
+  const int* vAmax;
+  uint8_t* vt8;
 };
 
 // Column sums over the CTA's 64 x HD tile: each thread holds 8 columns (chunk c) of some rows;
@@ -379,20 +389,31 @@ __device__ __forceinline__ void blockColumnSums(const float (&v)[8], float (*par
 }
 
 // One CTA of 256 threads per (64-token block, head, tensor: blockIdx.z 0 = q, 1 = k): smoothing,
-// per-block INT8 quantization, block mean, phi and its per-block sums. Each thread owns 16-byte
-// chunks (8 channels) of 64 / (256 / (HD / 8)) rows in registers: loads and stores are 16 or 8
-// bytes wide, and the softmax of a row runs within the HD / 8 lanes that hold it.
+// per-block INT8 quantization, block mean, and for SLA's linear branch phi, its per-block sums and
+// the block state phi^T v. Each thread owns 16-byte chunks (8 channels) of 64 / (256 / (HD / 8))
+// rows in registers: loads and stores are 16 or 8 bytes wide, and the softmax of a row runs within
+// the HD / 8 lanes that hold it. The state is a [HD, 64] x [64, HD] product on bf16 mma.sync from
+// the phi and v tiles in shared memory (phi through ldmatrix.trans as the A operand): computing it
+// here spares the linear branch writing phi and reading it back.
 template <int HD>
 __global__ void __launch_bounds__(256) quantKernel(const __grid_constant__ QuantParams pq,
                                                    const __grid_constant__ QuantParams pk) {
   constexpr int kCh = HD / 8, kRows = 256 / kCh, kPasses = 64 / kRows;
+  constexpr int kTP = HD * 2 + 16;  // row pitch (bytes) of the phi and v tiles
   __shared__ float red[8];
   __shared__ float part[8][HD];
+  __shared__ __align__(16) uint8_t tiles[2 * 64 * kTP];
+  uint8_t* sPhi = tiles;
+  uint8_t* sV = tiles + 64 * kTP;
   const QuantParams& p = blockIdx.z == 0 ? pq : pk;
   const int b = blockIdx.x, h = blockIdx.y;
   if (b >= p.nBlocks) return;  // the grid covers the longer of q and k
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, c = tid % kCh, r0 = tid / kCh;
   const int rows = min(64, p.n - b * 64);
+  if (p.states) {  // v's block, zero past n, arrives while the block is quantized
+    loadTile<64, HD * 2, kTP, 256>(sV, reinterpret_cast<const uint8_t*>(p.v + h * p.vHead), p.vTok * 2, b * 64, p.n, tid);
+    cpCommit();
+  }
   float mean[8] = {};
   if (p.ksum)
 #pragma unroll
@@ -422,7 +443,7 @@ __global__ void __launch_bounds__(256) quantKernel(const __grid_constant__ Quant
   for (int w = 1; w < 8; ++w) amax = fmaxf(amax, red[w]);
   const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
   if (tid == 0) p.scale[h * p.nBlocks + b] = amax / 127.0f * p.scaleMul;
-  const int64_t row0 = static_cast<int64_t>(h) * p.nBlocks * 64 + b * 64;  // first row of the block in xq / phi
+  const int64_t row0 = static_cast<int64_t>(h) * p.nBlocks * 64 + b * 64;  // first row of the block in xq
 #pragma unroll
   for (int it = 0; it < kPasses; ++it) {
     uint32_t packed[2] = {0, 0};
@@ -442,7 +463,7 @@ __global__ void __launch_bounds__(256) quantKernel(const __grid_constant__ Quant
     }
     blockColumnSums<HD>(s, part, p.pool + (static_cast<int64_t>(h) * p.nBlocks + b) * HD, 1.0f / static_cast<float>(rows));
   }
-  if (!p.phi) return;
+  if (!p.states) return;
   float z[8] = {};
 #pragma unroll
   for (int it = 0; it < kPasses; ++it) {
@@ -469,11 +490,41 @@ __global__ void __launch_bounds__(256) quantKernel(const __grid_constant__ Quant
       z[2 * i] += y.x;
       z[2 * i + 1] += y.y;
     }
-    *reinterpret_cast<uint4*>(p.phi + (row0 + r) * HD + c * 8) = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+    *reinterpret_cast<uint4*>(sPhi + r * kTP + c * 16) = make_uint4(packed[0], packed[1], packed[2], packed[3]);
   }
-  if (!p.zBlock) return;
   __syncthreads();  // part is reused
   blockColumnSums<HD>(z, part, p.zBlock + (static_cast<int64_t>(h) * p.nBlocks + b) * HD, 1.0f);
+  cpWait<0>();
+  __syncthreads();  // the phi and v tiles are complete
+  // state = phi^T v: warp w owns 16 phi channels (m0) and kCols v channels (col0) of the [HD, HD]
+  // result; A[m][t] = phi[t][m] comes from phi's rows through ldmatrix.trans.
+  constexpr int kWarpsPerRow = 8 / (HD / 16), kCols = HD / kWarpsPerRow;
+  const int m0 = warp / kWarpsPerRow * 16, col0 = warp % kWarpsPerRow * kCols;
+  uint32_t a[4][4];
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk)
+    ldsm4t(a[kk], sPhi + (kk * 16 + (lane >> 4) * 8 + (lane & 7)) * kTP + (m0 + ((lane >> 3) & 1) * 8) * 2);
+  float o[kCols / 8][4];
+#pragma unroll
+  for (int n = 0; n < kCols / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  pvAccum<kCols / 8, 4, kTP>(o, a, sV + col0 * 2, lane);
+  bf16* st = p.states + (static_cast<int64_t>(h) * p.nBlocks + b) * HD * HD;
+  const int g = lane >> 2, c4 = lane & 3;
+#pragma unroll
+  for (int n = 0; n < kCols / 8; ++n) {
+    const int col = col0 + n * 8 + 2 * c4;
+    *reinterpret_cast<uint32_t*>(st + (m0 + g) * HD + col) = packBf16(o[n][0], o[n][1]);
+    *reinterpret_cast<uint32_t*>(st + (m0 + g + 8) * HD + col) = packBf16(o[n][2], o[n][3]);
+  }
+  if (!p.vt8) return;
+  // v's block as e4m3 V^T, staged where phi was (the tile fits: HD * kVtPitch <= 64 * kTP).
+  static_assert(HD * kVtPitch <= 64 * kTP, "the V^T tile fits in phi's");
+  __syncthreads();  // every warp is done reading phi
+  for (int x = tid; x < 64 * kCh; x += 256)
+    vtScatter<HD>(*reinterpret_cast<const uint4*>(sV + (x / kCh) * kTP + (x % kCh) * 16), x / kCh, x % kCh,
+                  p.vAmax + h * HD, sPhi);
+  __syncthreads();
+  vtStore<HD, 256>(sPhi, [&](int d) { return p.vt8 + ((static_cast<int64_t>(h) * p.nBlocks + b) * HD + d) * 64; }, tid);
 }
 
 // z_all[h, :] = sum over key blocks of zBlock[h, j, :]: one CTA of 1024 threads per head.
@@ -547,12 +598,14 @@ __global__ void __launch_bounds__(kSelectWarps * 32) slaSelectKernel(const float
   }
 }
 
-// SLA's linear branch for one (query block, head) of a chunk of heads: out[rows] (+)= phi(q) H_R /
-// (phi(q) . z_R + eps), added to the sparse output when accumulate, else written for the wgmma
-// sparse kernel to add to, with H_R = hR[head, block] (bf16 [HD, HD], the sum of the block states
-// over the unselected key blocks, v already through proj_l) and z_R = z_all - the selected blocks'
-// zBlock. phi(q) (softmax over channels, bf16) is computed here from q; the product runs on
-// tensor cores with H_R as the B operand from shared memory. 4 warps of 16 rows.
+// SLA's linear branch for one (query block, head) of a chunk of heads: out[rows] (+)= (phi(q) H_R /
+// (phi(q) . z_R + eps)) proj_l^T, added to the sparse output when accumulate, else written for the
+// wgmma sparse kernel to add to, with H_R = hR[head, block] (bf16 [HD, HD], the sum of the block
+// states phi(k~_j)^T v_j over the unselected key blocks) and z_R = z_all - the selected blocks'
+// zBlock. phi(q) (softmax over channels, bf16) is computed here from q; both products run on
+// tensor cores with H_R, then proj_l (in H_R's place), as the B operand from shared memory: proj_l
+// applied to the [64, HD] result instead of to every v row spares the branch a pass over v. 4 warps
+// of 16 rows.
 struct LinearOutParams {
   const bf16* q;
   int64_t qHead, qTok;   // elements
@@ -563,6 +616,7 @@ struct LinearOutParams {
   const float* zall;     // [heads, HD]
   const float* zBlock;   // [heads, nBlocks, HD]
   const int32_t* blocks; // [heads, nBlocks, kc]
+  const bf16* projL;     // [HD, HD] row-major (out channel, in channel)
   bool accumulate;       // add to the sparse output in out; false: write
 };
 
@@ -674,6 +728,32 @@ __global__ void __launch_bounds__(128, 4) linearOutKernel(LinearOutParams p) {
 #pragma unroll
   for (int n = 0; n < kNT; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
   pvAccum<kNT, kKCH, kP>(o, qf, sH, lane);
+  __syncthreads();  // every warp is done with H_R: proj_l takes its place
+  loadTile<HD, HD * 2, kP, 128>(sH, reinterpret_cast<const uint8_t*>(p.projL), HD * 2, 0, HD, tid);
+  cpCommit();
+  // o's accumulator fragments are the A fragments of o . proj_l^T (16 columns per k-chunk).
+  uint32_t oa[kKCH][4];
+#pragma unroll
+  for (int c = 0; c < kKCH; ++c) {
+    oa[c][0] = packBf16(o[2 * c][0], o[2 * c][1]);
+    oa[c][1] = packBf16(o[2 * c][2], o[2 * c][3]);
+    oa[c][2] = packBf16(o[2 * c + 1][0], o[2 * c + 1][1]);
+    oa[c][3] = packBf16(o[2 * c + 1][2], o[2 * c + 1][3]);
+  }
+  cpWait<0>();
+  __syncthreads();
+#pragma unroll
+  for (int n = 0; n < kNT; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  // proj_l's rows are output channels: [n][k] row-major is the B operand's column-major layout.
+#pragma unroll
+  for (int c = 0; c < kKCH; ++c)
+#pragma unroll
+    for (int np = 0; np < kNT / 2; ++np) {
+      uint32_t bq[4];
+      ldsm4(bq, sH + (np * 16 + (lane & 7) + (lane >> 4) * 8) * kP + c * 32 + ((lane >> 3) & 1) * 16);
+      mmaBf16(o[2 * np], oa[c], bq[0], bq[1]);
+      mmaBf16(o[2 * np + 1], oa[c], bq[2], bq[3]);
+    }
   const int rl0 = warp * 16 + g, rl1 = rl0 + 8, r0 = b * 64 + rl0, r1 = b * 64 + rl1;
   const float inv0 = 1.0f / (den[rl0] + kLinearEps), inv1 = 1.0f / (den[rl1] + kLinearEps);
   // Every load of the sparse output before any store: the two rows are oTok apart, which the
@@ -702,14 +782,14 @@ __global__ void __launch_bounds__(128, 4) linearOutKernel(LinearOutParams p) {
   }
 }
 
-// Heads whose SLA block states are held at once: the states and their masked sums take
-// (nbq + nbk) * hd^2 * 2 bytes per head, at most 192 MB together unless FF_CUDA_SLA_CHUNK_HEADS
-// names the count (bench/gpu's tuning switch; a different value there must size the workspace too).
-// At [12, 32760, 128] (32 MB a head) chunks of 1 / 2 / 4 / 6 / 12 heads took 3.28 / 3.21 / 3.17 /
-// 3.13 / 3.12 ms for the whole SLA call on the H200: fewer, larger products win over L2 reuse.
+// Heads whose SLA masked state sums (hR) are held at once: nbq * hd^2 * 2 bytes per head, at most
+// 256 MB together unless FF_CUDA_SLA_CHUNK_HEADS names the count (bench/gpu's tuning switch; a
+// different value there must size the workspace too). At [12, 32760, 128] (16 MB a head) that is
+// every head in one product: chunks of 1 / 2 / 4 / 6 / 12 heads took 3.28 / 3.21 / 3.17 / 3.13 /
+// 3.12 ms for the whole SLA call on the H200, fewer, larger products winning over L2 reuse.
 int slaChunkHeads(const AttnShape& s) {
-  const int64_t nbq = (s.qLen + 63) / 64, nbk = (s.kvLen + 63) / 64, hd = s.headDim;
-  int64_t heads = (int64_t{192} << 20) / ((nbq + nbk) * hd * hd * 2);
+  const int64_t nbq = (s.qLen + 63) / 64, hd = s.headDim;
+  int64_t heads = (int64_t{256} << 20) / (nbq * hd * hd * 2);
   if (const char* e = std::getenv("FF_CUDA_SLA_CHUNK_HEADS"); e != nullptr && e[0] != '\0') heads = std::atoi(e);
   return static_cast<int>(std::clamp<int64_t>(heads, 1, s.heads));
 }
@@ -719,9 +799,8 @@ struct Workspace {
   float *ksum, *zall, *qScale, *kScale, *qPool, *kPool, *scores, *zBlock;
   int8_t *qi8, *ki8;
   int32_t* blocks;
-  bf16 *phiK, *vp;
   bf16* mask;    // [heads, nbq, maskLd]: 1 for the key blocks a query block did not select
-  bf16* states;  // [chunkHeads, nbk, hd * hd]: phi(k~_j)^T vp_j per key block
+  bf16* states;  // [heads, nbk, hd * hd]: phi(k~_j)^T v_j per key block
   bf16* hR;      // [chunkHeads, nbq, hd * hd]: the states summed over each query block's unselected blocks
   uint8_t* vt8;  // e4m3 v^T [heads, hd, vtRow] for the wgmma kernels' FP8 P.V
   int* vAmax;    // [heads, hd]
@@ -750,10 +829,8 @@ struct Workspace {
     qi8 = reinterpret_cast<int8_t*>(take(H * nbq * 64 * hd));
     ki8 = reinterpret_cast<int8_t*>(take(H * nbk * 64 * hd));
     blocks = reinterpret_cast<int32_t*>(take(H * nbq * nbk * 4));
-    phiK = reinterpret_cast<bf16*>(take(H * nbk * 64 * hd * 2));
-    vp = reinterpret_cast<bf16*>(take(H * nbk * 64 * hd * 2));
     mask = reinterpret_cast<bf16*>(take(H * nbq * maskLd * 2));
-    states = reinterpret_cast<bf16*>(take(chunkHeads * nbk * hd * hd * 2));
+    states = reinterpret_cast<bf16*>(take(H * nbk * hd * hd * 2));
     hR = reinterpret_cast<bf16*>(take(chunkHeads * nbq * hd * hd * 2));
     vtRow = (s.kvLen + 127) / 128 * 128;
     vt8 = take(H * hd * vtRow);
@@ -828,10 +905,12 @@ void launchLinearOut(const LinearOutParams& p, int heads, cudaStream_t stream) {
   FF_CUDA_LAUNCHED("linearOutKernel");
 }
 
-// Smoothing mean, INT8 quantization (and, for SLA, pooled means; for its linear branch phi(k~) and
-// its per-block sums) of q and k: one pass over k for its mean, then one launch for both tensors.
+// Smoothing mean, INT8 quantization (and, for SLA, pooled means; for its linear branch, given v,
+// the block states phi(k~_j)^T v_j and phi's per-block sums, and with vt also the sparse kernel's
+// block-major e4m3 V^T, after one pass over v for its per-channel max|v|) of q and k: one pass over
+// k for its mean, then one launch for both tensors.
 void prepareSage(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, const Workspace& w, bool pools,
-                 bool phi, cudaStream_t stream) {
+                 const AttnTensor* v, bool vt, cudaStream_t stream) {
   const int hd = s.headDim, H = s.heads;
   const int nbq = (s.qLen + 63) / 64, nbk = (s.kvLen + 63) / 64;
   FF_CUDA(cudaMemsetAsync(w.ksum, 0, sizeof(float) * H * hd, stream));
@@ -841,10 +920,21 @@ void prepareSage(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, c
   if (hd == 64) channelReduceKernel<64, false><<<sumGrid, 256, 0, stream>>>(kd, k.headStride, k.tokenStride, s.kvLen, kSumRows, w.ksum);
   else channelReduceKernel<128, false><<<sumGrid, 256, 0, stream>>>(kd, k.headStride, k.tokenStride, s.kvLen, kSumRows, w.ksum);
   FF_CUDA_LAUNCHED("channelReduceKernel (key sums)");
+  if (v && vt) {
+    FF_CUDA(cudaMemsetAsync(w.vAmax, 0, sizeof(int) * H * hd, stream));
+    const auto* vd = static_cast<const bf16*>(v->data);
+    auto* amax = reinterpret_cast<float*>(w.vAmax);
+    if (hd == 64) channelReduceKernel<64, true><<<sumGrid, 256, 0, stream>>>(vd, v->headStride, v->tokenStride, s.kvLen, kSumRows, amax);
+    else channelReduceKernel<128, true><<<sumGrid, 256, 0, stream>>>(vd, v->headStride, v->tokenStride, s.kvLen, kSumRows, amax);
+    FF_CUDA_LAUNCHED("channelReduceKernel (max |v|)");
+  }
   const QuantParams qp{static_cast<const bf16*>(q.data), q.headStride, q.tokenStride, s.qLen, nbq, nullptr, w.qi8, w.qScale,
-                       softmaxScale(s) * kLog2e, pools ? w.qPool : nullptr, nullptr, nullptr};
-  const QuantParams kp{kd, k.headStride, k.tokenStride, s.kvLen, nbk, w.ksum, w.ki8, w.kScale,
-                       1.0f, pools ? w.kPool : nullptr, phi ? w.phiK : nullptr, phi ? w.zBlock : nullptr};
+                       softmaxScale(s) * kLog2e, pools ? w.qPool : nullptr, nullptr, 0, 0, nullptr, nullptr, nullptr,
+                       nullptr};
+  const QuantParams kp{kd, k.headStride, k.tokenStride, s.kvLen, nbk, w.ksum, w.ki8, w.kScale, 1.0f,
+                       pools ? w.kPool : nullptr, v ? static_cast<const bf16*>(v->data) : nullptr,
+                       v ? v->headStride : 0, v ? v->tokenStride : 0, v ? w.states : nullptr, w.zBlock, w.vAmax,
+                       v && vt ? w.vt8 : nullptr};
   const dim3 grid(std::max(nbq, nbk), H, 2);
   if (hd == 64) quantKernel<64><<<grid, 256, 0, stream>>>(qp, kp);
   else quantKernel<128><<<grid, 256, 0, stream>>>(qp, kp);
@@ -882,11 +972,12 @@ int maxSharedMemoryPerBlock() {
 
 // Sage attention and SLA's sparse branch on the wgmma kernels of attention_sm90.cu when
 // they apply and FF_CUDA_ATTN_IMPL does not say mma (sageUsesWgmma); false = nothing launched, the
-// mma.sync kernels are to run. accumulate: add to the bf16 in out instead of overwriting it.
+// mma.sync kernels are to run. accumulate: add to the bf16 in out instead of overwriting it;
+// vtReady: the workspace already holds the e4m3 V^T (prepareSage wrote it).
 bool launchWgmmaSage([[maybe_unused]] const AttnShape& s, [[maybe_unused]] const AttnTensor& v,
                      [[maybe_unused]] const AttnTensor& out, [[maybe_unused]] const Workspace& w,
                      [[maybe_unused]] const int32_t* blocks, [[maybe_unused]] int kc, [[maybe_unused]] bool accumulate,
-                     [[maybe_unused]] cudaStream_t stream) {
+                     [[maybe_unused]] bool vtReady, [[maybe_unused]] cudaStream_t stream) {
 #ifdef FF_CUDA_HAVE_SM90A
   if (!sageUsesWgmma(s.headDim)) return false;
   const int64_t hd = s.headDim, nbq = (s.qLen + 63) / 64, nbk = (s.kvLen + 63) / 64;
@@ -896,6 +987,7 @@ bool launchWgmmaSage([[maybe_unused]] const AttnShape& s, [[maybe_unused]] const
                          s.headDim, w.qScale, w.kScale, static_cast<int>(nbq), static_cast<int>(nbk), blocks, kc,
                          w.vt8, w.vAmax, w.vtRow};
   a.accumulate = accumulate;
+  a.vtReady = vtReady;
   sm90::sageAttention(a, stream);
   return true;
 #else
@@ -908,40 +1000,30 @@ void requireWorkspace(const AttnShape& s, size_t have) {
   if (have < need) throw std::invalid_argument("CUDA attention: workspace of " + std::to_string(have) + " bytes, need " + std::to_string(need));
 }
 
-// SLA's linear branch, added to the sparse output in `out` (docs/CUDA.md): vp = v proj_l^T and
-// z_all once for all heads, then per chunk of heads the block states, their sums over each query
-// block's unselected blocks (a dense product with the 0/1 mask) and the normalise-and-add kernel.
-// `stage` records the profiling event after the per-token part.
+// SLA's linear branch, added to the sparse output in `out` (docs/CUDA.md), from the block states
+// prepareSage wrote: z_all once for all heads, then per chunk of heads the states' sums over each
+// query block's unselected blocks (a dense product with the 0/1 mask) and the normalise, project
+// and add kernel. `stage` records the profiling event after z_all.
 template <typename Stage>
-void slaLinearBranch(const AttnShape& s, const AttnTensor& q, const AttnTensor& v, const AttnTensor& out, const void* projL,
+void slaLinearBranch(const AttnShape& s, const AttnTensor& q, const AttnTensor& out, const void* projL,
                      const int32_t* blocks, int kc, bool accumulate, const Workspace& w, cublasContext* cublas,
                      cudaStream_t stream, Stage&& stage) {
   const int hd = s.headDim, H = s.heads, nb = (s.qLen + 63) / 64;
-  const int64_t nPad = static_cast<int64_t>(nb) * 64, hh = static_cast<int64_t>(hd) * hd;
+  const int64_t hh = static_cast<int64_t>(hd) * hd;
   const float one = 1.0f, zero = 0.0f;
-  // vp[h] = v[h] proj_l^T ([hd, N] column-major = [N, hd] row-major), proj_l shared by the heads;
-  // the padding rows past N meet phi(k~) = 0 rows in the block states and must not be NaN.
-  FF_CUBLAS(cublasGemmStridedBatchedEx(cublas, CUBLAS_OP_T, CUBLAS_OP_N, hd, s.kvLen, hd, &one, projL, CUDA_R_16BF, hd, 0,
-                                       v.data, CUDA_R_16BF, static_cast<int>(v.tokenStride), v.headStride, &zero, w.vp,
-                                       CUDA_R_16BF, hd, nPad * hd, H, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-  if (nPad > s.kvLen)
-    FF_CUDA(cudaMemset2DAsync(w.vp + static_cast<int64_t>(s.kvLen) * hd, nPad * hd * 2, 0, (nPad - s.kvLen) * hd * 2, H,
-                              stream));
   if (hd == 64) zAllKernel<64><<<H, 1024, 0, stream>>>(w.zBlock, nb, w.zall);
   else zAllKernel<128><<<H, 1024, 0, stream>>>(w.zBlock, nb, w.zall);
   FF_CUDA_LAUNCHED("zAllKernel");
   stage();
 
   LinearOutParams lp{static_cast<const bf16*>(q.data), q.headStride, q.tokenStride, static_cast<bf16*>(out.data),
-                     out.headStride, out.tokenStride, s.qLen, nb, kc, 0, w.hR, w.zall, w.zBlock, blocks, accumulate};
+                     out.headStride, out.tokenStride, s.qLen, nb, kc, 0, w.hR, w.zall, w.zBlock, blocks,
+                     static_cast<const bf16*>(projL), accumulate};
   for (int h0 = 0; h0 < H; h0 += w.chunkHeads) {
     const int g = std::min(w.chunkHeads, H - h0);
-    // states[h, j] = phi(k~_j)^T vp_j: [hd, hd] per key block (column-major vp_j^T . phi(k~_j)).
-    FF_CUBLAS(cublasGemmStridedBatchedEx(cublas, CUBLAS_OP_N, CUBLAS_OP_T, hd, hd, 64, &one, w.vp + h0 * nPad * hd, CUDA_R_16BF,
-                                         hd, 64 * hd, w.phiK + h0 * nPad * hd, CUDA_R_16BF, hd, 64 * hd, &zero, w.states,
-                                         CUDA_R_16BF, hd, hh, g * nb, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     // hR[h, b] = sum_j mask[h, b, j] states[h, j]: [hd^2, nb] column-major = states^T . mask^T per head.
-    FF_CUBLAS(cublasGemmStridedBatchedEx(cublas, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(hh), nb, nb, &one, w.states,
+    FF_CUBLAS(cublasGemmStridedBatchedEx(cublas, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(hh), nb, nb, &one,
+                                         w.states + h0 * nb * hh,
                                          CUDA_R_16BF, static_cast<int>(hh), nb * hh,
                                          w.mask + static_cast<int64_t>(h0) * nb * w.maskLd, CUDA_R_16BF, w.maskLd,
                                          static_cast<int64_t>(nb) * w.maskLd, &zero, w.hR, CUDA_R_16BF, static_cast<int>(hh),
@@ -1021,8 +1103,8 @@ void sageAttention(const AttnShape& s, const AttnTensor& q, const AttnTensor& k,
   checkShape(s, all, 4);
   requireWorkspace(s, workspaceBytes);
   const Workspace w(s, workspace);
-  prepareSage(s, q, k, w, false, false, stream);
-  if (launchWgmmaSage(s, v, out, w, nullptr, 0, false, stream)) return;
+  prepareSage(s, q, k, w, false, nullptr, false, stream);
+  if (launchWgmmaSage(s, v, out, w, nullptr, 0, false, false, stream)) return;
   if (narrowTiles()) launchAttnHd<8, 1, Mode::Sage>(s.headDim, sageParams(s, v, out, w), s.heads, stream);
   else launchAttnHd<kFullWarps, kFullMT, Mode::Sage>(s.headDim, sageParams(s, v, out, w), s.heads, stream);
 }
@@ -1038,7 +1120,14 @@ void slaAttention(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, 
   const Workspace w(s, workspace);
   const int hd = s.headDim, H = s.heads, nb = (s.qLen + 63) / 64, kc = slaSelectedCount(o.topK, nb);
   const bool linear = kc < nb && o.projL != nullptr;
-  prepareSage(s, q, k, w, true, linear, stream);
+  const bool wgmma = sageUsesWgmma(hd);
+  // With the linear branch the quantization kernel holds every block of v: where the sparse branch
+  // reads block-major e4m3 V^T, that kernel writes it too, sparing the sparse branch a pass over v.
+  bool vtInQuant = false;
+#ifdef FF_CUDA_HAVE_SM90A
+  vtInQuant = linear && wgmma && sm90::sparseVtBlockMajor(s.kvLen);
+#endif
+  prepareSage(s, q, k, w, true, linear ? &v : nullptr, vtInQuant, stream);
 
   int ran = 0;
   auto stage = [&](int i) {
@@ -1065,13 +1154,12 @@ void slaAttention(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, 
 
   // The wgmma sparse kernel adds its rows to the linear branch's output in its epilogue, so that
   // branch runs first and writes; the mma.sync kernels write, and the branch adds to them after.
-  const bool wgmma = sageUsesWgmma(hd);
   auto linearBranch = [&](bool accumulate) {
-    slaLinearBranch(s, q, v, out, o.projL, blocks, kc, accumulate, w, cublas, stream, [&] { stage(3); });
+    slaLinearBranch(s, q, out, o.projL, blocks, kc, accumulate, w, cublas, stream, [&] { stage(3); });
     stage(4);
   };
   if (linear && wgmma) linearBranch(false);
-  if (!launchWgmmaSage(s, v, out, w, blocks, kc, linear && wgmma, stream)) {
+  if (!launchWgmmaSage(s, v, out, w, blocks, kc, linear && wgmma, vtInQuant, stream)) {
     KernelParams sp = sageParams(s, v, out, w);
     sp.blocks = blocks;
     sp.kc = kc;

@@ -13,9 +13,10 @@
 //  slaAttention    docs/MODEL.md "SLA attention": 64-token block map from pooled q and k~, top-k
 //                  key blocks per query block, the sparse branch on the sage kernel over the
 //                  selected blocks, and the linear branch phi(q) H_R / (phi(q) . z_R + 1e-5) over the
-//                  unselected blocks R: per-key-block states phi(k~_j)^T (v_j proj_l^T) through
-//                  cuBLAS, summed for each query block by a dense product with the 0/1 mask of its
-//                  unselected blocks (cuBLAS), z_R = z_all - the selected blocks' sums.
+//                  unselected blocks R, projected by proj_l: per-key-block states phi(k~_j)^T v_j
+//                  (written by the quantization kernel), summed for each query block by a dense
+//                  product with the 0/1 mask of its unselected blocks (cuBLAS), z_R = z_all - the
+//                  selected blocks' sums, and (phi(q) H_R / (phi(q) . z_R + 1e-5)) proj_l^T.
 //
 // Scratch memory comes from one caller-owned cudaMalloc block sized by attentionWorkspaceBytes; the
 // functions allocate nothing and check every CUDA call (failures throw std::runtime_error).
@@ -57,8 +58,8 @@ struct SlaOptions {
   const void* projL = nullptr;  // bf16 [hd, hd] on the device (attn1.proj_l.weight); null = no linear branch
   int32_t* selectedOut = nullptr;  // optional device [heads, qBlocks, kc]: the key blocks chosen
   // Optional, for profiling: 5 events, one recorded at the end of each stage that runs: 0 the
-  // quantization (and phi(k~)), 1 the block map, 2 the sparse branch, and with the linear branch 3
-  // its per-token part (v proj_l^T, z_all) and 4 its block states, masked sums and output. The
+  // quantization (and the block states phi(k~_j)^T v_j), 1 the block map, 2 the sparse branch, and
+  // with the linear branch 3 z_all and 4 the states' masked sums and the output. The
   // stages do not always run in that order (on the wgmma kernels the linear branch runs before the
   // sparse one): stageOrder, when set (5 ints), receives the stage numbers in the order they ran.
   struct CUevent_st* const* stageEvents = nullptr;

@@ -1,7 +1,8 @@
 // Device helpers shared by the attention kernels (attention.cu, attention_sm90.cu): 16-byte
-// cp.async copies into shared memory and bf16 packing.
+// cp.async copies into shared memory, bf16 packing, and the e4m3 V^T that FP8 P.V reads.
 #pragma once
 #include <cuda_bf16.h>
+#include <cuda_fp8.h>
 
 #include <cstdint>
 
@@ -27,6 +28,47 @@ __device__ __forceinline__ uint32_t packBf16(float lo, float hi) {
 }
 __device__ __forceinline__ float2 unpackBf16(uint32_t u) {
   return __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&u));
+}
+
+constexpr float kFp8Max = 448.0f;  // e4m3's largest finite value
+
+// The A fragment of e4m3 m64nNk32 (per warp 16 rows, as mma.sync m16n8k32's 8-bit A): a0 = row g,
+// k 4c..4c+3 (byte i = k 4c+i), a1 = row g+8, same k, a2 = row g, k 16+4c.., a3 = row g+8, k 16+4c...
+// Lane c holds S columns 8j + 2c + {0, 1}, so rather than moving bytes between lanes the keys of V^T
+// are permuted: within each 32-key group, position 4c + i (+16) holds key 8 (i / 2) + 2c + (i % 2)
+// (+16). This maps key t of a group (bits: t = 16 h + 8 b + 2 c + l) to its position.
+__host__ __device__ constexpr int fp8KeySlot(int t) {
+  return (t & ~15) | (((t >> 1) & 3) << 2) | (((t >> 3) & 1) << 1) | (t & 1);
+}
+
+// e4m3 V^T of one 64-key block staged in shared memory, tile [HD rows][kVtPitch bytes]: vtScatter
+// puts key t's channels 8 c8 .. 8 c8 + 7 (u: 16 bytes of bf16, zero past n) at tile[d][fp8KeySlot(t)]
+// as v * kFp8Max / max|v| of the channel (amaxBits: the head's [HD] float bits); vtStore then copies
+// row d's 64 bytes to rowAt(d). 68-byte rows (17 words) keep the scatter's byte stores to 4-way
+// bank conflicts and the row reads (4 bytes a lane) to none.
+constexpr int kVtPitch = 68;
+template <int HD>
+__device__ __forceinline__ void vtScatter(uint4 u, int t, int c8, const int* amaxBits, uint8_t* tile) {
+  const int slot = fp8KeySlot(t);
+  const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = unpackBf16(w[i]);
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int d = c8 * 8 + 2 * i + e;
+      const float amax = __int_as_float(amaxBits[d]);
+      const float x = amax > 0.0f ? (e ? f.y : f.x) * (kFp8Max / amax) : 0.0f;
+      tile[d * kVtPitch + slot] = __nv_cvt_float_to_fp8(x, __NV_SATFINITE, __NV_E4M3);
+    }
+  }
+}
+template <int HD, int THREADS, typename RowAt>
+__device__ __forceinline__ void vtStore(const uint8_t* tile, RowAt rowAt, int tid) {
+  for (int i = tid; i < HD * 16; i += THREADS) {
+    const int d = i >> 4, c = i & 15;
+    *reinterpret_cast<uint32_t*>(rowAt(d) + c * 4) = *reinterpret_cast<const uint32_t*>(&tile[d * kVtPitch + c * 4]);
+  }
 }
 
 namespace {  // without relocatable device code each translation unit keeps its own copy

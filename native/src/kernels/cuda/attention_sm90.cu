@@ -314,12 +314,19 @@ bool available(int headDim) {
   return hopper && (headDim == 64 || headDim == 128);
 }
 
+bool sparseVtBlockMajor(int nK) {
+  SageArgs a{};
+  a.nK = nK;
+  const PvMode mode = pvMode(a);
+  return mode == PvMode::Fp8 && kernelFor(mode) != DenseKernel::CpAsync;
+}
+
 void sageAttention(const SageArgs& a, CUstream_st* stream) {
   if (!available(a.headDim))
     throw std::invalid_argument("wgmma attention needs an sm_90 device and head_dim 64 or 128, got head_dim " +
                                 std::to_string(a.headDim));
   const PvMode mode = pvMode(a);
-  if (mode == PvMode::Fp8) {
+  if (mode == PvMode::Fp8 && !a.vtReady) {
     if (!a.vt8 || !a.vAmax || a.vtRow < (a.nK + 127) / 128 * 128) throw std::invalid_argument("wgmma FP8 P.V: no V^T workspace");
     // the ws kernel's sparse form reads V^T block by block (vtRow >= kBlocks * 64: the same bytes)
     const bool blockMajor = a.blocks && kernelFor(mode) != DenseKernel::CpAsync;

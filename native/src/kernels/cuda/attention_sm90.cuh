@@ -182,24 +182,15 @@ __device__ __forceinline__ void wgmmaPV(float (&d)[32], const uint32_t (&a)[4], 
   else FF_WGMMA_RS("m64n64k16", "f32.bf16.bf16", "1, 1, 1", FF_REGS32, "%32, %33, %34, %35", "36", "37", FF_OPS32(FF_RW_F32, d));
 }
 
-// FP8 P.V (SageAttention2's route): P in [0, 1] is scaled by e4m3's largest value and V by
-// max|v| / that value per channel, so that both use e4m3's range; O is divided back in the epilogue.
-constexpr float kFp8Max = 448.0f;
+// FP8 P.V (SageAttention2's route): P in [0, 1] is scaled by e4m3's largest value (kFp8Max) and V
+// by max|v| / that value per channel, so that both use e4m3's range; O is divided back in the
+// epilogue. V^T's keys are permuted by fp8KeySlot (attention_device.cuh).
 
 // Four fp32 -> e4m3 (saturating), byte i = element i.
 __device__ __forceinline__ uint32_t packE4m3(float x0, float x1, float x2, float x3) {
   const uint32_t lo = __nv_cvt_float2_to_fp8x2(make_float2(x0, x1), __NV_SATFINITE, __NV_E4M3);
   const uint32_t hi = __nv_cvt_float2_to_fp8x2(make_float2(x2, x3), __NV_SATFINITE, __NV_E4M3);
   return lo | (hi << 16);
-}
-
-// The A fragment of e4m3 m64nNk32 (per warp 16 rows, as mma.sync m16n8k32's 8-bit A): a0 = row g,
-// k 4c..4c+3 (byte i = k 4c+i), a1 = row g+8, same k, a2 = row g, k 16+4c.., a3 = row g+8, k 16+4c...
-// Lane c holds S columns 8j + 2c + {0, 1}, so rather than moving bytes between lanes the keys of V^T
-// are permuted: within each 32-key group, position 4c + i (+16) holds key 8 (i / 2) + 2c + (i % 2)
-// (+16). This maps key t of a group (bits: t = 16 h + 8 b + 2 c + l) to its position.
-__host__ __device__ constexpr int fp8KeySlot(int t) {
-  return (t & ~15) | (((t >> 1) & 3) << 2) | (((t >> 3) & 1) << 1) | (t & 1);
 }
 
 // S = Q . K~^T for one tile: HD / 32 k32 slices of the channels, 32 bytes apart inside each
@@ -384,36 +375,21 @@ __device__ __forceinline__ void pipelineTiles(int nTiles, P& pf, P& pn, Step& st
 template <int HD>
 __global__ void __launch_bounds__(256) vTransposeFp8Kernel(const __nv_bfloat16* v, int64_t head, int64_t tok, int n,
                                                            const int* amaxBits, uint8_t* vt8, int64_t rowBytes) {
-  // Each thread converts 16-byte chunks (8 channels of one key) and stores their bytes into 8 tile
-  // rows; 68-byte rows (17 words) keep those stores to 4-way bank conflicts and the row reads
-  // below (4 bytes a lane) to none.
-  constexpr int kPitch = 68, kChunks = HD / 8;
-  __shared__ __align__(16) uint8_t tile[HD * kPitch];
+  // Each thread converts 16-byte chunks (8 channels of one key) into the staging tile.
+  constexpr int kChunks = HD / 8;
+  __shared__ __align__(16) uint8_t tile[HD * kVtPitch];
   const int b = blockIdx.x, h = blockIdx.y, tid = threadIdx.x;
   for (int x = tid; x < 64 * kChunks; x += 256) {
-    const int t = x / kChunks, c = x % kChunks, key = b * 64 + t, slot = fp8KeySlot(t);
+    const int t = x / kChunks, c = x % kChunks, key = b * 64 + t;
     uint4 u = make_uint4(0, 0, 0, 0);
     if (key < n) u = *reinterpret_cast<const uint4*>(v + h * head + static_cast<int64_t>(key) * tok + c * 8);
-    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const float2 f = unpackBf16(w[i]);
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int d = c * 8 + 2 * i + e;
-        const float amax = __int_as_float(amaxBits[h * HD + d]);
-        const float x = amax > 0.0f ? (e ? f.y : f.x) * (kFp8Max / amax) : 0.0f;  // 0 past n: u is zero
-        tile[d * kPitch + slot] = __nv_cvt_float_to_fp8(x, __NV_SATFINITE, __NV_E4M3);
-      }
-    }
+    vtScatter<HD>(u, t, c, amaxBits + h * HD, tile);
   }
   __syncthreads();
-  for (int i = tid; i < HD * 16; i += 256) {
-    const int d = i >> 4, c = i & 15;
-    const int64_t at = rowBytes > 0 ? (static_cast<int64_t>(h) * HD + d) * rowBytes + b * 64
-                                    : ((static_cast<int64_t>(h) * gridDim.x + b) * HD + d) * 64;
-    *reinterpret_cast<uint32_t*>(vt8 + at + c * 4) = *reinterpret_cast<const uint32_t*>(&tile[d * kPitch + c * 4]);
-  }
+  vtStore<HD, 256>(tile, [&](int d) {
+    return vt8 + (rowBytes > 0 ? (static_cast<int64_t>(h) * HD + d) * rowBytes + b * 64
+                               : ((static_cast<int64_t>(h) * gridDim.x + b) * HD + d) * 64);
+  }, tid);
 }
 
 // blockMajor: vt8 as [heads, kBlocks, HD, 64] (see vTransposeFp8Kernel).

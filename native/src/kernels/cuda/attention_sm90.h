@@ -41,7 +41,13 @@ struct SageArgs {
   int64_t vtRow = 0;
   float scaleLog2 = 0.0f;  // the bf16 Q.K^T kernel (flashAttentionWs): softmax scale * log2(e)
   bool accumulate = false;  // add O to the bf16 already in out (SLA's linear branch wrote it first)
+  bool vtReady = false;     // vt8 and vAmax already hold the e4m3 V^T this call reads (see sparseVtBlockMajor)
 };
+
+// Whether SLA's sparse branch over nK keys reads e4m3 V^T block by block ([heads, kBlocks, HD, 64],
+// vtScatter's values; FP8 P.V on the ws kernel's sparse form): a caller that writes it so, with
+// vAmax, sets SageArgs::vtReady and sageAttention skips its own pass over v.
+bool sparseVtBlockMajor(int nK);
 
 // Whether the wgmma kernels can serve this head_dim on the current device (compute capability 9.0,
 // the library built with sm_90a): head_dim 64 or 128.

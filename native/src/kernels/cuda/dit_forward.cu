@@ -77,7 +77,8 @@ struct QuantWeight {
   int rows, cols;
 };
 
-// ditQuantizeWeights' buffer: per block the ten matrices (kLinearWeights), then the head.
+// ditQuantizeWeights' buffer: per block the ten matrices (kLinearWeights), then the head, then per
+// block fc2 again as e4m3 (the FFN's FP8 form, ffnFp8).
 std::vector<QuantWeight> int8WeightLayout(const DitShape& s, void* base, size_t* bytes) {
   Bump b{static_cast<uint8_t*>(base)};
   std::vector<QuantWeight> out;
@@ -88,6 +89,7 @@ std::vector<QuantWeight> int8WeightLayout(const DitShape& s, void* base, size_t*
   for (int l = 0; l < s.layers; ++l)
     for (const int p : kLinearWeights) add(p == 23 ? s.ffn : s.dim, p == 25 ? s.ffn : s.dim);
   add(s.patchOut, s.dim);
+  for (int l = 0; l < s.layers; ++l) add(s.dim, s.ffn);
   *bytes = b.off;
   return out;
 }
@@ -146,19 +148,31 @@ const char* ditStageName(int stage) {
 
 namespace {
 
-// FF_CUDA_INT8_GEMM: cublas (or unset) = cuBLAS's int32 product and dequantInt8; fused = the
-// CUTLASS kernel with the dequantization in its epilogue (gemmInt8Dequant), where the library was
-// built with CUTLASS and the device is compute capability 9.x (cuBLAS otherwise).
+// FF_CUDA_INT8_GEMM: fused (or unset) = the CUTLASS kernel with the dequantization in its epilogue
+// (gemmInt8Dequant, gemmInt8DequantResidual) where the library was built with CUTLASS and the
+// device is compute capability 9.x, cuBLAS otherwise; cublas = cuBLAS's int32 product and
+// dequantInt8 always (bench/gpu's comparison).
 bool int8GemmFused() {
   const char* e = std::getenv("FF_CUDA_INT8_GEMM");
   const std::string v = e ? e : "";
   if (!v.empty() && v != "cublas" && v != "fused")
     throw std::invalid_argument("FF_CUDA_INT8_GEMM must be cublas or fused, got '" + v + "'");
 #ifdef FF_CUDA_HAVE_CUTLASS
-  return v == "fused" && gemmInt8DequantAvailable();
+  return v != "cublas" && gemmInt8DequantAvailable();
 #else
   return false;
 #endif
+}
+
+// FF_CUDA_FFN_FP8=1: where fc1 and fc2 both run W8A8 on the fused GEMM, fc1's epilogue writes
+// gelu(...) as e4m3 and fc2 is an e4m3 GEMM on the e4m3 copy of its weights (gemmInt8DequantFp8,
+// gemmFp8DequantResidual) instead of requantizing the bf16 GELU output per token to INT8. Off (0
+// or unset) by default: the INT8 path's numerics are the CPU engine's.
+bool ffnFp8Requested() {
+  const char* e = std::getenv("FF_CUDA_FFN_FP8");
+  const std::string v = e ? e : "";
+  if (!v.empty() && v != "0" && v != "1") throw std::invalid_argument("FF_CUDA_FFN_FP8 must be 0 or 1, got '" + v + "'");
+  return v == "1";
 }
 
 }  // namespace
@@ -176,10 +190,16 @@ void ditQuantizeWeights(const DitShape& s, const void* const* blocks, const void
   size_t need = 0;
   const std::vector<QuantWeight> qw = int8WeightLayout(s, buffer, &need);
   if (bytes < need) throw std::invalid_argument("ditQuantizeWeights: buffer of " + std::to_string(bytes) + " bytes, need " + std::to_string(need));
-  for (size_t i = 0; i < qw.size(); ++i) {
+  const size_t head = static_cast<size_t>(s.layers) * kLinearsPerBlock;
+  for (size_t i = 0; i <= head; ++i) {
     const size_t layer = i / kLinearsPerBlock;
-    const void* w = i + 1 == qw.size() ? headW : blocks[layer * kDitBlockPointers + kLinearWeights[i % kLinearsPerBlock]];
+    const void* w = i == head ? headW : blocks[layer * kDitBlockPointers + kLinearWeights[i % kLinearsPerBlock]];
     quantizeRows(w, qw[i].rows, qw[i].cols, qw[i].cols, qw[i].q, qw[i].scale, stream);
+  }
+  for (size_t l = 0; l < static_cast<size_t>(s.layers); ++l) {
+    const QuantWeight& f = qw[head + 1 + l];
+    quantizeRowsFp8(blocks[l * kDitBlockPointers + 25], f.rows, f.cols, f.cols, reinterpret_cast<uint8_t*>(f.q), f.scale,
+                    stream);
   }
 }
 
@@ -203,12 +223,12 @@ void ditForward(const DitShape& s, const DitArgs& a, void* scratch, size_t scrat
   // q = norm_q(x Wq^T + bq), k = norm_k(src Wk^T + bk), v = src Wv^T + bv, with p pointing at one
   // attention's (q.w, q.b, k.w, k.b, v.w, v.b).
   auto qkv = [&](const void* x, const void* src, int nSrc, const void* const* p, const void* normQ, const void* normK,
-                 void* q, void* k, void* v) {
+                 void* q, void* k, void* v, const float* rope) {
     gemmBf16(cublas, stream, N, D, D, x, p[0], q);
     gemmBf16(cublas, stream, nSrc, D, D, src, p[2], k);
     gemmBf16(cublas, stream, nSrc, D, D, src, p[4], v);
-    rmsNorm(q, N, D, D, f32(p[1]), f32(normQ), s.eps, stream);
-    rmsNorm(k, nSrc, D, D, f32(p[3]), f32(normK), s.eps, stream);
+    rmsNorm(q, N, D, D, f32(p[1]), f32(normQ), s.eps, stream, rope, hd);
+    rmsNorm(k, nSrc, D, D, f32(p[3]), f32(normK), s.eps, stream, rope, hd);
     addBias(v, nSrc, D, f32(p[5]), stream);
   };
   // W8A8 linear: acc = xq . W^T (int32), then the dequantization epilogue e (acc and the scales
@@ -217,6 +237,12 @@ void ditForward(const DitShape& s, const DitArgs& a, void* scratch, size_t scrat
   const bool fused = int8GemmFused();
   auto linear8 = [&](const QuantWeight& qwt, int rows, const int8_t* xq, const float* xs, DequantArgs e) {
     const int n = qwt.rows, k = qwt.cols;
+    if (fused && k % 16 == 0 && e.kind == DequantKind::Residual && n % 4 == 0 &&
+        gemmInt8DequantAligned(xq, qwt.q, xs, qwt.scale, e.bias, e.residual, e.gate)) {
+      // residual += gate * (the dequantized product), all in the epilogue.
+      gemmInt8DequantResidual(rows, n, k, xq, qwt.q, xs, qwt.scale, e.bias, e.gate, e.residual, n, stream);
+      return;
+    }
     if (fused && k % 16 == 0 && n % 8 == 0) {
       const bool gelu = e.kind == DequantKind::Gelu;
       // The bf16 product: into y for Bf16 / RmsNorm (and Gelu when asked), else into scratch.
@@ -224,7 +250,7 @@ void ditForward(const DitShape& s, const DitArgs& a, void* scratch, size_t scrat
       const int64_t ld = out == e.y ? e.ldy : n;
       if (ld % 8 == 0 && gemmInt8DequantAligned(xq, qwt.q, xs, qwt.scale, e.bias, out)) {
         gemmInt8Dequant(rows, n, k, xq, qwt.q, xs, qwt.scale, e.bias, gelu, out, ld, stream);
-        if (e.kind == DequantKind::RmsNorm) rmsNorm(out, rows, n, ld, nullptr, e.normW, e.eps, stream);
+        if (e.kind == DequantKind::RmsNorm) rmsNorm(out, rows, n, ld, nullptr, e.normW, e.eps, stream, e.rope, e.ropeHeadDim);
         if (gelu && e.q) quantizeRows(out, rows, n, ld, e.q, e.qScale, stream);
         if (e.kind == DequantKind::Residual) addGated(e.residual, out, rows, n, nullptr, e.gate, stream);
         return;
@@ -269,6 +295,10 @@ void ditForward(const DitShape& s, const DitArgs& a, void* scratch, size_t scrat
                           stream);
   };
 
+  const bool ropeInNorm = D % 4 == 0 && hd % 4 == 0;
+  // The FFN's FP8 form where asked and its shapes allow (e4m3 rows of 16 bytes, aligned pointers).
+  const bool ffnFp8 = fused && ffnFp8Requested() && int8(DitLinear::Fc1) && int8(DitLinear::Fc2) && s.ffn % 16 == 0 &&
+                      D % 16 == 0 && gemmInt8DequantAligned(w.xq, w.fq, w.xs, a.tok, a.int8Weights, nullptr);
   timer.begin(DitStage::Rope);  // the rope stage holds this one build of the cos/sin table too
   rope3dTable(w.rope, hd, s.frames, s.rows, s.cols, s.ropeTheta, stream);
   if (int8(DitLinear::CrossKv)) {
@@ -282,15 +312,23 @@ void ditForward(const DitShape& s, const DitArgs& a, void* scratch, size_t scrat
     // Self-attention: h = LN(tok) (1 + sc1) + s1; q, k RMS-normed and rotated; tok += g1 * o(attn).
     norm(int8(DitLinear::SelfQkv), nullptr, nullptr, m, m + D);
     timer.begin(DitStage::SelfQkv);
+    // q and k are rotated by the RMS norm's store where the layout allows (every real shape), else
+    // by rope3dApply afterwards.
+    const float* normRope = ropeInNorm ? w.rope : nullptr;
     if (int8(DitLinear::SelfQkv)) {
-      linear8(lq[0], N, w.xq, w.xs, bf16Out(DequantKind::RmsNorm, b[1], w.q, D, b[8]));
-      linear8(lq[1], N, w.xq, w.xs, bf16Out(DequantKind::RmsNorm, b[3], w.k, D, b[9]));
+      DequantArgs eq = bf16Out(DequantKind::RmsNorm, b[1], w.q, D, b[8]), ek = bf16Out(DequantKind::RmsNorm, b[3], w.k, D, b[9]);
+      eq.rope = ek.rope = normRope;
+      eq.ropeHeadDim = ek.ropeHeadDim = hd;
+      linear8(lq[0], N, w.xq, w.xs, eq);
+      linear8(lq[1], N, w.xq, w.xs, ek);
       linear8(lq[2], N, w.xq, w.xs, bf16Out(DequantKind::Bf16, b[5], w.v, D, nullptr));
     } else {
-      qkv(w.h, w.h, N, b, b[8], b[9], w.q, w.k, w.v);
+      qkv(w.h, w.h, N, b, b[8], b[9], w.q, w.k, w.v, normRope);
     }
-    timer.begin(DitStage::Rope);
-    rope3dApply(w.q, w.k, D, N, H, hd, w.rope, stream);
+    if (!ropeInNorm) {
+      timer.begin(DitStage::Rope);
+      rope3dApply(w.q, w.k, D, N, H, hd, w.rope, stream);
+    }
     timer.begin(DitStage::SelfAttention);
     if (a.attention == DitAttention::Flash) {
       flashAttention(self, tm(w.q), tm(w.k), tm(w.v), tm(w.o), stream);
@@ -333,7 +371,14 @@ void ditForward(const DitShape& s, const DitArgs& a, void* scratch, size_t scrat
     const bool fc2Int8 = int8(DitLinear::Fc2);
     norm(int8(DitLinear::Fc1), nullptr, nullptr, m + 3 * D, m + 4 * D);
     timer.begin(DitStage::Fc1Gelu);
-    if (int8(DitLinear::Fc1)) {
+    const bool fp8 = ffnFp8 && gemmInt8DequantAligned(b[24], b[26], m + 5 * D, nullptr, nullptr, nullptr);
+    if (fp8) {
+      // gelu(fc1(h)) as e4m3 straight from the epilogue, fc2 on it with the e4m3 weights.
+      gemmInt8DequantFp8(N, s.ffn, D, w.xq, lq[8].q, w.xs, lq[8].scale, f32(b[24]), w.fq, s.ffn, stream);
+      timer.begin(DitStage::Fc2);
+      const QuantWeight& f = qw[static_cast<size_t>(s.layers) * kLinearsPerBlock + 1 + layer];
+      gemmFp8DequantResidual(N, D, s.ffn, w.fq, f.q, 1.0f, f.scale, f32(b[26]), m + 5 * D, a.tok, D, stream);
+    } else if (int8(DitLinear::Fc1)) {
       // gelu(fc1(h)) as bf16 for a bf16 fc2, as int8 straight from the epilogue for an int8 one.
       DequantArgs e = bf16Out(DequantKind::Gelu, b[24], fc2Int8 ? nullptr : w.f, s.ffn, nullptr);
       e.q = fc2Int8 ? w.fq : nullptr;
@@ -344,6 +389,7 @@ void ditForward(const DitShape& s, const DitArgs& a, void* scratch, size_t scrat
       biasGelu(w.f, N, s.ffn, f32(b[24]), stream);
       if (fc2Int8) quantizeRows(w.f, N, s.ffn, s.ffn, w.fq, w.fs, stream);
     }
+    if (fp8) continue;
     timer.begin(DitStage::Fc2);
     if (fc2Int8) {
       DequantArgs e;
@@ -360,7 +406,7 @@ void ditForward(const DitShape& s, const DitArgs& a, void* scratch, size_t scrat
   norm(int8(DitLinear::Head), nullptr, nullptr, a.headMod, a.headMod + D);
   timer.begin(DitStage::Head);
   if (int8(DitLinear::Head)) {
-    linear8(qw.back(), N, w.xq, w.xs, bf16Out(DequantKind::Bf16, a.headB, a.out, s.patchOut, nullptr));
+    linear8(qw[static_cast<size_t>(s.layers) * kLinearsPerBlock], N, w.xq, w.xs, bf16Out(DequantKind::Bf16, a.headB, a.out, s.patchOut, nullptr));
   } else {
     gemmBf16(cublas, stream, N, s.patchOut, D, w.h, a.headW, a.out);
     addBias(a.out, N, s.patchOut, a.headB, stream);

@@ -3,10 +3,12 @@
 // every buffer (device memory): the tokens after patch_embed, the embedded text c, the per-block
 // modulation m + block.modulation, the weights, and one scratch block of ditScratchBytes.
 // Cross-attention attends to every text token (no key mask).
-// W8A8: the linears named by DitArgs::int8Linears run as int8 x int8 -> int32 cuBLAS GEMMs on
-// weights quantized once per output channel (ditQuantizeWeights) and activations quantized per
-// token where they are made (the norm/modulation op, the GELU epilogue, or one quantizeRows),
-// with the bias, RMS norm, GELU or gated residual of the bf16 path fused into the dequantization.
+// W8A8: the linears named by DitArgs::int8Linears run as int8 x int8 GEMMs on weights quantized
+// once per output channel (ditQuantizeWeights) and activations quantized per token where they are
+// made (the norm/modulation op, the GELU epilogue, or one quantizeRows), with the bias, RMS norm,
+// GELU or gated residual of the bf16 path fused into the dequantization: on the CUTLASS kernel
+// with that dequantization in its epilogue where it exists (compute capability 9.x), else cuBLAS's
+// int32 product and dequantInt8 (FF_CUDA_INT8_GEMM=cublas forces those; docs/CUDA.md).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -63,7 +65,8 @@ struct DitArgs {
 // The scratch; withInt8 adds the int8 activations and the int32 product that W8A8 needs.
 size_t ditScratchBytes(const DitShape& s, bool withInt8 = false);
 // Per output channel int8 of every block's ten linear weights and the head's: int8 [out, in] and
-// fp32 scales [out] each, in one device buffer of ditInt8WeightBytes. blocks and headW as DitArgs.
+// fp32 scales [out] each, then every block's fc2 again as e4m3 with its scales (the FFN's FP8
+// form, FF_CUDA_FFN_FP8), in one device buffer of ditInt8WeightBytes. blocks and headW as DitArgs.
 size_t ditInt8WeightBytes(const DitShape& s);
 void ditQuantizeWeights(const DitShape& s, const void* const* blocks, const void* headW, void* buffer, size_t bytes,
                         CUstream_st* stream);

@@ -25,8 +25,8 @@ void gemmInt8(cublasContext* h, CUstream_st* stream, int m, int n, int k, const 
 }
 
 bool gemmInt8DequantAligned(const void* x, const void* w, const void* xScale, const void* wScale, const void* bias,
-                            const void* y) {
-  for (const void* p : {x, w, xScale, wScale, bias, y})
+                            const void* y, const void* gate) {
+  for (const void* p : {x, w, xScale, wScale, bias, y, gate})
     if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
   return true;
 }
@@ -37,6 +37,18 @@ bool gemmInt8DequantAvailable() { return false; }
 void gemmInt8Dequant(int, int, int, const int8_t*, const int8_t*, const float*, const float*, const float*, bool, void*,
                      int64_t, CUstream_st*) {
   throw std::logic_error("gemmInt8Dequant: this build has no fused W8A8 kernel (configure with FF_CUTLASS_ROOT)");
+}
+void gemmInt8DequantResidual(int, int, int, const int8_t*, const int8_t*, const float*, const float*, const float*,
+                             const float*, float*, int64_t, CUstream_st*) {
+  throw std::logic_error("gemmInt8DequantResidual: this build has no fused W8A8 kernel (configure with FF_CUTLASS_ROOT)");
+}
+void gemmInt8DequantFp8(int, int, int, const int8_t*, const int8_t*, const float*, const float*, const float*, void*,
+                        int64_t, CUstream_st*) {
+  throw std::logic_error("gemmInt8DequantFp8: this build has no fused W8A8 kernel (configure with FF_CUTLASS_ROOT)");
+}
+void gemmFp8DequantResidual(int, int, int, const void*, const void*, float, const float*, const float*, const float*,
+                            float*, int64_t, CUstream_st*) {
+  throw std::logic_error("gemmFp8DequantResidual: this build has no fused W8A8 kernel (configure with FF_CUTLASS_ROOT)");
 }
 #endif
 

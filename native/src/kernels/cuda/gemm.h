@@ -19,10 +19,25 @@ void gemmInt8(cublasContext* h, CUstream_st* stream, int m, int n, int k, const 
 // bias[n]), act = gelu (tanh) or identity, bias may be null; k a multiple of 16, n and ldy of 8
 // (else std::invalid_argument), every pointer 16-byte aligned. Available on compute capability 9.x devices.
 bool gemmInt8DequantAvailable();
-// TMA and the epilogue's 16-byte vector loads: every pointer 16-byte aligned (null bias passes).
+// TMA and the epilogue's 16-byte vector loads: every pointer 16-byte aligned (a null bias or gate passes).
 bool gemmInt8DequantAligned(const void* x, const void* w, const void* xScale, const void* wScale, const void* bias,
-                            const void* y);
+                            const void* y, const void* gate = nullptr);
 void gemmInt8Dequant(int m, int n, int k, const int8_t* x, const int8_t* w, const float* xScale, const float* wScale,
                      const float* bias, bool gelu, void* y, int64_t ldy, CUstream_st* stream);
+// The same product added to a residual stream in place: residual (fp32 [m, n], row stride ld) +=
+// gate[n] * (xScale[m] * wScale[n] * (x . w^T) + bias[n]), in fp32 throughout (gate null: 1, bias
+// null: 0); k a multiple of 16, n and ld of 4, every pointer 16-byte aligned.
+void gemmInt8DequantResidual(int m, int n, int k, const int8_t* x, const int8_t* w, const float* xScale,
+                             const float* wScale, const float* bias, const float* gate, float* residual, int64_t ld,
+                             CUstream_st* stream);
+// The FFN's FP8 form. gemmInt8DequantFp8: y (e4m3 [m, n], row stride ldy) = gelu(xScale[m] *
+// wScale[n] * (x . w^T) + bias[n]), saturated to +-448 (no output scale: GELU's outputs of a
+// normed input sit well inside e4m3's range); n and ldy multiples of 16.
+// gemmFp8DequantResidual: residual += gate[n] * (xScale * wScale[n] * (x . w^T) + bias[n]) with x
+// and w e4m3 (one scale for all of x), fp32 accumulation; k a multiple of 16, n and ld of 4.
+void gemmInt8DequantFp8(int m, int n, int k, const int8_t* x, const int8_t* w, const float* xScale, const float* wScale,
+                        const float* bias, void* y, int64_t ldy, CUstream_st* stream);
+void gemmFp8DequantResidual(int m, int n, int k, const void* x, const void* w, float xScale, const float* wScale,
+                            const float* bias, const float* gate, float* residual, int64_t ld, CUstream_st* stream);
 
 }  // namespace ff::cuda

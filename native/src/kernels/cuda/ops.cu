@@ -1,4 +1,5 @@
 #include <cuda_bf16.h>
+#include <cuda_fp8.h>
 
 #include <algorithm>
 #include <array>
@@ -157,16 +158,30 @@ __global__ void __launch_bounds__(kRowThreads) layerNormModulateWarpKernel(const
   if (lane == 0) qScale[row] = absMax / 127.0f;
 }
 
-__global__ void __launch_bounds__(kRowThreads) quantizeRowsKernel(const bf16* x, int64_t cols, int64_t ld, int8_t* q,
+// Per-row symmetric quantization, one CTA per row: scale = max|row| / F::kMax, q = F::encode(x,
+// F::kMax / max|row|) (0 for a zero row). Int8Rows: round to nearest even; E4m3Rows (the FFN's FP8
+// weights): e4m3 rounded to nearest, saturating.
+struct Int8Rows {
+  using T = int8_t;
+  static constexpr float kMax = 127.0f;
+  __device__ static T encode(float v, float inv) { return toInt8(v, inv); }
+};
+struct E4m3Rows {
+  using T = uint8_t;
+  static constexpr float kMax = 448.0f;
+  __device__ static T encode(float v, float inv) { return __nv_cvt_float_to_fp8(v * inv, __NV_SATFINITE, __NV_E4M3); }
+};
+template <class F>
+__global__ void __launch_bounds__(kRowThreads) quantizeRowsKernel(const bf16* x, int64_t cols, int64_t ld, typename F::T* q,
                                                                  float* scale) {
   __shared__ float red[kRowThreads / 32];
   const bf16* xr = x + blockIdx.x * ld;
   float absMax = 0.0f;
   for (int64_t i = threadIdx.x; i < cols; i += kRowThreads) absMax = fmaxf(absMax, fabsf(__bfloat162float(xr[i])));
   absMax = blockReduce(absMax, red, MaxOp{});
-  const float inv = int8Inverse(absMax);
-  for (int64_t i = threadIdx.x; i < cols; i += kRowThreads) q[blockIdx.x * cols + i] = toInt8(__bfloat162float(xr[i]), inv);
-  if (threadIdx.x == 0) scale[blockIdx.x] = absMax / 127.0f;
+  const float inv = absMax > 0.0f ? F::kMax / absMax : 0.0f;
+  for (int64_t i = threadIdx.x; i < cols; i += kRowThreads) q[blockIdx.x * cols + i] = F::encode(__bfloat162float(xr[i]), inv);
+  if (threadIdx.x == 0) scale[blockIdx.x] = absMax / F::kMax;
 }
 
 // The biased row is rounded to bf16 before the statistics, as a bf16 linear layer's output is.
@@ -184,6 +199,21 @@ __global__ void __launch_bounds__(kRowThreads) rmsNormKernel(bf16* x, int64_t di
   }
   const float r = rsqrtf(blockSum(s, red) / static_cast<float>(dim) + eps);
   for (int64_t i = threadIdx.x; i < dim; i += kRowThreads) xr[i] = __float2bfloat16_rn(at(i) * r * (w ? w[i] : 1.0f));
+}
+
+__device__ __forceinline__ __nv_bfloat162 rotatePair(__nv_bfloat162 e, float cs, float sn) {
+  const float2 f = __bfloat1622float2(e);
+  return __floats2bfloat162_rn(f.x * cs - f.y * sn, f.x * sn + f.y * cs);
+}
+
+// Four bf16-rounded channels 4i..4i+3 of token row `row` rotated by rope3dTable's pairs (two pairs,
+// one float4 of the table: hd / 4 float4 per token), rounding as rope3dApply.
+__device__ __forceinline__ uint2 ropeBf16x4(uint2 u, const float4* table, int64_t row, int64_t i, int64_t hd) {
+  const float4 t = __ldg(table + row * (hd / 4) + (4 * i % hd) / 4);
+  __nv_bfloat162 lo = *reinterpret_cast<const __nv_bfloat162*>(&u.x), hi = *reinterpret_cast<const __nv_bfloat162*>(&u.y);
+  lo = rotatePair(lo, t.x, t.y);
+  hi = rotatePair(hi, t.z, t.w);
+  return make_uint2(*reinterpret_cast<const uint32_t*>(&lo), *reinterpret_cast<const uint32_t*>(&hi));
 }
 
 // One thread per (token, channel pair): table[n * hd / 2 + pr] = (cos, sin) of the pair's angle.
@@ -206,11 +236,6 @@ __global__ void rope3dTableKernel(float2* table, int64_t hd, int64_t rows, int64
   double sn, cs;
   sincos(angle, &sn, &cs);
   table[i] = make_float2(static_cast<float>(cs), static_cast<float>(sn));
-}
-
-__device__ __forceinline__ __nv_bfloat162 rotatePair(__nv_bfloat162 e, float cs, float sn) {
-  const float2 f = __bfloat1622float2(e);
-  return __floats2bfloat162_rn(f.x * cs - f.y * sn, f.x * sn + f.y * cs);
 }
 
 // One thread per 8 channels (4 pairs, 16 bytes) of one head of one token; blockIdx.y picks q (0)
@@ -335,6 +360,76 @@ __global__ void columnsKernel(Op op, int64_t perRow) {
 // product, the scales, bias, gate and residual; cols % 4 == 0, checked by dequantInt8); see
 // DequantArgs.
 
+// quantizeRowsKernel eight channels at a time (cols, ld % 8 == 0, x 16-byte and q 8-byte
+// aligned): 16-byte loads, 8-byte stores, and up to kQuantHeld vectors per thread (10240 channels)
+// held in registers between the absmax and the store; a longer row reads its rest twice.
+constexpr int kQuantHeld = 5;
+__device__ __forceinline__ float absMax8(uint4 u) {
+  const float4 a = unpackBf16x4(make_uint2(u.x, u.y)), b = unpackBf16x4(make_uint2(u.z, u.w));
+  return fmaxf(fmaxf(fmaxf(fabsf(a.x), fabsf(a.y)), fmaxf(fabsf(a.z), fabsf(a.w))),
+               fmaxf(fmaxf(fabsf(b.x), fabsf(b.y)), fmaxf(fabsf(b.z), fabsf(b.w))));
+}
+__device__ __forceinline__ uint2 quant8(uint4 u, float inv) {
+  const float4 a = unpackBf16x4(make_uint2(u.x, u.y)), b = unpackBf16x4(make_uint2(u.z, u.w));
+  auto byte = [&](float e, int at) { return static_cast<uint32_t>(static_cast<uint8_t>(toInt8(e, inv))) << at; };
+  return make_uint2(byte(a.x, 0) | byte(a.y, 8) | byte(a.z, 16) | byte(a.w, 24),
+                    byte(b.x, 0) | byte(b.y, 8) | byte(b.z, 16) | byte(b.w, 24));
+}
+__global__ void __launch_bounds__(kRowThreads) quantizeRowsVecKernel(const bf16* x, int64_t cols, int64_t ld, int8_t* q,
+                                                                    float* scale) {
+  __shared__ float red[kRowThreads / 32];
+  const int64_t r = blockIdx.x, nv = cols / 8, t = threadIdx.x;
+  const auto* xr = reinterpret_cast<const uint4*>(x + r * ld);
+  auto* qr = reinterpret_cast<uint2*>(q + r * cols);
+  uint4 held[kQuantHeld];
+  float absMax = 0.0f;
+#pragma unroll
+  for (int j = 0; j < kQuantHeld; ++j)
+    if (const int64_t i = t + j * kRowThreads; i < nv) {
+      held[j] = xr[i];
+      absMax = fmaxf(absMax, absMax8(held[j]));
+    }
+  for (int64_t i = t + kQuantHeld * kRowThreads; i < nv; i += kRowThreads) absMax = fmaxf(absMax, absMax8(xr[i]));
+  absMax = blockReduce(absMax, red, MaxOp{});
+  const float inv = int8Inverse(absMax);
+#pragma unroll
+  for (int j = 0; j < kQuantHeld; ++j)
+    if (const int64_t i = t + j * kRowThreads; i < nv) qr[i] = quant8(held[j], inv);
+  for (int64_t i = t + kQuantHeld * kRowThreads; i < nv; i += kRowThreads) qr[i] = quant8(xr[i], inv);
+  if (t == 0) scale[r] = absMax / 127.0f;
+}
+
+// rmsNormKernel four channels at a time (dim, ld % 4 == 0, x 8-byte aligned), with the rotation of
+// rope3dApply fused into the store when table is non-null. The second pass re-reads the row (its
+// 8-byte pieces are still in L1) instead of holding it.
+__global__ void __launch_bounds__(kRowThreads) rmsNormVecKernel(bf16* x, int64_t dim, int64_t ld, const float* bias,
+                                                               const float* w, float eps, const float4* table, int64_t hd) {
+  __shared__ float red[kRowThreads / 32];
+  const int64_t r = blockIdx.x, nv = dim / 4;
+  auto* row = reinterpret_cast<uint2*>(x + r * ld);
+  const auto* bs = reinterpret_cast<const float4*>(bias);
+  const auto* ws = reinterpret_cast<const float4*>(w);
+  auto at = [&](int64_t i) {
+    float4 v = unpackBf16x4(row[i]);
+    if (bs) {
+      const float4 b = bs[i];
+      v = unpackBf16x4(packBf16x4(make_float4(v.x + b.x, v.y + b.y, v.z + b.z, v.w + b.w)));
+    }
+    return v;
+  };
+  float s = 0.0f;
+  for (int64_t i = threadIdx.x; i < nv; i += kRowThreads) {
+    const float4 v = at(i);
+    s += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+  }
+  const float rs = rsqrtf(blockSum(s, red) / static_cast<float>(dim) + eps);
+  for (int64_t i = threadIdx.x; i < nv; i += kRowThreads) {
+    const float4 v = at(i), g = ws ? ws[i] : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
+    const uint2 y = packBf16x4(make_float4(v.x * rs * g.x, v.y * rs * g.y, v.z * rs * g.z, v.w * rs * g.w));
+    row[i] = table ? ropeBf16x4(y, table, r, i, hd) : y;
+  }
+}
+
 template <DequantKind K>
 __global__ void __launch_bounds__(kRowThreads) dequantKernel(DequantArgs a, int64_t cols, bool stash) {
   __shared__ float red[kRowThreads / 32];
@@ -392,7 +487,8 @@ __global__ void __launch_bounds__(kRowThreads) dequantKernel(DequantArgs a, int6
       const auto* nw = reinterpret_cast<const float4*>(a.normW);
       for (int64_t i = threadIdx.x; i < nv; i += kRowThreads) {
         const float4 v = second(i), w = nw ? nw[i] : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
-        y[i] = packBf16x4(make_float4(v.x * rs * w.x, v.y * rs * w.y, v.z * rs * w.z, v.w * rs * w.w));
+        const uint2 o = packBf16x4(make_float4(v.x * rs * w.x, v.y * rs * w.y, v.z * rs * w.z, v.w * rs * w.w));
+        y[i] = a.rope ? ropeBf16x4(o, reinterpret_cast<const float4*>(a.rope), r, i, a.ropeHeadDim) : o;
       }
     } else {
       float absMax = 0.0f;
@@ -468,8 +564,21 @@ void layerNormModulateInt8(const float* x, void* y, int8_t* q, float* qScale, in
 
 void quantizeRows(const void* x, int64_t rows, int64_t cols, int64_t ld, int8_t* q, float* scale, CUstream_st* stream) {
   if (rows <= 0) return;
-  quantizeRowsKernel<<<static_cast<unsigned>(rows), kRowThreads, 0, stream>>>(static_cast<const bf16*>(x), cols, ld, q, scale);
+  const auto grid = static_cast<unsigned>(rows);
+  if (cols % 8 == 0 && ld % 8 == 0 && aligned(x, 16) && aligned(q, 8)) {
+    quantizeRowsVecKernel<<<grid, kRowThreads, 0, stream>>>(static_cast<const bf16*>(x), cols, ld, q, scale);
+    FF_CUDA_LAUNCHED("quantizeRowsVecKernel");
+    return;
+  }
+  quantizeRowsKernel<Int8Rows><<<grid, kRowThreads, 0, stream>>>(static_cast<const bf16*>(x), cols, ld, q, scale);
   FF_CUDA_LAUNCHED("quantizeRowsKernel");
+}
+
+void quantizeRowsFp8(const void* x, int64_t rows, int64_t cols, int64_t ld, uint8_t* q, float* scale, CUstream_st* stream) {
+  if (rows <= 0) return;
+  quantizeRowsKernel<E4m3Rows><<<static_cast<unsigned>(rows), kRowThreads, 0, stream>>>(static_cast<const bf16*>(x), cols,
+                                                                                          ld, q, scale);
+  FF_CUDA_LAUNCHED("quantizeRowsKernel (e4m3)");
 }
 
 void dequantInt8(const DequantArgs& a, int64_t rows, int64_t cols, CUstream_st* stream) {
@@ -477,10 +586,13 @@ void dequantInt8(const DequantArgs& a, int64_t rows, int64_t cols, CUstream_st* 
   // The kernel moves four columns at a time: 16-byte int32 / fp32 rows and vectors, 8-byte bf16.
   const bool fits = cols % 4 == 0 && aligned(a.acc, 16) && aligned(a.wScale, 16) && aligned(a.bias, 16) &&
                     aligned(a.normW, 16) && aligned(a.residual, 16) && aligned(a.gate, 16) && aligned(a.q, 4) &&
-                    aligned(a.y, 8) && (a.y == nullptr || a.ldy % 4 == 0);
+                    aligned(a.y, 8) && (a.y == nullptr || a.ldy % 4 == 0) &&
+                    (a.rope == nullptr || (a.kind == DequantKind::RmsNorm && aligned(a.rope, 16) && a.ropeHeadDim > 0 &&
+                                           a.ropeHeadDim % 4 == 0 && cols % a.ropeHeadDim == 0));
   if (!fits)
     throw std::invalid_argument("dequantInt8: columns (" + std::to_string(cols) + ") and the bf16 row stride (" +
-                                std::to_string(a.ldy) + ") must be multiples of 4 and the vectors 16-byte aligned");
+                                std::to_string(a.ldy) + ") must be multiples of 4 and the vectors 16-byte aligned"
+                                " (a rope table: RmsNorm only, whole heads of a multiple of 4 channels)");
   const auto grid = static_cast<unsigned>(rows);
   // The two-pass kinds keep the row in shared memory up to the default 48 KiB per CTA.
   const bool twoPass = a.kind == DequantKind::RmsNorm || a.kind == DequantKind::Gelu;
@@ -496,10 +608,24 @@ void dequantInt8(const DequantArgs& a, int64_t rows, int64_t cols, CUstream_st* 
 }
 
 void rmsNorm(void* x, int64_t rows, int64_t dim, int64_t ld, const float* bias, const float* w, float eps,
-             CUstream_st* stream) {
+             CUstream_st* stream, const float* rope, int64_t ropeHeadDim) {
+  if (rope && (ropeHeadDim <= 0 || dim % ropeHeadDim != 0))
+    throw std::invalid_argument("rmsNorm with rope: dim " + std::to_string(dim) + " is not a whole number of heads of " +
+                                std::to_string(ropeHeadDim));
   if (rows <= 0) return;
-  rmsNormKernel<<<static_cast<unsigned>(rows), kRowThreads, 0, stream>>>(static_cast<bf16*>(x), dim, ld, bias, w, eps);
+  const auto grid = static_cast<unsigned>(rows);
+  // Four channels at a time where the layout allows, the rotation then in the same pass.
+  const bool vec = dim % 4 == 0 && ld % 4 == 0 && aligned(x, 8) && aligned(bias, 16) && aligned(w, 16) &&
+                   (rope == nullptr || (ropeHeadDim % 4 == 0 && aligned(rope, 16)));
+  if (vec) {
+    rmsNormVecKernel<<<grid, kRowThreads, 0, stream>>>(static_cast<bf16*>(x), dim, ld, bias, w, eps,
+                                                        reinterpret_cast<const float4*>(rope), ropeHeadDim);
+    FF_CUDA_LAUNCHED("rmsNormVecKernel");
+    return;
+  }
+  rmsNormKernel<<<grid, kRowThreads, 0, stream>>>(static_cast<bf16*>(x), dim, ld, bias, w, eps);
   FF_CUDA_LAUNCHED("rmsNormKernel");
+  if (rope) rope3dApply(x, nullptr, ld, rows, dim / ropeHeadDim, ropeHeadDim, rope, stream);
 }
 
 

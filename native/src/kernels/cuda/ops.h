@@ -22,6 +22,9 @@ void layerNormModulateInt8(const float* x, void* y, int8_t* q, float* qScale, in
 // engine's quantizeRows; a zero row gets scale 0). Per token for activations, per output channel
 // for a linear weight [out, in].
 void quantizeRows(const void* x, int64_t rows, int64_t cols, int64_t ld, int8_t* q, float* scale, CUstream_st* stream);
+// The same as e4m3 (the FFN's FP8 weights, per output channel): scale = max|row| / 448, q the
+// e4m3 bytes of x / scale (round to nearest, saturating).
+void quantizeRowsFp8(const void* x, int64_t rows, int64_t cols, int64_t ld, uint8_t* q, float* scale, CUstream_st* stream);
 
 // What follows an int8 GEMM acc = xq . wq^T (int32 [rows, cols]): v = xScale[r] * wScale[c] * acc
 // + bias[c] (bias may be null), then by kind:
@@ -45,12 +48,19 @@ struct DequantArgs {
   float* qScale = nullptr;
   float* residual = nullptr;  // [rows, cols]
   const float* gate = nullptr;
+  // RmsNorm only: rope3dTable's table (row r is token r) rotates each head's channel pairs of the
+  // normalized row, as rope3dApply would afterwards; ropeHeadDim a multiple of 4, 16-byte table.
+  const float* rope = nullptr;
+  int64_t ropeHeadDim = 0;
 };
 void dequantInt8(const DequantArgs& a, int64_t rows, int64_t cols, CUstream_st* stream);
 // In place on bf16 x: [rows, dim] (row stride ld elements): x += bias (when given), then
-// x = x / sqrt(mean(x^2) + eps) * w.
+// x = x / sqrt(mean(x^2) + eps) * w; with rope (rope3dTable's table, row r = token r) each head of
+// ropeHeadDim channels is then rotated as rope3dApply does: in the same pass where dim, ld and
+// ropeHeadDim are multiples of 4, x 8-byte and bias, w and the table 16-byte aligned, else by
+// rope3dApply after the norm (its constraints then apply); dim must hold whole heads.
 void rmsNorm(void* x, int64_t rows, int64_t dim, int64_t ld, const float* bias, const float* w, float eps,
-             CUstream_st* stream);
+             CUstream_st* stream, const float* rope = nullptr, int64_t ropeHeadDim = 0);
 // In place on bf16 y: [rows, dim]: y += bias.
 void addBias(void* y, int64_t rows, int64_t dim, const float* bias, CUstream_st* stream);
 // 3D RoPE of docs/MODEL.md in place on bf16 x: [tokens, heads, headDim] (token stride ld elements);
