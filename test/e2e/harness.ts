@@ -211,7 +211,9 @@ export function installOperator(
 ): OperatorInstall {
   const ns = env.namespace;
   const n = opts.replicas ?? 2;
-  const base = opts.basePort ?? 31000 + Math.floor(Math.random() * 1000) * 4;
+  // 30000-31999: above the worker pods' ports (WORKER_PORTS) and below Linux's ephemeral range
+  // (32768 up), where the local port of some outgoing connection on the host may already hold it.
+  const base = opts.basePort ?? 30000 + Math.floor(Math.random() * 500) * 4;
   const replicas = Array.from({ length: n }, (_, i) => `framefleet-operator-${String.fromCharCode(97 + i)}`);
   const objects: object[] = [
     ...identity(ns, "framefleet-operator", OPERATOR_RULES),

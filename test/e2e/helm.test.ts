@@ -64,7 +64,8 @@ describe("helm install into the local control plane", () => {
       const managed = kubectl(env, ["label", "--overwrite", crd, "app.kubernetes.io/managed-by=Helm"]);
       assert.ok(managed.ok, managed.err);
     }
-    const port = 33000 + Math.floor(Math.random() * 500) * 2;
+    // 32000-32759: apart from the harness' operator ports and below the ephemeral range (32768 up).
+    const port = 32000 + Math.floor(Math.random() * 380) * 2;
     const install = helm(env, [
       "install",
       release,
