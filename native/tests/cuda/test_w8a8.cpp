@@ -343,13 +343,22 @@ void testDequant(cublasHandle_t cublas, int64_t rows, int64_t n, int64_t k) {
       for (int64_t t = 0; t < k; ++t) dot += double{hx[i * k + t]} * hw[j * k + t];
       want[i * n + j] = static_cast<float>(gate[j] * (xMul * double{hws[j]} * dot + bias[j]));
     }
-  const Dev fr = toDevice(res0);
-  fc::gemmFp8DequantResidual(static_cast<int>(rows), static_cast<int>(n), static_cast<int>(k), x8.get(), w8.get(), xMul,
-                             static_cast<float*>(w8s.get()), static_cast<float*>(db.get()), static_cast<float*>(dg.get()),
-                             static_cast<float*>(fr.get()), n, nullptr);
-  std::vector<float> d = toHost<float>(fr, rows * n);
-  for (size_t i = 0; i < d.size(); ++i) d[i] -= res0[i];
-  g_check("fused e4m3 GEMM, residual += gate * y " + shape, d, want, 1e-3, 0.99999);
+  // Fast accumulation on both schedules, and the promoted accumulation.
+  for (const char* mode : {"coop", "pingpong", "promoted"}) {
+    const bool promoted = std::strcmp(mode, "promoted") == 0;
+    if (promoted) setenv("FF_CUDA_FP8_ACCUM", "promoted", 1);
+    else setenv("FF_CUDA_INT8_GEMM_SCHEDULE", mode, 1);
+    const Dev fr = toDevice(res0);
+    fc::gemmFp8DequantResidual(static_cast<int>(rows), static_cast<int>(n), static_cast<int>(k), x8.get(), w8.get(), xMul,
+                               static_cast<float*>(w8s.get()), static_cast<float*>(db.get()), static_cast<float*>(dg.get()),
+                               static_cast<float*>(fr.get()), n, nullptr);
+    unsetenv("FF_CUDA_FP8_ACCUM");
+    unsetenv("FF_CUDA_INT8_GEMM_SCHEDULE");
+    std::vector<float> d = toHost<float>(fr, rows * n);
+    for (size_t i = 0; i < d.size(); ++i) d[i] -= res0[i];
+    g_check("fused e4m3 GEMM (" + std::string(promoted ? "promoted" : mode) + "), residual += gate * y " + shape, d, want,
+            1e-3, 0.99999);
+  }
 #endif
 }
 

@@ -34,7 +34,8 @@ void gemmInt8DequantResidual(int m, int n, int k, const int8_t* x, const int8_t*
 // wScale[n] * (x . w^T) + bias[n]), saturated to +-448 (no output scale: GELU's outputs of a
 // normed input sit well inside e4m3's range); n and ldy multiples of 16.
 // gemmFp8DequantResidual: residual += gate[n] * (xScale * wScale[n] * (x . w^T) + bias[n]) with x
-// and w e4m3 (one scale for all of x), fp32 accumulation; k a multiple of 16, n and ld of 4.
+// and w e4m3 (one scale for all of x), accumulated in the tensor cores' accumulator
+// (FF_CUDA_FP8_ACCUM=promoted: promoted to fp32 every few k-blocks); k a multiple of 16, n and ld of 4.
 void gemmInt8DequantFp8(int m, int n, int k, const int8_t* x, const int8_t* w, const float* xScale, const float* wScale,
                         const float* bias, void* y, int64_t ldy, CUstream_st* stream);
 void gemmFp8DequantResidual(int m, int n, int k, const void* x, const void* w, float xScale, const float* wScale,

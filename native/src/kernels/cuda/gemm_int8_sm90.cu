@@ -52,6 +52,15 @@ struct PingPong {
   using Mainloop = cutlass::gemm::KernelTmaWarpSpecializedPingpong;
   using Epilogue = cutlass::epilogue::TmaWarpSpecialized;
 };
+// The e4m3 mainloop with fast accumulation: the products accumulate in the tensor cores' own
+// accumulator throughout, without CUTLASS's periodic promotion into a second fp32 one (which
+// costs registers and issue slots; FF_CUDA_FP8_ACCUM=promoted keeps it, on ping-pong).
+struct CooperativeFp8Fast : Cooperative {
+  using Mainloop = cutlass::gemm::KernelTmaWarpSpecializedCooperativeFP8FastAccum;
+};
+struct PingPongFp8Fast : PingPong {
+  using Mainloop = cutlass::gemm::KernelTmaWarpSpecializedPingpongFP8FastAccum;
+};
 
 // The epilogues over a CTA tile Tile.
 template <class Tile>
@@ -228,11 +237,22 @@ void gemmFp8DequantResidual(int m, int n, int k, const void* x, const void* w, f
   checkShape("gemmFp8DequantResidual", n, k, ld, 4);
   if (!gemmInt8DequantAligned(x, w, nullptr, wScale, bias, residual, gate))
     throw std::invalid_argument("gemmFp8DequantResidual: every pointer must be 16-byte aligned");
-  // Ping-pong at every k: FP8's promoted accumulation keeps a second fp32 accumulator, which on
-  // the cooperative 128 x 256 tile does not fit the registers (measured on an H100 at the FFN's
-  // fc2, 32760 x 1536 x 8960: 3.1x slower than the INT8 GEMM).
-  residualGemm<PingPong, cutlass::float_e4m3_t>("gemmFp8DequantResidual", m, n, k, x, w, nullptr, xScale, wScale, bias,
-                                                gate, residual, ld, stream);
+  // Fast accumulation on the schedule pingPong(k) picks, unless FF_CUDA_FP8_ACCUM=promoted: then
+  // CUTLASS's promoted accumulation, on ping-pong only (its second accumulator does not fit the
+  // cooperative tile's registers; measured at the FFN's fc2, 32760 x 1536 x 8960, it ran 3.1x
+  // slower than the INT8 GEMM there on an H100, and 2.6x slower on ping-pong on an H200).
+  const char* e = std::getenv("FF_CUDA_FP8_ACCUM");
+  const std::string accum = e ? e : "";
+  if (!accum.empty() && accum != "fast" && accum != "promoted")
+    throw std::invalid_argument("FF_CUDA_FP8_ACCUM must be fast or promoted, got '" + accum + "'");
+  using e4m3 = cutlass::float_e4m3_t;
+  const char* who = "gemmFp8DequantResidual";
+  if (accum == "promoted")
+    residualGemm<PingPong, e4m3>(who, m, n, k, x, w, nullptr, xScale, wScale, bias, gate, residual, ld, stream);
+  else if (pingPong(k))
+    residualGemm<PingPongFp8Fast, e4m3>(who, m, n, k, x, w, nullptr, xScale, wScale, bias, gate, residual, ld, stream);
+  else
+    residualGemm<CooperativeFp8Fast, e4m3>(who, m, n, k, x, w, nullptr, xScale, wScale, bias, gate, residual, ld, stream);
 }
 
 }  // namespace ff::cuda
