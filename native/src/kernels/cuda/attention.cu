@@ -785,8 +785,9 @@ __global__ void __launch_bounds__(128, 4) linearOutKernel(LinearOutParams p) {
 // Heads whose SLA masked state sums (hR) are held at once: nbq * hd^2 * 2 bytes per head, at most
 // 256 MB together unless FF_CUDA_SLA_CHUNK_HEADS names the count (bench/gpu's tuning switch; a
 // different value there must size the workspace too). At [12, 32760, 128] (16 MB a head) that is
-// every head in one product: chunks of 1 / 2 / 4 / 6 / 12 heads took 3.28 / 3.21 / 3.17 / 3.13 /
-// 3.12 ms for the whole SLA call on the H200, fewer, larger products winning over L2 reuse.
+// every head in one product. (When the states were chunked too, chunks of 1 / 2 / 4 / 6 / 12 heads
+// took 3.28 / 3.21 / 3.17 / 3.13 / 3.12 ms for the whole SLA call on the H200: fewer, larger
+// products won over L2 reuse.)
 int slaChunkHeads(const AttnShape& s) {
   const int64_t nbq = (s.qLen + 63) / 64, hd = s.headDim;
   int64_t heads = (int64_t{256} << 20) / (nbq * hd * hd * 2);
@@ -921,12 +922,9 @@ void prepareSage(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, c
   else channelReduceKernel<128, false><<<sumGrid, 256, 0, stream>>>(kd, k.headStride, k.tokenStride, s.kvLen, kSumRows, w.ksum);
   FF_CUDA_LAUNCHED("channelReduceKernel (key sums)");
   if (v && vt) {
-    FF_CUDA(cudaMemsetAsync(w.vAmax, 0, sizeof(int) * H * hd, stream));
     const auto* vd = static_cast<const bf16*>(v->data);
-    auto* amax = reinterpret_cast<float*>(w.vAmax);
-    if (hd == 64) channelReduceKernel<64, true><<<sumGrid, 256, 0, stream>>>(vd, v->headStride, v->tokenStride, s.kvLen, kSumRows, amax);
-    else channelReduceKernel<128, true><<<sumGrid, 256, 0, stream>>>(vd, v->headStride, v->tokenStride, s.kvLen, kSumRows, amax);
-    FF_CUDA_LAUNCHED("channelReduceKernel (max |v|)");
+    if (hd == 64) channelAbsMax<64>(vd, v->headStride, v->tokenStride, s.kvLen, H, w.vAmax, stream);
+    else channelAbsMax<128>(vd, v->headStride, v->tokenStride, s.kvLen, H, w.vAmax, stream);
   }
   const QuantParams qp{static_cast<const bf16*>(q.data), q.headStride, q.tokenStride, s.qLen, nbq, nullptr, w.qi8, w.qScale,
                        softmaxScale(s) * kLog2e, pools ? w.qPool : nullptr, nullptr, 0, 0, nullptr, nullptr, nullptr,

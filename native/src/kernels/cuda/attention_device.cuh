@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "kernels/cuda/check.h"
+
 namespace ff::cuda {
 
 __device__ __forceinline__ uint32_t smemAddr(const void* p) {
@@ -106,6 +108,17 @@ __global__ void __launch_bounds__(256) channelReduceKernel(const __nv_bfloat16* 
     if constexpr (ABSMAX) atomicMax(reinterpret_cast<int*>(out) + h * HD + d, __float_as_int(s));
     else atomicAdd(out + h * HD + d, s);
   }
+}
+
+// Per-head, per-channel max|v| over v's n tokens into amaxBits [heads, HD] (float bits), zeroed
+// first: the scale of e4m3 V^T (vtScatter).
+template <int HD>
+void channelAbsMax(const __nv_bfloat16* v, int64_t head, int64_t tok, int n, int heads, int* amaxBits, cudaStream_t stream) {
+  FF_CUDA(cudaMemsetAsync(amaxBits, 0, sizeof(int) * heads * HD, stream));
+  constexpr int kRowsPerCta = 256;
+  channelReduceKernel<HD, true><<<dim3((n + kRowsPerCta - 1) / kRowsPerCta, heads), 256, 0, stream>>>(
+      v, head, tok, n, kRowsPerCta, reinterpret_cast<float*>(amaxBits));
+  FF_CUDA_LAUNCHED("channelReduceKernel (max |v|)");
 }
 
 }  // namespace

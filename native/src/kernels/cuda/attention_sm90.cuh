@@ -395,12 +395,8 @@ __global__ void __launch_bounds__(256) vTransposeFp8Kernel(const __nv_bfloat16* 
 // blockMajor: vt8 as [heads, kBlocks, HD, 64] (see vTransposeFp8Kernel).
 template <int HD>
 void prepareFp8V(const SageArgs& a, cudaStream_t stream, bool blockMajor = false) {
-  FF_CUDA(cudaMemsetAsync(a.vAmax, 0, sizeof(int) * a.heads * HD, stream));
   const auto* v = static_cast<const __nv_bfloat16*>(a.v);
-  constexpr int kRowsPerCta = 256;
-  channelReduceKernel<HD, true><<<dim3((a.nK + kRowsPerCta - 1) / kRowsPerCta, a.heads), 256, 0, stream>>>(
-      v, a.vHead, a.vTok, a.nK, kRowsPerCta, reinterpret_cast<float*>(a.vAmax));
-  FF_CUDA_LAUNCHED("channelReduceKernel (max |v|)");
+  channelAbsMax<HD>(v, a.vHead, a.vTok, a.nK, a.heads, a.vAmax, stream);
   const int blocks = blockMajor ? a.kBlocks : static_cast<int>(a.vtRow / 64);
   vTransposeFp8Kernel<HD><<<dim3(blocks, a.heads), 256, 0, stream>>>(v, a.vHead, a.vTok, a.nK, a.vAmax, a.vt8,
                                                                      blockMajor ? 0 : a.vtRow);
