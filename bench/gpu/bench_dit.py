@@ -12,14 +12,20 @@ W8A8: the per-op breakdown (CUDA events inside ditForward, summed over the layer
 forward with every linear bf16 and with every linear int8; "auto" then runs as int8 exactly the
 linear groups whose stage the int8 run made faster, and the row "+ W8A8" is that forward. With the
 fused W8A8 GEMM the same again ("fused"), then that with the FFN's FP8 form (FF_CUDA_FFN_FP8=1:
-fc1 writes e4m3, fc2 runs e4m3 x e4m3; the "FFN e4m3" row).
+fc1 writes e4m3, fc2 runs e4m3 x e4m3; the "FFN e4m3" row), and the other switches of
+dit_forward.cu on top of the fused default, one at a time (VARIANTS: the q/k/v GEMMs separate
+instead of merged, the cross-attention on the Sage kernel, fc2's e4m3 GEMM with promoted
+accumulation), each a row and a breakdown column.
+
+--focus leaves out what only explains the choices (the mma.sync attention rows on sm_90, cuBLAS's
+int32 W8A8 path and its "auto" row) to keep a run short.
 
 Kernel choices on an sm_90 card: "ours flash bf16" is dense bf16 on the warp-specialized wgmma
 kernel (the default there; the "(mma)" row pins FF_CUDA_FLASH_IMPL=mma); sage and SLA run once on
 the mma.sync kernels and once with FF_CUDA_ATTN_IMPL=wgmma (rows marked wgmma), and the W8A8 rows
 and the breakdown use whichever SLA forward was faster (named in their labels).
 
-usage: python3 bench/gpu/bench_dit.py --lib PATH.so --out dit.json [--small-only]
+usage: python3 bench/gpu/bench_dit.py --lib PATH.so --out dit.json [--small-only] [--focus]
 """
 
 import argparse
@@ -42,6 +48,14 @@ LINEAR_STAGES = {0: 1, 1: 4, 2: 5, 3: 6, 4: 8, 5: 9, 6: 10, 7: 11}
 LINEAR_NAMES = ["self qkv", "self o", "cross q", "cross kv", "cross o", "fc1", "fc2", "head"]
 ALL_LINEARS = (1 << len(LINEAR_NAMES)) - 1
 SLA = 2
+# Switches on top of the fused W8A8 SLA forward: (column name, row label, environment).
+VARIANTS = (
+    ("qkv sep", "q/k/v separate", {"FF_CUDA_QKV": "separate"}),
+    ("x sage", "cross-attn Sage", {"FF_CUDA_CROSS_ATTN": "sage"}),
+    ("ffn e4m3", "FFN e4m3", {"FF_CUDA_FFN_FP8": "1"}),
+    ("e4m3 prom", "FFN e4m3 promoted", {"FF_CUDA_FFN_FP8": "1", "FF_CUDA_FP8_ACCUM": "promoted"}),
+    ("x sage+e4m3", "cross-attn Sage, FFN e4m3", {"FF_CUDA_CROSS_ATTN": "sage", "FF_CUDA_FFN_FP8": "1"}),
+)
 
 
 def block_tensors(blk):
@@ -149,7 +163,7 @@ def cos(a, b):
     return float(torch.dot(a, b) / (a.norm() * b.norm()))
 
 
-def run_config(lib, name, cfg, latent, text_dim, ctx_tokens, dtype, reps):
+def run_config(lib, name, cfg, latent, text_dim, ctx_tokens, dtype, reps, focus=False):
     torch.manual_seed(0)
     with torch.device("cuda"):  # initialise on the GPU: 1.3B parameters drawn on the CPU take long
         model = DiT(cfg, text_dim)
@@ -174,11 +188,18 @@ def run_config(lib, name, cfg, latent, text_dim, ctx_tokens, dtype, reps):
             row = {"config": name, "impl": label, "forward_ms": ms, "cos_vs_torch": cos(v, ref)}
             rows.append({**row, "int8_linears": int8_linears})
 
-        os.environ["FF_CUDA_ATTN_IMPL"] = "mma"  # sage and SLA on mma.sync first (sm_90 defaults to wgmma)
-        for label, att in (("ours flash bf16", 0), ("ours sage int8", 1), ("ours SLA top0.1 (sage)", SLA)):
-            timed(label, att)
-        sla_impl = "mma"
-        if torch.cuda.get_device_capability() == (9, 0):
+        hopper = torch.cuda.get_device_capability() == (9, 0)
+        if focus and hopper:
+            timed("ours flash bf16", 0)
+            sla_impl = "wgmma"
+            os.environ["FF_CUDA_ATTN_IMPL"] = sla_impl
+            timed("ours SLA top0.1 (sage, wgmma)", SLA)
+        else:
+            os.environ["FF_CUDA_ATTN_IMPL"] = "mma"  # sage and SLA on mma.sync first (sm_90 defaults to wgmma)
+            for label, att in (("ours flash bf16", 0), ("ours sage int8", 1), ("ours SLA top0.1 (sage)", SLA)):
+                timed(label, att)
+            sla_impl = "mma"
+        if hopper and not focus:
             os.environ["FF_CUDA_FLASH_IMPL"] = "mma"
             timed("ours flash bf16 (mma)", 0)
             os.environ.pop("FF_CUDA_FLASH_IMPL")
@@ -194,6 +215,8 @@ def run_config(lib, name, cfg, latent, text_dim, ctx_tokens, dtype, reps):
         breakdown.update(int8_ms=none, auto_ms=none, auto_int8=[])
         os.environ["FF_CUDA_INT8_GEMM"] = "cublas"  # cuBLAS's int32 product + dequantInt8 first
         try:
+            if focus and lib.ff_cuda_int8_gemm_fused_available():
+                raise RuntimeError("left out (--focus)")
             timed(w8 + " all", SLA, ALL_LINEARS)
             breakdown["int8_ms"] = ours.breakdown(x, t, ctx, SLA, ALL_LINEARS)
             int8_ms, bf16_ms = breakdown["int8_ms"], breakdown["bf16_ms"]
@@ -204,7 +227,7 @@ def run_config(lib, name, cfg, latent, text_dim, ctx_tokens, dtype, reps):
         except Exception as e:
             print(f"{name}: W8A8 failed: {e}")
         os.environ.pop("FF_CUDA_INT8_GEMM")
-        breakdown.update(fused_ms=none, fused_int8=[], fp8_ms=none)
+        breakdown.update(fused_ms=none, fused_int8=[], fp8_ms=none, variants={})
         if lib.ff_cuda_int8_gemm_fused_available():
             # The same, with the GEMMs' epilogues dequantizing (the default where the kernel exists).
             try:
@@ -213,13 +236,18 @@ def run_config(lib, name, cfg, latent, text_dim, ctx_tokens, dtype, reps):
                 fused = sum(1 << bit for bit, st in LINEAR_STAGES.items() if fused_ms[st] < bf16_ms[st])
                 timed(w8 + " fused", SLA, fused)
                 breakdown["fused_int8"] = [LINEAR_NAMES[b] for b in range(len(LINEAR_NAMES)) if fused >> b & 1]
-                # The FFN's FP8 form on top (FF_CUDA_FFN_FP8: e4m3 GELU output and fc2 weights).
-                os.environ["FF_CUDA_FFN_FP8"] = "1"
-                breakdown["fp8_ms"] = ours.breakdown(x, t, ctx, SLA, ALL_LINEARS)
-                timed(w8 + " fused, FFN e4m3", SLA, fused)
             except Exception as e:
                 print(f"{name}: fused W8A8 failed: {e}")
-            os.environ.pop("FF_CUDA_FFN_FP8", None)
+            for column, label, env in VARIANTS:  # each switch on top of the fused default
+                try:
+                    os.environ.update(env)
+                    breakdown["variants"][column] = ours.breakdown(x, t, ctx, SLA, ALL_LINEARS)
+                    timed(f"{w8} fused, {label}", SLA, ALL_LINEARS)
+                except Exception as e:
+                    print(f"{name}: fused W8A8, {label} failed: {e}")
+                for key in env:
+                    os.environ.pop(key, None)
+            breakdown["fp8_ms"] = breakdown["variants"].get("ffn e4m3", none)
         breakdown["sla_impl"] = sla_impl
         os.environ.pop("FF_CUDA_ATTN_IMPL", None)
     for r in rows:
@@ -283,11 +311,12 @@ def gemm_rates(lib, n, dim, ffn):
 
 def print_breakdown(b):
     print(f"\nper-op breakdown, {b['config']}: SLA top0.1 (sage, {b['sla_impl']}) forward, ms summed over the layers (CUDA events)")
-    print(f"{'stage':<40}{'bf16':>10}{'int8 all':>10}{'auto':>10}{'fused all':>10}{'ffn e4m3':>10}")
-    for name, x, y, z, f, e in zip(b["stages"], b["bf16_ms"], b["int8_ms"], b["auto_ms"], b["fused_ms"], b["fp8_ms"]):
-        print(f"{name:<40}{x:>10.2f}{y:>10.2f}{z:>10.2f}{f:>10.2f}{e:>10.2f}")
-    totals = "".join(f"{sum(b[k]):>10.2f}" for k in ("bf16_ms", "int8_ms", "auto_ms", "fused_ms", "fp8_ms"))
-    print(f"{'total':<40}{totals}")
+    columns = {"bf16": b["bf16_ms"], "int8 all": b["int8_ms"], "auto": b["auto_ms"], "fused all": b["fused_ms"]}
+    columns.update(b.get("variants", {}))
+    print(f"{'stage':<40}" + "".join(f"{c:>12}" for c in columns))
+    for i, name in enumerate(b["stages"]):
+        print(f"{name:<40}" + "".join(f"{ms[i]:>12.2f}" for ms in columns.values()))
+    print(f"{'total':<40}" + "".join(f"{sum(ms):>12.2f}" for ms in columns.values()))
     print(f"auto runs as int8: {', '.join(b['auto_int8']) or 'nothing'}")
     print(f"fused runs as int8: {', '.join(b['fused_int8']) or 'nothing'}")
 
@@ -297,17 +326,20 @@ def main():
     ap.add_argument("--lib", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--small-only", action="store_true")
+    ap.add_argument("--focus", action="store_true")
     args = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     lib = load(args.lib)
     base = {"in_channels": 16, "patch_size": [1, 2, 2], "freq_dim": 256, "rope_theta": 10000, "eps": 1e-6}
     small = {**base, "in_channels": 8, "patch_size": [1, 1, 1], "dim": 384, "layers": 2, "heads": 6, "ffn_dim": 1536}
     wan13 = {**base, "dim": 1536, "layers": 30, "heads": 12, "ffn_dim": 8960}
-    rows, b = run_config(lib, "tiny-shapes size, 2 layers, fp32 torch", small, (8, 9, 16, 16), 128, 16, torch.float32, 5)
+    rows, b = run_config(lib, "tiny-shapes size, 2 layers, fp32 torch", small, (8, 9, 16, 16), 128, 16, torch.float32, 5, args.focus)
     breakdowns = [b]
     if not args.small_only:
         try:
-            big_rows, b = run_config(lib, "Wan2.1-1.3B size, 32760 tokens", wan13, (16, 21, 60, 104), 512, 512, torch.bfloat16, 3)
+            big_rows, b = run_config(
+                lib, "Wan2.1-1.3B size, 32760 tokens", wan13, (16, 21, 60, 104), 512, 512, torch.bfloat16, 3, args.focus
+            )
             rows += big_rows
             breakdowns.append(b)
         except Exception as e:

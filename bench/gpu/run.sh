@@ -6,7 +6,7 @@
 # bounds the whole script: each stage gets at most what is left; FF_GPU_BIG=1 adds the
 # [1, 40, 75600, 128] attention shape at the end; FF_GPU_PREBUILT=dir uses binaries built elsewhere
 # (sm_90, same CUDA major) instead of building; FF_GPU_SKIP_DIT=1 leaves out the DiT bench;
-# FF_GPU_CHECK_BIG=1 checks SLA's block map and sampled outputs at [1, 40, 75600, 128].
+# FF_GPU_DIT_ARGS passes arguments to bench_dit.py (--focus); FF_GPU_CHECK_BIG=1 checks SLA's block map and sampled outputs at [1, 40, 75600, 128].
 # The tests include the engine's CUDA path against its CPU path on models/tiny-shapes
 # (tests/cuda/test_engine.cpp, through framefleet_cuda_engine.so beside the test binary); when
 # native/build-gpu-node holds a packed Node (bench/gpu/engine_pack.sh), `framefleet generate`
@@ -61,7 +61,7 @@ export PYTHONUNBUFFERED=1
   timeout "$(left 150)" python3 bench/gpu/bench_attention.py --lib "$lib" --out "$OUT/attention.json"
   echo "attention bench exit: $?  at $(( $(date +%s) - START )) s"
   if [ "${FF_GPU_SKIP_DIT:-0}" != 1 ]; then
-    timeout "$(left 150)" python3 bench/gpu/bench_dit.py --lib "$lib" --out "$OUT/dit.json"
+    timeout "$(left 150)" python3 bench/gpu/bench_dit.py --lib "$lib" --out "$OUT/dit.json" ${FF_GPU_DIT_ARGS:-}
     echo "dit bench exit: $?  at $(( $(date +%s) - START )) s"
   fi
   if [ "${FF_GPU_SKIP_E2E:-0}" != 1 ]; then

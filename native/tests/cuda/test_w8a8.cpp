@@ -399,7 +399,8 @@ struct RandomDit {
   }
 
   // The block outputs' velocity (bf16 [tokens, patchOut]) then the final residual stream.
-  std::vector<float> forward(unsigned int8Linears, const void* int8Weights, float* stageMs, cublasHandle_t cublas) {
+  std::vector<float> forward(unsigned int8Linears, const void* int8Weights, float* stageMs, cublasHandle_t cublas,
+                             fc::DitAttention attention = fc::DitAttention::Flash) {
     const size_t scratchBytes = fc::ditScratchBytes(s, int8Linears != 0);
     const Dev scratch = poisoned(scratchBytes), t = toDevice(tok), out = poisoned(static_cast<size_t>(s.tokens) * s.patchOut * 2);
     fc::DitArgs a;
@@ -414,6 +415,7 @@ struct RandomDit {
     a.int8Linears = int8Linears;
     a.int8Weights = int8Weights;
     a.stageMs = stageMs;
+    a.attention = attention;
     fc::ditForward(s, a, scratch.get(), scratchBytes, cublas, nullptr);
     std::vector<float> r = bf16Host(out, static_cast<size_t>(s.tokens) * s.patchOut);
     const std::vector<float> ht = toHost<float>(t, tok.size());
@@ -454,8 +456,22 @@ void testDitForward(cublasHandle_t cublas, const fc::DitShape& s) {
     if (!ok) ++g_w8a8Failures;
     std::printf("%-58s %s\n", (std::string(applies ? "dit forward FFN e4m3 path ran, " : "dit forward FFN e4m3 not applicable, ") + shape).c_str(),
                 ok ? "PASS" : "FAIL");
+    // The merged q/k/v GEMM computes every output as the three separate GEMMs do (exact int32
+    // products, the same epilogue): the same bits.
+    setenv("FF_CUDA_QKV", "separate", 1);
+    const std::vector<float> separate = dit.forward(fc::kDitAllLinears, qw.get(), nullptr, cublas);
+    unsetenv("FF_CUDA_QKV");
+    g_check("dit forward w8a8 q/k/v merged = separate, " + shape, fused, separate, 0.0, 0.9999999);
   }
 #endif
+  // The cross-attention on the Sage kernel (FF_CUDA_CROSS_ATTN=sage, with Sage self-attention)
+  // against the flash one.
+  const std::vector<float> sageSelf = dit.forward(0, nullptr, nullptr, cublas, fc::DitAttention::Sage);
+  setenv("FF_CUDA_CROSS_ATTN", "sage", 1);
+  const std::vector<float> sageCross = dit.forward(0, nullptr, nullptr, cublas, fc::DitAttention::Sage);
+  unsetenv("FF_CUDA_CROSS_ATTN");
+  g_check("dit forward cross-attention sage vs flash, " + shape, sageCross, sageSelf, 5e-2, 0.998);
+  g_check("dit forward sage self-attention vs flash, " + shape, sageSelf, ref, 5e-2, 0.998);
   // The per-stage timing changes nothing in the result and times every stage kind.
   float ms[fc::kDitStages];
   std::memset(ms, 0xFF, sizeof ms);

@@ -42,9 +42,11 @@ struct Scratch {
     const size_t N = s.tokens, D = s.dim, nd = N * D * 2, ld = static_cast<size_t>(s.ctxTokens) * D * 2;
     Bump b{static_cast<uint8_t*>(base)};
     h = b.take(nd);
-    q = b.take(nd);
-    k = b.take(nd);
-    v = b.take(nd);
+    // q, k and v in one block: the merged q/k/v GEMM writes it as [N, 3 D] (token stride 3 D).
+    const size_t nd256 = (nd + 255) / 256 * 256;
+    q = b.take(3 * nd256);
+    k = static_cast<uint8_t*>(q) + nd256;
+    v = static_cast<uint8_t*>(q) + 2 * nd256;
     o = b.take(nd);
     y = b.take(std::max(nd, N * s.patchOut * 2));
     f = b.take(N * s.ffn * 2);
@@ -78,16 +80,27 @@ struct QuantWeight {
 };
 
 // ditQuantizeWeights' buffer: per block the ten matrices (kLinearWeights), then the head, then per
-// block fc2 again as e4m3 (the FFN's FP8 form, ffnFp8).
-std::vector<QuantWeight> int8WeightLayout(const DitShape& s, void* base, size_t* bytes) {
+// block fc2 again as e4m3 (the FFN's FP8 form, ffnFp8). A block's q, k and v matrices are one
+// [3 dim, dim] matrix with [3 dim] scales (the merged q/k/v GEMM), followed by their three biases
+// as one fp32 [3 dim] vector (qkvBias, one per block).
+std::vector<QuantWeight> int8WeightLayout(const DitShape& s, void* base, size_t* bytes,
+                                          std::vector<float*>* qkvBias = nullptr) {
   Bump b{static_cast<uint8_t*>(base)};
   std::vector<QuantWeight> out;
   auto add = [&](int rows, int cols) {
     auto* q = static_cast<int8_t*>(b.take(static_cast<size_t>(rows) * cols));
     out.push_back({q, static_cast<float*>(b.take(static_cast<size_t>(rows) * 4)), rows, cols});
   };
-  for (int l = 0; l < s.layers; ++l)
-    for (const int p : kLinearWeights) add(p == 23 ? s.ffn : s.dim, p == 25 ? s.ffn : s.dim);
+  const size_t D = s.dim;
+  for (int l = 0; l < s.layers; ++l) {
+    auto* q = static_cast<int8_t*>(b.take(3 * D * D));
+    auto* scale = static_cast<float*>(b.take(3 * D * 4));
+    for (size_t j = 0; j < 3; ++j) out.push_back({q + j * D * D, scale + j * D, s.dim, s.dim});
+    auto* bias = static_cast<float*>(b.take(3 * D * 4));
+    if (qkvBias) qkvBias->push_back(bias);
+    for (const int p : kLinearWeights)
+      if (p > 4) add(p == 23 ? s.ffn : s.dim, p == 25 ? s.ffn : s.dim);
+  }
   add(s.patchOut, s.dim);
   for (int l = 0; l < s.layers; ++l) add(s.dim, s.ffn);
   *bytes = b.off;
@@ -148,15 +161,26 @@ const char* ditStageName(int stage) {
 
 namespace {
 
+// The value of a FF_CUDA_* switch: "" when unset, else one of allowed (std::invalid_argument
+// otherwise).
+std::string envChoice(const char* name, std::initializer_list<const char*> allowed) {
+  const char* e = std::getenv(name);
+  const std::string v = e ? e : "";
+  if (v.empty()) return v;
+  std::string list;
+  for (const char* a : allowed) {
+    if (v == a) return v;
+    list += list.empty() ? a : std::string(" or ") + a;
+  }
+  throw std::invalid_argument(std::string(name) + " must be " + list + ", got '" + v + "'");
+}
+
 // FF_CUDA_INT8_GEMM: fused (or unset) = the CUTLASS kernel with the dequantization in its epilogue
 // (gemmInt8Dequant, gemmInt8DequantResidual) where the library was built with CUTLASS and the
 // device is compute capability 9.x, cuBLAS otherwise; cublas = cuBLAS's int32 product and
 // dequantInt8 always (bench/gpu's comparison).
 bool int8GemmFused() {
-  const char* e = std::getenv("FF_CUDA_INT8_GEMM");
-  const std::string v = e ? e : "";
-  if (!v.empty() && v != "cublas" && v != "fused")
-    throw std::invalid_argument("FF_CUDA_INT8_GEMM must be cublas or fused, got '" + v + "'");
+  const std::string v = envChoice("FF_CUDA_INT8_GEMM", {"cublas", "fused"});
 #ifdef FF_CUDA_HAVE_CUTLASS
   return v != "cublas" && gemmInt8DequantAvailable();
 #else
@@ -168,12 +192,16 @@ bool int8GemmFused() {
 // gelu(...) as e4m3 and fc2 is an e4m3 GEMM on the e4m3 copy of its weights (gemmInt8DequantFp8,
 // gemmFp8DequantResidual) instead of requantizing the bf16 GELU output per token to INT8. Off (0
 // or unset) by default: the INT8 path's numerics are the CPU engine's.
-bool ffnFp8Requested() {
-  const char* e = std::getenv("FF_CUDA_FFN_FP8");
-  const std::string v = e ? e : "";
-  if (!v.empty() && v != "0" && v != "1") throw std::invalid_argument("FF_CUDA_FFN_FP8 must be 0 or 1, got '" + v + "'");
-  return v == "1";
-}
+bool ffnFp8Requested() { return envChoice("FF_CUDA_FFN_FP8", {"0", "1"}) == "1"; }
+
+// FF_CUDA_QKV=separate: the self-attention's q, k and v as three W8A8 GEMMs of [dim, dim] instead of
+// the one merged [3 dim, dim] GEMM (merged, or unset: the default where the fused GEMM runs).
+bool qkvMerged() { return envChoice("FF_CUDA_QKV", {"merged", "separate"}) != "separate"; }
+
+// FF_CUDA_CROSS_ATTN=sage: the cross-attention on the Sage kernel (INT8 Q.K^T, e4m3 P.V where the
+// card has it) when the self-attention is Sage or SLA; flash (or unset): bf16 flash attention, as
+// the CPU engine's dense cross-attention.
+bool crossSage() { return envChoice("FF_CUDA_CROSS_ATTN", {"flash", "sage"}) == "sage"; }
 
 }  // namespace
 
@@ -188,7 +216,8 @@ size_t ditInt8WeightBytes(const DitShape& s) {
 void ditQuantizeWeights(const DitShape& s, const void* const* blocks, const void* headW, void* buffer, size_t bytes,
                         CUstream_st* stream) {
   size_t need = 0;
-  const std::vector<QuantWeight> qw = int8WeightLayout(s, buffer, &need);
+  std::vector<float*> qkvBias;
+  const std::vector<QuantWeight> qw = int8WeightLayout(s, buffer, &need, &qkvBias);
   if (bytes < need) throw std::invalid_argument("ditQuantizeWeights: buffer of " + std::to_string(bytes) + " bytes, need " + std::to_string(need));
   const size_t head = static_cast<size_t>(s.layers) * kLinearsPerBlock;
   for (size_t i = 0; i <= head; ++i) {
@@ -200,6 +229,13 @@ void ditQuantizeWeights(const DitShape& s, const void* const* blocks, const void
     const QuantWeight& f = qw[head + 1 + l];
     quantizeRowsFp8(blocks[l * kDitBlockPointers + 25], f.rows, f.cols, f.cols, reinterpret_cast<uint8_t*>(f.q), f.scale,
                     stream);
+    // q.b, k.b, v.b side by side for the merged q/k/v GEMM (an absent bias is zeros).
+    const size_t D = s.dim;
+    for (size_t j = 0; j < 3; ++j) {
+      const void* bias = blocks[l * kDitBlockPointers + 1 + 2 * j];
+      if (bias) FF_CUDA(cudaMemcpyAsync(qkvBias[l] + j * D, bias, D * 4, cudaMemcpyDeviceToDevice, stream));
+      else FF_CUDA(cudaMemsetAsync(qkvBias[l] + j * D, 0, D * 4, stream));
+    }
   }
 }
 
@@ -212,7 +248,9 @@ void ditForward(const DitShape& s, const DitArgs& a, void* scratch, size_t scrat
   if (anyInt8 && !a.int8Weights) throw std::invalid_argument("ditForward: int8 linears without ditQuantizeWeights' buffer");
   if (anyInt8 && (s.dim % 4 != 0 || s.ffn % 4 != 0)) throw std::invalid_argument("ditForward: int8 linears need dim and ffn multiples of 4");
   size_t qwBytes = 0;
-  const std::vector<QuantWeight> qw = anyInt8 ? int8WeightLayout(s, const_cast<void*>(a.int8Weights), &qwBytes) : std::vector<QuantWeight>{};
+  std::vector<float*> qkvBias;
+  const std::vector<QuantWeight> qw =
+      anyInt8 ? int8WeightLayout(s, const_cast<void*>(a.int8Weights), &qwBytes, &qkvBias) : std::vector<QuantWeight>{};
   auto int8 = [&](DitLinear k) { return ((a.int8Linears >> static_cast<int>(k)) & 1u) != 0; };
   const int N = s.tokens, D = s.dim, H = s.heads, hd = D / H, L = s.ctxTokens;
   // Token-major [N, D] holds head h of token n at n * D + h * hd.
@@ -296,6 +334,7 @@ void ditForward(const DitShape& s, const DitArgs& a, void* scratch, size_t scrat
   };
 
   const bool ropeInNorm = D % 4 == 0 && hd % 4 == 0;
+  const bool sageCross = a.attention != DitAttention::Flash && crossSage();
   // The FFN's FP8 form where asked and its shapes allow (e4m3 rows of 16 bytes, aligned pointers).
   const bool ffnFp8 = fused && ffnFp8Requested() && int8(DitLinear::Fc1) && int8(DitLinear::Fc2) && s.ffn % 16 == 0 &&
                       D % 16 == 0 && gemmInt8DequantAligned(w.xq, w.fq, w.xs, a.tok, a.int8Weights, nullptr);
@@ -315,7 +354,17 @@ void ditForward(const DitShape& s, const DitArgs& a, void* scratch, size_t scrat
     // q and k are rotated by the RMS norm's store where the layout allows (every real shape), else
     // by rope3dApply afterwards.
     const float* normRope = ropeInNorm ? w.rope : nullptr;
-    if (int8(DitLinear::SelfQkv)) {
+    // The merged q/k/v GEMM writes [N, 3 D]: q, k and v are its column thirds (token stride 3 D).
+    const bool merged = fused && int8(DitLinear::SelfQkv) && qkvMerged() && D % 8 == 0 &&
+                        gemmInt8DequantAligned(w.xq, lq[0].q, w.xs, lq[0].scale, qkvBias[layer], w.q);
+    const int64_t qkvLd = merged ? 3 * D : D;
+    void* const selfK = merged ? static_cast<void*>(static_cast<uint16_t*>(w.q) + D) : w.k;
+    void* const selfV = merged ? static_cast<void*>(static_cast<uint16_t*>(w.q) + 2 * D) : w.v;
+    if (merged) {
+      gemmInt8Dequant(N, 3 * D, D, w.xq, lq[0].q, w.xs, lq[0].scale, qkvBias[layer], false, w.q, qkvLd, stream);
+      rmsNorm(w.q, N, D, qkvLd, nullptr, f32(b[8]), s.eps, stream, normRope, hd);
+      rmsNorm(selfK, N, D, qkvLd, nullptr, f32(b[9]), s.eps, stream, normRope, hd);
+    } else if (int8(DitLinear::SelfQkv)) {
       DequantArgs eq = bf16Out(DequantKind::RmsNorm, b[1], w.q, D, b[8]), ek = bf16Out(DequantKind::RmsNorm, b[3], w.k, D, b[9]);
       eq.rope = ek.rope = normRope;
       eq.ropeHeadDim = ek.ropeHeadDim = hd;
@@ -327,18 +376,19 @@ void ditForward(const DitShape& s, const DitArgs& a, void* scratch, size_t scrat
     }
     if (!ropeInNorm) {
       timer.begin(DitStage::Rope);
-      rope3dApply(w.q, w.k, D, N, H, hd, w.rope, stream);
+      rope3dApply(w.q, selfK, qkvLd, N, H, hd, w.rope, stream);
     }
     timer.begin(DitStage::SelfAttention);
+    const AttnTensor sq{w.q, hd, qkvLd}, sk{selfK, hd, qkvLd}, sv{selfV, hd, qkvLd};
     if (a.attention == DitAttention::Flash) {
-      flashAttention(self, tm(w.q), tm(w.k), tm(w.v), tm(w.o), stream);
+      flashAttention(self, sq, sk, sv, tm(w.o), stream);
     } else if (a.attention == DitAttention::Sage) {
-      sageAttention(self, tm(w.q), tm(w.k), tm(w.v), tm(w.o), w.attn, w.attnBytes, stream);
+      sageAttention(self, sq, sk, sv, tm(w.o), w.attn, w.attnBytes, stream);
     } else {
       SlaOptions o;
       o.topK = a.slaTopK;
       o.projL = b[10];
-      slaAttention(self, tm(w.q), tm(w.k), tm(w.v), tm(w.o), o, w.attn, w.attnBytes, cublas, stream);
+      slaAttention(self, sq, sk, sv, tm(w.o), o, w.attn, w.attnBytes, cublas, stream);
     }
     timer.begin(DitStage::SelfO);
     outProj(DitLinear::SelfO, lq ? &lq[3] : nullptr, w.o, b[6], b[7], m + 2 * D);
@@ -363,7 +413,8 @@ void ditForward(const DitShape& s, const DitArgs& a, void* scratch, size_t scrat
       addBias(w.v2, L, D, f32(b[18]), stream);
     }
     timer.begin(DitStage::CrossAttention);
-    flashAttention(cross, tm(w.q), tm(w.k2), tm(w.v2), tm(w.o), stream);
+    if (sageCross) sageAttention(cross, tm(w.q), tm(w.k2), tm(w.v2), tm(w.o), w.attn, w.attnBytes, stream);
+    else flashAttention(cross, tm(w.q), tm(w.k2), tm(w.v2), tm(w.o), stream);
     timer.begin(DitStage::CrossO);
     outProj(DitLinear::CrossO, lq ? &lq[7] : nullptr, w.o, b[19], b[20], nullptr);
 
