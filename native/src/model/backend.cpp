@@ -12,6 +12,8 @@
 #include "kernels/cuda/engine_api.h"
 #include "model/dit.h"
 #include "model/teacache.h"
+#include "model/vae.h"
+#include "model/weights.h"
 
 namespace ff {
 
@@ -209,6 +211,66 @@ void GpuDit::forward(const Knobs& knobs, const float* x, const LatentShape& s, d
     throw;
   } catch (const std::exception& e) {
     rethrow_cuda(e, "cuda: denoising step");
+  }
+}
+
+namespace {
+
+// vae_params' names (model/vae.cpp) as the engine's structures.
+cuda::EngineConv engine_conv(const WeightSet& w, const std::string& name, int out, int in, int kt, int kh, int kw) {
+  return cuda::EngineConv{w.f32(name + ".weight"), w.f32(name + ".bias"), out, in, kt, kh, kw};
+}
+
+cuda::EngineVaeResBlock engine_res_block(const WeightSet& w, const std::string& name, int a, int b) {
+  cuda::EngineVaeResBlock r;
+  r.norm1 = w.f32(name + ".norm1.weight");
+  r.conv1 = engine_conv(w, name + ".conv1", b, a, 3, 3, 3);
+  r.norm2 = w.f32(name + ".norm2.weight");
+  r.conv2 = engine_conv(w, name + ".conv2", b, b, 3, 3, 3);
+  if (a != b) r.skip = engine_conv(w, name + ".skip", b, a, 1, 1, 1);
+  return r;
+}
+
+}  // namespace
+
+GpuVae::GpuVae(const WeightSet& w, const VaeConfig& c) {
+  if (!cuda_status().available || !g_api) fail(ErrorCode::Internal, "GpuVae: CUDA is not available: " + cuda_status().reason);
+  const auto& ch = c.channels;
+  cuda::EngineVaeWeights e;
+  e.latentChannels = c.latent_channels;
+  e.mean = c.mean;
+  e.std = c.std;
+  e.eps = kVaeEps;
+  e.convIn = engine_conv(w, "vae.conv_in", ch[0], c.latent_channels, 3, 3, 3);
+  e.mid = engine_res_block(w, "vae.mid", ch[0], ch[0]);
+  for (int i = 0; i < 3; ++i) {
+    const std::string up = "vae.up." + std::to_string(i);
+    const int out = ch[size_t(i) + 1];
+    e.up[i].res = engine_res_block(w, up + ".res", ch[size_t(i)], out);
+    if (c.temporal_upsample[size_t(i)]) e.up[i].time = engine_conv(w, up + ".time", 2 * out, out, 1, 1, 1);
+    e.up[i].space = engine_conv(w, up + ".space", out, out, 1, 3, 3);
+  }
+  e.normOut = w.f32("vae.norm_out.weight");
+  e.convOut = engine_conv(w, "vae.conv_out", 3, ch[3], 1, 3, 3);
+  try {
+    engine_.reset(g_api->createVae(e));
+  } catch (const std::exception& ex) {
+    rethrow_cuda(ex, "cuda: uploading the VAE decoder");
+  }
+}
+
+GpuVae::~GpuVae() = default;
+
+Tensor GpuVae::decode(const float* latents, const LatentShape& s) const {
+  try {
+    const int frames = engine_->outFrames(int(s.frames));
+    Tensor rgb({3, frames, 8 * s.height, 8 * s.width});
+    engine_->decode(latents, int(s.frames), int(s.height), int(s.width), rgb.data());
+    return rgb;
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    rethrow_cuda(e, "cuda: VAE decode");
   }
 }
 

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "core/tensor.h"
 #include "io/config.h"
 #include "model/knobs.h"
 
@@ -15,9 +16,11 @@ namespace ff {
 
 namespace cuda {
 class EngineDit;
+class EngineVae;
 }
 class Dit;
 struct DitText;
+class WeightSet;
 class TeaCache;
 
 enum class BackendKind { Auto, Cpu, Cuda };
@@ -63,6 +66,23 @@ class GpuDit {
   const Dit& dit_;
   const ModelConfig& config_;
   std::unique_ptr<cuda::EngineDit> engine_;
+};
+
+// The VAE decoder's copy on the GPU (fp32, the same sequence as VaeDecoder). Callers serialize
+// decode() (its buffers are shared), as they do GpuDit's steps.
+class GpuVae {
+ public:
+  // `w` prepared (vae_decoder.safetensors). Throws as GpuDit's constructor.
+  GpuVae(const WeightSet& w, const VaeConfig& config);
+  ~GpuVae();
+  GpuVae(const GpuVae&) = delete;
+  GpuVae& operator=(const GpuVae&) = delete;
+
+  // As VaeDecoder::decode: latents [C, T, h, w] (before scaling) -> [3, F, 8h, 8w].
+  Tensor decode(const float* latents, const LatentShape& s) const;
+
+ private:
+  std::unique_ptr<cuda::EngineVae> engine_;
 };
 
 }  // namespace ff

@@ -136,6 +136,7 @@ void Model::choose_backend() {
       if (which == WeightsKind::Student && !student_) continue;
       (which == WeightsKind::Student ? gpu_student_ : gpu_dit_) = std::make_unique<GpuDit>(dit(which), config_);
     }
+    gpu_vae_ = std::make_unique<GpuVae>(vae_weights(), config_.vae);
   } catch (const Error& e) {
     // A model whose shapes the CUDA kernels do not run stays on the CPU under auto.
     if (asked == BackendKind::Cuda || e.code() != ErrorCode::BadRequest) {
@@ -144,6 +145,7 @@ void Model::choose_backend() {
     }
     gpu_dit_.reset();
     gpu_student_.reset();
+    gpu_vae_.reset();
     backend_note_ = e.what();
     return;
   }
@@ -179,6 +181,11 @@ Dit& Model::dit(WeightsKind which) {
   std::unique_ptr<Dit>& slot = which == WeightsKind::Student ? student_dit_ : dit_;
   if (!slot) slot = std::make_unique<Dit>(w, config_);
   return *slot;
+}
+
+const WeightSet& Model::vae_weights() {
+  prepare(*vae_w_, nullptr);
+  return *vae_w_;
 }
 
 const VaeDecoder& Model::vae() {
@@ -270,7 +277,6 @@ GenerateResult Model::generate(Request r, const ProgressFn& progress, const std:
   SampleResult sample = k.sampler == SamplerKind::Euler
                             ? sample_euler(s.numel(), k.steps, config_.sampling.shift, k.guidance_scale, noise, velocity, on_step)
                             : sample_rcm(s.numel(), k.steps, config_.sampling.sigma_max, noise, velocity, on_step);
-  if (gpu_lock.owns_lock()) gpu_lock.unlock();
   check_finite(sample.x.data(), s.numel(), "denoised latents");
   for (const TeaCache* c : {cache_cond.get(), cache_uncond.get()})
     if (c) out.blocks_skipped += c->skipped();
@@ -282,7 +288,9 @@ GenerateResult Model::generate(Request r, const ProgressFn& progress, const std:
 
   t0 = now_seconds();
   progress("decode", 0, 1);
-  Tensor rgb = vae().decode(sample.x.data(), s);
+  // On the GPU backend the decoder runs there too, still under the GPU lock.
+  Tensor rgb = gpu ? gpu_vae_->decode(sample.x.data(), s) : vae().decode(sample.x.data(), s);
+  if (gpu_lock.owns_lock()) gpu_lock.unlock();
   check_finite(rgb.data(), rgb.numel(), "decoded frames");
   out.frames = to_rgb(rgb);
   out.frame_count = int(rgb.dim(1));

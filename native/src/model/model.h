@@ -70,6 +70,8 @@ class Model {
   TextContext encode_prompt(const std::string& prompt);
   Dit& dit(WeightsKind which);
   const VaeDecoder& vae();
+  // The decoder's weights, prepared (GpuVae reads them).
+  const WeightSet& vae_weights();
 
  private:
   Model() = default;
@@ -89,6 +91,7 @@ class Model {
   BackendKind backend_ = BackendKind::Cpu;
   std::string backend_note_;
   std::unique_ptr<GpuDit> gpu_dit_, gpu_student_;
+  std::unique_ptr<GpuVae> gpu_vae_;  // the decoder on the GPU, with the DiT
   std::mutex gpu_mu_;  // one generation at a time on the GPU copies (their buffers are shared)
 };
 

@@ -16,8 +16,6 @@ namespace ff {
 
 namespace {
 
-constexpr float kVaeEps = 1e-6f;
-
 void add_conv(std::vector<ParamSpec>& p, const std::string& name, int64_t out, int64_t in, int64_t kt, int64_t kh, int64_t kw) {
   p.push_back({name + ".weight", {out, in, kt, kh, kw}});
   p.push_back({name + ".bias", {out}});

@@ -10,6 +10,9 @@
 
 namespace ff {
 
+// The decoder's RMS norms: x / sqrt(mean(x^2) + kVaeEps) * w.
+inline constexpr float kVaeEps = 1e-6f;
+
 std::vector<ParamSpec> vae_params(const VaeConfig& c);
 
 class VaeDecoder {

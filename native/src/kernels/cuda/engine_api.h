@@ -15,7 +15,7 @@
 namespace ff::cuda {
 
 // Bumped whenever anything below changes; the engine refuses a library of another version.
-constexpr int kEngineApiVersion = 1;
+constexpr int kEngineApiVersion = 2;
 
 struct EngineDevice {
   int index = -1;
@@ -98,6 +98,51 @@ class EngineDit {
   virtual uint64_t weightBytes() const = 0;
 };
 
+// The causal VAE decoder of docs/MODEL.md (model/vae.cpp) on the GPU. Convolutions as the CPU
+// engine's conv3d: stride 1, the time axis padded with kt - 1 zero frames in front, space with
+// kh / 2, kw / 2 zeros on each side; fp32 host memory, weight [out, in, kt, kh, kw], bias [out].
+struct EngineConv {
+  const float* weight = nullptr;
+  const float* bias = nullptr;
+  int out = 0, in = 0, kt = 1, kh = 1, kw = 1;
+};
+// y = conv2(silu(norm2(conv1(silu(norm1(x)))))) + skip(x), skip the identity where skip.weight is
+// null (in == out); norm: per position over the channels, x / sqrt(mean(x^2) + eps) * w.
+struct EngineVaeResBlock {
+  const float* norm1 = nullptr;
+  EngineConv conv1;
+  const float* norm2 = nullptr;
+  EngineConv conv2;
+  EngineConv skip;
+};
+// One upsampling stage: res, then (time.weight not null) the 1x1x1 conv to 2c channels whose
+// halves become frames 2t and 2t + 1 (frame 0 dropped: 2T - 1 frames), then nearest 2x in space
+// and the 1x3x3 space conv.
+struct EngineVaeUp {
+  EngineVaeResBlock res;
+  EngineConv time, space;
+};
+struct EngineVaeWeights {
+  int latentChannels = 0;
+  double mean = 0.0, std = 1.0;  // z = latents * std + mean (in double, rounded to float)
+  float eps = 1e-6f;
+  EngineConv convIn;
+  EngineVaeResBlock mid;
+  EngineVaeUp up[3];
+  const float* normOut = nullptr;
+  EngineConv convOut;
+};
+
+class EngineVae {
+ public:
+  virtual ~EngineVae() = default;
+  // latents [latentChannels, frames, height, width] (host fp32, before scaling) -> out (host
+  // fp32) [convOut.out, outFrames(frames), 8 height, 8 width]: conv_out's output, unclamped.
+  virtual void decode(const float* latents, int frames, int height, int width, float* out) = 0;
+  virtual int outFrames(int frames) const = 0;
+  virtual uint64_t weightBytes() const = 0;
+};
+
 struct EngineApi {
   int version = kEngineApiVersion;
   // The device this process would use (the current CUDA device, 0 unless CUDA_VISIBLE_DEVICES
@@ -108,6 +153,8 @@ struct EngineApi {
   // std::runtime_error (a message starting "CUDA: " for a failed CUDA call, e.g. out of memory)
   // or std::invalid_argument for a shape the kernels do not run.
   EngineDit* (*createDit)(const EngineDitWeights& weights) = nullptr;
+  // Uploads the VAE decoder's weights (fp32); throws as createDit.
+  EngineVae* (*createVae)(const EngineVaeWeights& weights) = nullptr;
 };
 
 }  // namespace ff::cuda

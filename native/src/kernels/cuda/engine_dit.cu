@@ -22,6 +22,8 @@
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/dit_forward.h"
 #include "kernels/cuda/engine_api.h"
+#include "kernels/cuda/engine_memory.h"
+#include "kernels/cuda/engine_vae.h"
 #include "kernels/cuda/engine_ops.h"
 #include "kernels/cuda/ops.h"
 
@@ -38,58 +40,6 @@ uint16_t toBf16(float x) {
   u += 0x7fffu + ((u >> 16) & 1u);
   return static_cast<uint16_t>(u >> 16);
 }
-
-// One device allocation carved into 256-byte aligned pieces.
-class DeviceArena {
- public:
-  DeviceArena() = default;
-  DeviceArena(const DeviceArena&) = delete;
-  DeviceArena& operator=(const DeviceArena&) = delete;
-  ~DeviceArena() { release(); }
-  static size_t round(size_t n) { return (n + 255) / 256 * 256; }
-  void allocate(size_t bytes) {
-    release();
-    if (bytes) FF_CUDA(cudaMalloc(&base_, bytes));
-    bytes_ = bytes;
-    used_ = 0;
-  }
-  void* take(size_t n) {
-    if (used_ + round(n) > bytes_) throw std::logic_error("DeviceArena: sized too small");
-    void* p = static_cast<uint8_t*>(base_) + used_;
-    used_ += round(n);
-    return p;
-  }
-  size_t bytes() const { return bytes_; }
-
- private:
-  void release() {
-    if (base_) cudaFree(base_);
-    base_ = nullptr;
-  }
-  void* base_ = nullptr;
-  size_t bytes_ = 0, used_ = 0;
-};
-
-struct PinnedBuffer {
-  void* p = nullptr;
-  size_t bytes = 0;
-  PinnedBuffer() = default;
-  PinnedBuffer(const PinnedBuffer&) = delete;
-  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
-  ~PinnedBuffer() { release(); }
-  void reserve(size_t n) {
-    if (n <= bytes) return;
-    release();
-    FF_CUDA(cudaMallocHost(&p, n));
-    bytes = n;
-  }
-  void release() {
-    if (p) cudaFreeHost(p);
-    p = nullptr;
-    bytes = 0;
-  }
-  float* f32() const { return static_cast<float*>(p); }
-};
 
 bool graphsEnabled() {
   const char* e = std::getenv("FRAMEFLEET_CUDA_GRAPHS");
@@ -503,7 +453,7 @@ bool probe(EngineDevice* device, char* why, size_t whyBytes) {
 
 EngineDit* createDit(const EngineDitWeights& weights) { return new CudaDit(weights); }
 
-const EngineApi kApi{kEngineApiVersion, &probe, &createDit};
+const EngineApi kApi{kEngineApiVersion, &probe, &createDit, &createCudaVae};
 
 }  // namespace
 
