@@ -395,14 +395,19 @@ __device__ __forceinline__ void blockColumnSums(const float (&v)[8], float (*par
 // the HD / 8 lanes that hold it. The state is a [HD, 64] x [64, HD] product on bf16 mma.sync from
 // the phi and v tiles in shared memory (phi through ldmatrix.trans as the A operand): computing it
 // here spares the linear branch writing phi and reading it back.
+__host__ __device__ constexpr int quantTilePitch(int hd) { return hd * 2 + 16; }
+
 template <int HD>
 __global__ void __launch_bounds__(256) quantKernel(const __grid_constant__ QuantParams pq,
                                                    const __grid_constant__ QuantParams pk) {
   constexpr int kCh = HD / 8, kRows = 256 / kCh, kPasses = 64 / kRows;
-  constexpr int kTP = HD * 2 + 16;  // row pitch (bytes) of the phi and v tiles
+  constexpr int kTP = quantTilePitch(HD);  // row pitch (bytes) of the phi and v tiles
   __shared__ float red[8];
   __shared__ float part[8][HD];
-  __shared__ __align__(16) uint8_t tiles[2 * 64 * kTP];
+  // The phi and v tiles (2 * 64 rows of kTP bytes): dynamic, launched only where the states are
+  // formed, so that the plain quantization keeps its occupancy.
+  extern __shared__ __align__(16) uint8_t quantTiles[];
+  uint8_t* tiles = quantTiles;
   uint8_t* sPhi = tiles;
   uint8_t* sV = tiles + 64 * kTP;
   const QuantParams& p = blockIdx.z == 0 ? pq : pk;
@@ -934,8 +939,9 @@ void prepareSage(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, c
                        v ? v->headStride : 0, v ? v->tokenStride : 0, v ? w.states : nullptr, w.zBlock, w.vAmax,
                        v && vt ? w.vt8 : nullptr};
   const dim3 grid(std::max(nbq, nbk), H, 2);
-  if (hd == 64) quantKernel<64><<<grid, 256, 0, stream>>>(qp, kp);
-  else quantKernel<128><<<grid, 256, 0, stream>>>(qp, kp);
+  const size_t tileBytes = kp.states ? 2 * 64 * static_cast<size_t>(quantTilePitch(hd)) : 0;
+  if (hd == 64) quantKernel<64><<<grid, 256, tileBytes, stream>>>(qp, kp);
+  else quantKernel<128><<<grid, 256, tileBytes, stream>>>(qp, kp);
   FF_CUDA_LAUNCHED("quantKernel");
 }
 
