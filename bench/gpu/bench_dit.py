@@ -11,11 +11,10 @@ TurboDiffusion counts the denoising stage: baseline = 50 steps x 2 passes (CFG),
 W8A8: the per-op breakdown (CUDA events inside ditForward, summed over the layers) of the SLA
 forward with every linear bf16 and with every linear int8; "auto" then runs as int8 exactly the
 linear groups whose stage the int8 run made faster, and the row "+ W8A8" is that forward. With the
-fused W8A8 GEMM the same again ("fused"), then that with the FFN's FP8 form (FF_CUDA_FFN_FP8=1:
-fc1 writes e4m3, fc2 runs e4m3 x e4m3; the "FFN e4m3" row), and the other switches of
-dit_forward.cu on top of the fused default, one at a time (VARIANTS: the q/k/v GEMMs separate
-instead of merged, the cross-attention on the Sage kernel, fc2's e4m3 GEMM with promoted
-accumulation), each a row and a breakdown column.
+fused W8A8 GEMM the same again ("fused": the default, the FFN in its FP8 form, fc1 writing e4m3
+and fc2 e4m3 x e4m3), and the switches of dit_forward.cu on top of it, one at a time (VARIANTS:
+the FFN's INT8 form, fc2's e4m3 GEMM with promoted accumulation, the q/k/v GEMMs merged into one,
+the cross-attention on the Sage kernel), each a row and a breakdown column.
 
 --focus leaves out what only explains the choices (the mma.sync attention rows on sm_90, cuBLAS's
 int32 W8A8 path and its "auto" row) to keep a run short.
@@ -50,11 +49,10 @@ ALL_LINEARS = (1 << len(LINEAR_NAMES)) - 1
 SLA = 2
 # Switches on top of the fused W8A8 SLA forward: (column name, row label, environment).
 VARIANTS = (
-    ("qkv sep", "q/k/v separate", {"FF_CUDA_QKV": "separate"}),
+    ("ffn int8", "FFN INT8", {"FF_CUDA_FFN_FP8": "0"}),
+    ("e4m3 prom", "FFN e4m3 promoted", {"FF_CUDA_FP8_ACCUM": "promoted"}),
+    ("qkv merged", "q/k/v merged", {"FF_CUDA_QKV": "merged"}),
     ("x sage", "cross-attn Sage", {"FF_CUDA_CROSS_ATTN": "sage"}),
-    ("ffn e4m3", "FFN e4m3", {"FF_CUDA_FFN_FP8": "1"}),
-    ("e4m3 prom", "FFN e4m3 promoted", {"FF_CUDA_FFN_FP8": "1", "FF_CUDA_FP8_ACCUM": "promoted"}),
-    ("x sage+e4m3", "cross-attn Sage, FFN e4m3", {"FF_CUDA_CROSS_ATTN": "sage", "FF_CUDA_FFN_FP8": "1"}),
 )
 
 
@@ -227,7 +225,7 @@ def run_config(lib, name, cfg, latent, text_dim, ctx_tokens, dtype, reps, focus=
         except Exception as e:
             print(f"{name}: W8A8 failed: {e}")
         os.environ.pop("FF_CUDA_INT8_GEMM")
-        breakdown.update(fused_ms=none, fused_int8=[], fp8_ms=none, variants={})
+        breakdown.update(fused_ms=none, fused_int8=[], variants={})
         if lib.ff_cuda_int8_gemm_fused_available():
             # The same, with the GEMMs' epilogues dequantizing (the default where the kernel exists).
             try:
@@ -247,7 +245,6 @@ def run_config(lib, name, cfg, latent, text_dim, ctx_tokens, dtype, reps, focus=
                     print(f"{name}: fused W8A8, {label} failed: {e}")
                 for key in env:
                     os.environ.pop(key, None)
-            breakdown["fp8_ms"] = breakdown["variants"].get("ffn e4m3", none)
         breakdown["sla_impl"] = sla_impl
         os.environ.pop("FF_CUDA_ATTN_IMPL", None)
     for r in rows:

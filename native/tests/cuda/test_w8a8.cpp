@@ -440,15 +440,16 @@ void testDitForward(cublasHandle_t cublas, const fc::DitShape& s) {
   unsetenv("FF_CUDA_INT8_GEMM");
 #ifdef FF_CUDA_HAVE_CUTLASS
   // The default where the kernel exists: every linear on the fused GEMM where its shape allows
-  // (k % 16, n % 8 or, for the residual ones, n % 4; cuBLAS for the rest).
+  // (k % 16, n % 8 or, for the residual ones, n % 4; cuBLAS for the rest), the FFN in its FP8 form
+  // where dim and ffn are multiples of 16.
   if (fc::gemmInt8DequantAvailable()) {
+    setenv("FF_CUDA_FFN_FP8", "0", 1);
     const std::vector<float> fused = dit.forward(fc::kDitAllLinears, qw.get(), nullptr, cublas);
-    g_check("dit forward w8a8 fused GEMM epilogues vs bf16, " + shape, fused, ref, 5e-2, 0.998);
-    // The FFN's FP8 form where dim and ffn are multiples of 16 (it must then change the result:
-    // the e4m3 path ran); elsewhere the switch changes nothing.
-    setenv("FF_CUDA_FFN_FP8", "1", 1);
-    const std::vector<float> f8 = dit.forward(fc::kDitAllLinears, qw.get(), nullptr, cublas);
     unsetenv("FF_CUDA_FFN_FP8");
+    g_check("dit forward w8a8 fused GEMM epilogues vs bf16, " + shape, fused, ref, 5e-2, 0.998);
+    // The FFN's FP8 form (the default) must change the result where it applies (the e4m3 path
+    // ran); elsewhere the INT8 path runs and the switch changes nothing.
+    const std::vector<float> f8 = dit.forward(fc::kDitAllLinears, qw.get(), nullptr, cublas);
     const bool applies = s.dim % 16 == 0 && s.ffn % 16 == 0;
     g_check("dit forward w8a8 fused + FFN e4m3 vs bf16, " + shape, f8, ref, 5e-2, 0.998);
     const bool same = std::memcmp(f8.data(), fused.data(), f8.size() * sizeof(float)) == 0;
@@ -458,10 +459,10 @@ void testDitForward(cublasHandle_t cublas, const fc::DitShape& s) {
                 ok ? "PASS" : "FAIL");
     // The merged q/k/v GEMM computes every output as the three separate GEMMs do (exact int32
     // products, the same epilogue): the same bits.
-    setenv("FF_CUDA_QKV", "separate", 1);
-    const std::vector<float> separate = dit.forward(fc::kDitAllLinears, qw.get(), nullptr, cublas);
+    setenv("FF_CUDA_QKV", "merged", 1);
+    const std::vector<float> merged = dit.forward(fc::kDitAllLinears, qw.get(), nullptr, cublas);
     unsetenv("FF_CUDA_QKV");
-    g_check("dit forward w8a8 q/k/v merged = separate, " + shape, fused, separate, 0.0, 0.9999999);
+    g_check("dit forward w8a8 q/k/v merged = separate, " + shape, merged, f8, 0.0, 0.9999999);
   }
 #endif
   // The cross-attention on the Sage kernel (FF_CUDA_CROSS_ATTN=sage, with Sage self-attention)

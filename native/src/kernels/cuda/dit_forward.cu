@@ -188,19 +188,21 @@ bool int8GemmFused() {
 #endif
 }
 
-// FF_CUDA_FFN_FP8=1: where fc1 and fc2 both run W8A8 on the fused GEMM, fc1's epilogue writes
-// gelu(...) as e4m3 and fc2 is an e4m3 GEMM on the e4m3 copy of its weights (gemmInt8DequantFp8,
-// gemmFp8DequantResidual) instead of requantizing the bf16 GELU output per token to INT8. Off (0
-// or unset) by default: the INT8 path's numerics are the CPU engine's.
-bool ffnFp8Requested() { return envChoice("FF_CUDA_FFN_FP8", {"0", "1"}) == "1"; }
+// The FFN's FP8 form (1 or unset, the default): where fc1 and fc2 both run W8A8 on the fused GEMM,
+// fc1's epilogue writes gelu(...) as e4m3 and fc2 is an e4m3 GEMM on the e4m3 copy of its weights
+// (gemmInt8DequantFp8, gemmFp8DequantResidual) instead of requantizing the bf16 GELU output per
+// token to INT8 (measured 6 ms a forward faster at the Wan2.1-1.3B size on an H100, docs/CUDA.md).
+// FF_CUDA_FFN_FP8=0: the INT8 fc2, whose numerics are the CPU engine's.
+bool ffnFp8Requested() { return envChoice("FF_CUDA_FFN_FP8", {"0", "1"}) != "0"; }
 
-// FF_CUDA_QKV=separate: the self-attention's q, k and v as three W8A8 GEMMs of [dim, dim] instead of
-// the one merged [3 dim, dim] GEMM (merged, or unset: the default where the fused GEMM runs).
-bool qkvMerged() { return envChoice("FF_CUDA_QKV", {"merged", "separate"}) != "separate"; }
+// FF_CUDA_QKV=merged: the self-attention's q, k and v as one W8A8 GEMM of [3 dim, dim] where the
+// fused GEMM runs; separate (or unset, the default: 2 ms a forward faster on an H100): three GEMMs
+// of [dim, dim].
+bool qkvMerged() { return envChoice("FF_CUDA_QKV", {"merged", "separate"}) == "merged"; }
 
 // FF_CUDA_CROSS_ATTN=sage: the cross-attention on the Sage kernel (INT8 Q.K^T, e4m3 P.V where the
 // card has it) when the self-attention is Sage or SLA; flash (or unset): bf16 flash attention, as
-// the CPU engine's dense cross-attention.
+// the CPU engine's dense cross-attention (over 512 text tokens the faster one on an H100).
 bool crossSage() { return envChoice("FF_CUDA_CROSS_ATTN", {"flash", "sage"}) == "sage"; }
 
 }  // namespace

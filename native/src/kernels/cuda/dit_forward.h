@@ -8,7 +8,9 @@
 // made (the norm/modulation op, the GELU epilogue, or one quantizeRows), with the bias, RMS norm,
 // GELU or gated residual of the bf16 path fused into the dequantization: on the CUTLASS kernel
 // with that dequantization in its epilogue where it exists (compute capability 9.x), else cuBLAS's
-// int32 product and dequantInt8 (FF_CUDA_INT8_GEMM=cublas forces those; docs/CUDA.md).
+// int32 product and dequantInt8 (FF_CUDA_INT8_GEMM=cublas forces those; docs/CUDA.md). On the
+// fused GEMM the FFN runs in its FP8 form by default (fc1's epilogue writes e4m3, fc2 is an e4m3
+// GEMM; FF_CUDA_FFN_FP8=0 keeps fc2 INT8 as on the CPU).
 #pragma once
 #include <cstddef>
 #include <cstdint>
