@@ -53,7 +53,9 @@ VARIANTS = (
     ("e4m3 prom", "FFN e4m3 promoted", {"FF_CUDA_FP8_ACCUM": "promoted"}),
     ("qkv merged", "q/k/v merged", {"FF_CUDA_QKV": "merged"}),
     ("x sage", "cross-attn Sage", {"FF_CUDA_CROSS_ATTN": "sage"}),
+    ("cluster 2x1", "GEMM cluster 2x1", {"FF_CUDA_INT8_GEMM_CLUSTER": "2x1"}),
 )
+SCHEDULES = (("coop", "1x1"), ("pingpong", "1x1"), ("coop", "2x1"), ("pingpong", "2x1"))
 
 
 def block_tensors(blk):
@@ -261,7 +263,8 @@ def gemm_rates(lib, n, dim, ffn):
     and where the library has it our fused W8A8 GEMM (int8 in, bf16 out with the scales and bias
     applied) on each schedule, checked against the dequantized int32 product."""
     fused = bool(lib.ff_cuda_int8_gemm_fused_available())
-    print(f"\nGEMM shapes at {n} tokens (x [M, K] . W[N, K]^T), TFLOP/s: bf16 | int8 -> int32 | fused int8 -> bf16, cooperative | ping-pong (cos)")
+    names = " | ".join(f"{sc} {cl}" for sc, cl in SCHEDULES)
+    print(f"\nGEMM shapes at {n} tokens (x [M, K] . W[N, K]^T), TFLOP/s: bf16 | int8 -> int32 | fused int8 -> bf16: {names} (cos)")
     out = []
     stream = torch.cuda.current_stream().cuda_stream
     for k, nn in ((dim, dim), (dim, ffn), (ffn, dim)):
@@ -294,13 +297,17 @@ def gemm_rates(lib, n, dim, ffn):
                 ref = torch._int_mm(xi, wi.t()).double() * xs.double()[:, None] * ws.double()[None, :] + bias.double()
                 yd = y.double()
                 cos = float((yd * ref).sum() / (yd.norm() * ref.norm())) if torch.isfinite(yd).all() else float("nan")
-                for schedule in ("coop", "pingpong"):  # FF_CUDA_INT8_GEMM_SCHEDULE
+                for schedule, cluster in SCHEDULES:  # FF_CUDA_INT8_GEMM_SCHEDULE, _CLUSTER
                     os.environ["FF_CUDA_INT8_GEMM_SCHEDULE"] = schedule
-                    fz[schedule] = flop / time_ms(run, 2, 10)[0] / 1e9
+                    os.environ["FF_CUDA_INT8_GEMM_CLUSTER"] = cluster
+                    key = schedule if cluster == "1x1" else f"{schedule} {cluster}"
+                    fz[key] = flop / time_ms(run, 2, 10)[0] / 1e9
             except Exception as e:
                 print(f"  fused int8 failed: {e}")
             os.environ.pop("FF_CUDA_INT8_GEMM_SCHEDULE", None)
-        rates = " | ".join(f"{fz.get(sc, float('nan')):8.1f}" for sc in ("coop", "pingpong"))
+            os.environ.pop("FF_CUDA_INT8_GEMM_CLUSTER", None)
+        keys = [sc if cl == "1x1" else f"{sc} {cl}" for sc, cl in SCHEDULES]
+        rates = " | ".join(f"{fz.get(key, float('nan')):8.1f}" for key in keys)
         print(f"  M {n} N {nn} K {k}: {bf:8.1f} | {i8:8.1f} | {rates} ({cos:.6f})")
         out.append({"m": n, "n": nn, "k": k, "bf16_tflops": bf, "int8_tops": i8, "fused_int8_tops": fz, "fused_cos": cos})
     return out

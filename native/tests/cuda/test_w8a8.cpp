@@ -320,6 +320,17 @@ void testDequant(cublasHandle_t cublas, int64_t rows, int64_t n, int64_t k) {
     for (size_t i = 0; i < d.size(); ++i) d[i] -= res0[i];
     g_check(std::string("fused w8a8 GEMM, residual += ") + (gated ? "gate * y " : "y ") + shape, d, gated ? ref : v, 2e-2, 0.9995);
   }
+  // The 2 x 1 cluster (TMA multicast of the weight tiles) computes each output as the 1 x 1 one
+  // does (exact int32 products, the same epilogue): the same bits, on both schedules.
+  for (const char* mode : {"coop", "pingpong"}) {
+    setenv("FF_CUDA_INT8_GEMM_SCHEDULE", mode, 1);
+    const std::vector<float> one = fused(true);
+    setenv("FF_CUDA_INT8_GEMM_CLUSTER", "2x1", 1);
+    const std::vector<float> two = fused(true);
+    unsetenv("FF_CUDA_INT8_GEMM_CLUSTER");
+    unsetenv("FF_CUDA_INT8_GEMM_SCHEDULE");
+    g_check(std::string("fused w8a8 GEMM cluster 2x1 = 1x1 (") + mode + ") " + shape, two, one, 0.0, 0.9999999);
+  }
   if (n % 16 != 0) return;
   // The FFN's FP8 form: gelu written as e4m3 by the epilogue (within e4m3's rounding of the exact
   // value)...
@@ -343,17 +354,20 @@ void testDequant(cublasHandle_t cublas, int64_t rows, int64_t n, int64_t k) {
       for (int64_t t = 0; t < k; ++t) dot += double{hx[i * k + t]} * hw[j * k + t];
       want[i * n + j] = static_cast<float>(gate[j] * (xMul * double{hws[j]} * dot + bias[j]));
     }
-  // Fast accumulation on both schedules, and the promoted accumulation.
-  for (const char* mode : {"coop", "pingpong", "promoted"}) {
-    const bool promoted = std::strcmp(mode, "promoted") == 0;
+  // Fast accumulation on both schedules (and the 2 x 1 cluster on ping-pong), and the promoted
+  // accumulation.
+  for (const char* mode : {"coop", "pingpong", "pingpong 2x1", "promoted"}) {
+    const bool promoted = std::strcmp(mode, "promoted") == 0, cluster = std::strcmp(mode, "pingpong 2x1") == 0;
     if (promoted) setenv("FF_CUDA_FP8_ACCUM", "promoted", 1);
-    else setenv("FF_CUDA_INT8_GEMM_SCHEDULE", mode, 1);
+    else setenv("FF_CUDA_INT8_GEMM_SCHEDULE", cluster ? "pingpong" : mode, 1);
+    if (cluster) setenv("FF_CUDA_INT8_GEMM_CLUSTER", "2x1", 1);
     const Dev fr = toDevice(res0);
     fc::gemmFp8DequantResidual(static_cast<int>(rows), static_cast<int>(n), static_cast<int>(k), x8.get(), w8.get(), xMul,
                                static_cast<float*>(w8s.get()), static_cast<float*>(db.get()), static_cast<float*>(dg.get()),
                                static_cast<float*>(fr.get()), n, nullptr);
     unsetenv("FF_CUDA_FP8_ACCUM");
     unsetenv("FF_CUDA_INT8_GEMM_SCHEDULE");
+    unsetenv("FF_CUDA_INT8_GEMM_CLUSTER");
     std::vector<float> d = toHost<float>(fr, rows * n);
     for (size_t i = 0; i < d.size(); ++i) d[i] -= res0[i];
     g_check("fused e4m3 GEMM (" + std::string(promoted ? "promoted" : mode) + "), residual += gate * y " + shape, d, want,

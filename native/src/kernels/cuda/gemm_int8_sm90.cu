@@ -36,29 +36,36 @@ namespace {
 using namespace cute;
 namespace fusion = cutlass::epilogue::fusion;
 
-using ClusterShape = Shape<_1, _1, _1>;
 constexpr auto kRound = cutlass::FloatRoundStyle::round_to_nearest;
 
 // Two schedules of the int8 mainloop: cooperative (both consumer warpgroups on one 128 x 256 tile)
 // and ping-pong (each warpgroup its own 128 x 128 tile, one's epilogue overlapping the other's
 // mainloop, which pays where K is short and the epilogue a large share). K 128 bytes per stage.
+// Cluster: 1 x 1, or 2 x 1 (two CTAs of neighbouring M tiles share each weight tile through TMA
+// multicast, halving the weights' traffic from L2; FF_CUDA_INT8_GEMM_CLUSTER).
+template <int ClusterM = 1>
 struct Cooperative {
   using Tile = Shape<_128, _256, _128>;
+  using Cluster = Shape<Int<ClusterM>, _1, _1>;
   using Mainloop = cutlass::gemm::KernelTmaWarpSpecializedCooperative;
   using Epilogue = cutlass::epilogue::TmaWarpSpecializedCooperative;
 };
+template <int ClusterM = 1>
 struct PingPong {
   using Tile = Shape<_128, _128, _128>;
+  using Cluster = Shape<Int<ClusterM>, _1, _1>;
   using Mainloop = cutlass::gemm::KernelTmaWarpSpecializedPingpong;
   using Epilogue = cutlass::epilogue::TmaWarpSpecialized;
 };
 // The e4m3 mainloop with fast accumulation: the products accumulate in the tensor cores' own
 // accumulator throughout, without CUTLASS's periodic promotion into a second fp32 one (which
 // costs registers and issue slots; FF_CUDA_FP8_ACCUM=promoted keeps it, on ping-pong).
-struct CooperativeFp8Fast : Cooperative {
+template <int ClusterM = 1>
+struct CooperativeFp8Fast : Cooperative<ClusterM> {
   using Mainloop = cutlass::gemm::KernelTmaWarpSpecializedCooperativeFP8FastAccum;
 };
-struct PingPongFp8Fast : PingPong {
+template <int ClusterM = 1>
+struct PingPongFp8Fast : PingPong<ClusterM> {
   using Mainloop = cutlass::gemm::KernelTmaWarpSpecializedPingpongFP8FastAccum;
 };
 
@@ -100,12 +107,12 @@ struct FusedGemm {
   using Acc = std::conditional_t<std::is_same_v<ElementAB, int8_t>, int32_t, float>;
   static constexpr int kAlign = 16 / static_cast<int>(sizeof(ElementD));  // C, when fetched, is ElementD too
   using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
-      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, typename S::Tile, ClusterShape,
+      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, typename S::Tile, typename S::Cluster,
       cutlass::epilogue::collective::EpilogueTileAuto, Acc, float, ElementC, cutlass::layout::RowMajor, kAlign,
       ElementD, cutlass::layout::RowMajor, kAlign, typename S::Epilogue, Fusion>::CollectiveOp;
   using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
       cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, ElementAB, cutlass::layout::RowMajor, 16, ElementAB,
-      cutlass::layout::ColumnMajor, 16, Acc, typename S::Tile, ClusterShape,
+      cutlass::layout::ColumnMajor, 16, Acc, typename S::Tile, typename S::Cluster,
       cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(sizeof(typename Epilogue::SharedStorage))>,
       typename S::Mainloop>::CollectiveOp;
   using Kernel = cutlass::gemm::kernel::GemmUniversal<Shape<int, int, int, int>, Mainloop, Epilogue>;
@@ -149,6 +156,25 @@ bool pingPong(int k) {
   if (v == "pingpong") return true;
   if (v == "coop") return false;
   throw std::invalid_argument("FF_CUDA_INT8_GEMM_SCHEDULE must be auto, coop or pingpong, got '" + v + "'");
+}
+
+// The cluster (FF_CUDA_INT8_GEMM_CLUSTER): 1x1 (or unset) or 2x1.
+bool cluster2x1() {
+  const char* e = std::getenv("FF_CUDA_INT8_GEMM_CLUSTER");
+  const std::string v = e ? e : "";
+  if (v.empty() || v == "1x1") return false;
+  if (v == "2x1") return true;
+  throw std::invalid_argument("FF_CUDA_INT8_GEMM_CLUSTER must be 1x1 or 2x1, got '" + v + "'");
+}
+
+// Runs F<schedule> with the schedule pingPong(k) picks and the cluster cluster2x1() picks.
+template <template <int> class Ping, template <int> class Coop, class F>
+void onSchedule(int k, F&& f) {
+  const bool pp = pingPong(k), c2 = cluster2x1();
+  if (pp && c2) f(Ping<2>{});
+  else if (pp) f(Ping<1>{});
+  else if (c2) f(Coop<2>{});
+  else f(Coop<1>{});
 }
 
 template <class S>
@@ -205,8 +231,9 @@ void gemmInt8Dequant(int m, int n, int k, const int8_t* x, const int8_t* w, cons
   checkShape("gemmInt8Dequant", n, k, ldy, 8);
   if (!gemmInt8DequantAligned(x, w, xScale, wScale, bias, y))
     throw std::invalid_argument("gemmInt8Dequant: every pointer must be 16-byte aligned");
-  if (pingPong(k)) toBf16<PingPong>(m, n, k, x, w, xScale, wScale, bias, gelu, y, ldy, stream);
-  else toBf16<Cooperative>(m, n, k, x, w, xScale, wScale, bias, gelu, y, ldy, stream);
+  onSchedule<PingPong, Cooperative>(k, [&](auto s) {
+    toBf16<decltype(s)>(m, n, k, x, w, xScale, wScale, bias, gelu, y, ldy, stream);
+  });
 }
 
 void gemmInt8DequantResidual(int m, int n, int k, const int8_t* x, const int8_t* w, const float* xScale,
@@ -217,8 +244,9 @@ void gemmInt8DequantResidual(int m, int n, int k, const int8_t* x, const int8_t*
   if (!gemmInt8DequantAligned(x, w, xScale, wScale, bias, residual, gate))
     throw std::invalid_argument("gemmInt8DequantResidual: every pointer must be 16-byte aligned");
   const char* who = "gemmInt8DequantResidual";
-  if (pingPong(k)) residualGemm<PingPong, int8_t>(who, m, n, k, x, w, xScale, 1.0f, wScale, bias, gate, residual, ld, stream);
-  else residualGemm<Cooperative, int8_t>(who, m, n, k, x, w, xScale, 1.0f, wScale, bias, gate, residual, ld, stream);
+  onSchedule<PingPong, Cooperative>(k, [&](auto s) {
+    residualGemm<decltype(s), int8_t>(who, m, n, k, x, w, xScale, 1.0f, wScale, bias, gate, residual, ld, stream);
+  });
 }
 
 void gemmInt8DequantFp8(int m, int n, int k, const int8_t* x, const int8_t* w, const float* xScale, const float* wScale,
@@ -227,8 +255,9 @@ void gemmInt8DequantFp8(int m, int n, int k, const int8_t* x, const int8_t* w, c
   checkShape("gemmInt8DequantFp8", n, k, ldy, 16);
   if (!gemmInt8DequantAligned(x, w, xScale, wScale, bias, y))
     throw std::invalid_argument("gemmInt8DequantFp8: every pointer must be 16-byte aligned");
-  if (pingPong(k)) geluFp8<PingPong>(m, n, k, x, w, xScale, wScale, bias, y, ldy, stream);
-  else geluFp8<Cooperative>(m, n, k, x, w, xScale, wScale, bias, y, ldy, stream);
+  onSchedule<PingPong, Cooperative>(k, [&](auto s) {
+    geluFp8<decltype(s)>(m, n, k, x, w, xScale, wScale, bias, y, ldy, stream);
+  });
 }
 
 void gemmFp8DequantResidual(int m, int n, int k, const void* x, const void* w, float xScale, const float* wScale,
@@ -247,12 +276,13 @@ void gemmFp8DequantResidual(int m, int n, int k, const void* x, const void* w, f
     throw std::invalid_argument("FF_CUDA_FP8_ACCUM must be fast or promoted, got '" + accum + "'");
   using e4m3 = cutlass::float_e4m3_t;
   const char* who = "gemmFp8DequantResidual";
-  if (accum == "promoted")
-    residualGemm<PingPong, e4m3>(who, m, n, k, x, w, nullptr, xScale, wScale, bias, gate, residual, ld, stream);
-  else if (pingPong(k))
-    residualGemm<PingPongFp8Fast, e4m3>(who, m, n, k, x, w, nullptr, xScale, wScale, bias, gate, residual, ld, stream);
-  else
-    residualGemm<CooperativeFp8Fast, e4m3>(who, m, n, k, x, w, nullptr, xScale, wScale, bias, gate, residual, ld, stream);
+  if (accum == "promoted") {
+    residualGemm<PingPong<1>, e4m3>(who, m, n, k, x, w, nullptr, xScale, wScale, bias, gate, residual, ld, stream);
+    return;
+  }
+  onSchedule<PingPongFp8Fast, CooperativeFp8Fast>(k, [&](auto s) {
+    residualGemm<decltype(s), e4m3>(who, m, n, k, x, w, nullptr, xScale, wScale, bias, gate, residual, ld, stream);
+  });
 }
 
 }  // namespace ff::cuda
