@@ -241,7 +241,8 @@ void run() {
     const double maxRel = student ? 2e-1 : 1e-1, minCos = student ? 0.985 : 0.995;
     check("engine generate 4 steps " + what + " frames vs CPU", framesAsFloats(b), framesAsFloats(a), maxRel, minCos);
     verdict("engine generate " + what + ": same nfe", a.nfe == b.nfe, std::to_string(a.nfe) + " / " + std::to_string(b.nfe));
-    std::printf("engine generate %s: denoise cpu %.3f s, gpu %.3f s\n", what.c_str(), a.timings.denoise, b.timings.denoise);
+    std::printf("engine generate %s: denoise cpu %.3f s, gpu %.3f s; decode cpu %.3f s, gpu %.3f s\n", what.c_str(),
+                a.timings.denoise, b.timings.denoise, a.timings.decode, b.timings.decode);
   }
   {
     ff::Request r;
