@@ -22,6 +22,7 @@
 #include "kernels/cuda/attention_device.cuh"
 #include "kernels/cuda/attention_sm90.h"
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/env.h"
 
 namespace ff::cuda {
 
@@ -1041,10 +1042,7 @@ void slaLinearBranch(const AttnShape& s, const AttnTensor& q, const AttnTensor& 
 }  // namespace
 
 bool sageUsesWgmma([[maybe_unused]] int headDim) {
-  const char* e = std::getenv("FF_CUDA_ATTN_IMPL");
-  const std::string impl = e ? e : "";
-  if (!impl.empty() && impl != "mma" && impl != "wgmma")
-    throw std::invalid_argument("FF_CUDA_ATTN_IMPL must be mma or wgmma, got '" + impl + "'");
+  const std::string impl = envChoice("FF_CUDA_ATTN_IMPL", {"mma", "wgmma"});
 #ifdef FF_CUDA_HAVE_SM90A
   return impl != "mma" && sm90::available(headDim);  // unset: wgmma where it applies
 #else
@@ -1065,10 +1063,7 @@ size_t attentionWorkspaceBytes(const AttnShape& s) { return Workspace(s, nullptr
 namespace {
 enum class FlashImpl { Mma, Wgmma, WgmmaPingPong };
 FlashImpl flashImpl([[maybe_unused]] int headDim) {
-  const char* e = std::getenv("FF_CUDA_FLASH_IMPL");
-  const std::string impl = e ? e : "";
-  if (!impl.empty() && impl != "mma" && impl != "wgmma" && impl != "wgmmapp")
-    throw std::invalid_argument("FF_CUDA_FLASH_IMPL must be mma, wgmma or wgmmapp, got '" + impl + "'");
+  const std::string impl = envChoice("FF_CUDA_FLASH_IMPL", {"mma", "wgmma", "wgmmapp"});
 #ifdef FF_CUDA_HAVE_SM90A
   if (impl != "mma" && sm90::available(headDim)) return impl == "wgmmapp" ? FlashImpl::WgmmaPingPong : FlashImpl::Wgmma;
 #endif

@@ -36,6 +36,7 @@
 #include <string>
 
 #include "kernels/cuda/attention_sm90.cuh"
+#include "kernels/cuda/env.h"
 
 namespace ff::cuda::sm90 {
 
@@ -254,9 +255,7 @@ enum class PvMode { Bf16, Bf16Serial, Fp8 };
 // one.
 constexpr int kFp8MinKeys = 16384;
 PvMode pvMode(const SageArgs& a) {
-  const char* pv = std::getenv("FF_CUDA_WGMMA_PV");
-  const std::string p = pv ? pv : "";
-  if (!p.empty() && p != "bf16" && p != "fp8") throw std::invalid_argument("FF_CUDA_WGMMA_PV must be bf16 or fp8, got '" + p + "'");
+  const std::string p = envChoice("FF_CUDA_WGMMA_PV", {"bf16", "fp8"});
   const char* serialEnv = std::getenv("FF_CUDA_WGMMA_SERIAL");
   const bool serial = serialEnv != nullptr && serialEnv[0] == '1';
   if (p == "fp8" || (p.empty() && !serial && a.nK >= kFp8MinKeys)) return PvMode::Fp8;
@@ -278,12 +277,9 @@ void launchSchedule(const SageArgs& a, int rowBlocks, PvMode mode, cudaStream_t 
 enum class DenseKernel { CpAsync, Ws, WsPingPong };
 
 DenseKernel denseKernel() {
-  const char* e = std::getenv("FF_CUDA_WGMMA_KERNEL");
-  const std::string k = e ? e : "";
-  if (k.empty() || k == "ws") return DenseKernel::Ws;
+  const std::string k = envChoice("FF_CUDA_WGMMA_KERNEL", {"cpasync", "ws", "wspp"});
   if (k == "cpasync") return DenseKernel::CpAsync;
-  if (k == "wspp") return DenseKernel::WsPingPong;
-  throw std::invalid_argument("FF_CUDA_WGMMA_KERNEL must be cpasync, ws or wspp, got '" + k + "'");
+  return k == "wspp" ? DenseKernel::WsPingPong : DenseKernel::Ws;
 }
 
 // The kernel that runs: the serial schedule only exists in sageWgmmaKernel.

@@ -10,6 +10,7 @@
 
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/check.h"
+#include "kernels/cuda/env.h"
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/ops.h"
 
@@ -160,20 +161,6 @@ const char* ditStageName(int stage) {
 }
 
 namespace {
-
-// The value of a FF_CUDA_* switch: "" when unset, else one of allowed (std::invalid_argument
-// otherwise).
-std::string envChoice(const char* name, std::initializer_list<const char*> allowed) {
-  const char* e = std::getenv(name);
-  const std::string v = e ? e : "";
-  if (v.empty()) return v;
-  std::string list;
-  for (const char* a : allowed) {
-    if (v == a) return v;
-    list += list.empty() ? a : std::string(" or ") + a;
-  }
-  throw std::invalid_argument(std::string(name) + " must be " + list + ", got '" + v + "'");
-}
 
 // FF_CUDA_INT8_GEMM: fused (or unset) = the CUTLASS kernel with the dequantization in its epilogue
 // (gemmInt8Dequant, gemmInt8DequantResidual) where the library was built with CUTLASS and the

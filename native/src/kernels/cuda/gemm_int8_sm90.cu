@@ -19,6 +19,8 @@
 #include <string>
 #include <type_traits>
 
+#include "kernels/cuda/env.h"
+
 #include "cute/tensor.hpp"
 #include "cutlass/cutlass.h"
 #include "cutlass/epilogue/collective/collective_builder.hpp"
@@ -150,22 +152,13 @@ struct FusedGemm {
 // ping-pong up to kPingPongMaxK, cooperative above; coop or pingpong force one.
 constexpr int kPingPongMaxK = 4096;
 bool pingPong(int k) {
-  const char* e = std::getenv("FF_CUDA_INT8_GEMM_SCHEDULE");
-  const std::string v = e ? e : "";
+  const std::string v = envChoice("FF_CUDA_INT8_GEMM_SCHEDULE", {"auto", "coop", "pingpong"});
   if (v.empty() || v == "auto") return k <= kPingPongMaxK;
-  if (v == "pingpong") return true;
-  if (v == "coop") return false;
-  throw std::invalid_argument("FF_CUDA_INT8_GEMM_SCHEDULE must be auto, coop or pingpong, got '" + v + "'");
+  return v == "pingpong";
 }
 
 // The cluster (FF_CUDA_INT8_GEMM_CLUSTER): 1x1 (or unset) or 2x1.
-bool cluster2x1() {
-  const char* e = std::getenv("FF_CUDA_INT8_GEMM_CLUSTER");
-  const std::string v = e ? e : "";
-  if (v.empty() || v == "1x1") return false;
-  if (v == "2x1") return true;
-  throw std::invalid_argument("FF_CUDA_INT8_GEMM_CLUSTER must be 1x1 or 2x1, got '" + v + "'");
-}
+bool cluster2x1() { return envChoice("FF_CUDA_INT8_GEMM_CLUSTER", {"1x1", "2x1"}) == "2x1"; }
 
 // Runs F<schedule> with the schedule pingPong(k) picks and the cluster cluster2x1() picks.
 template <template <int> class Ping, template <int> class Coop, class F>
@@ -270,10 +263,7 @@ void gemmFp8DequantResidual(int m, int n, int k, const void* x, const void* w, f
   // CUTLASS's promoted accumulation, on ping-pong only (its second accumulator does not fit the
   // cooperative tile's registers; measured at the FFN's fc2, 32760 x 1536 x 8960, it ran 3.1x
   // slower than the INT8 GEMM there on an H100, and 2.6x slower on ping-pong on an H200).
-  const char* e = std::getenv("FF_CUDA_FP8_ACCUM");
-  const std::string accum = e ? e : "";
-  if (!accum.empty() && accum != "fast" && accum != "promoted")
-    throw std::invalid_argument("FF_CUDA_FP8_ACCUM must be fast or promoted, got '" + accum + "'");
+  const std::string accum = envChoice("FF_CUDA_FP8_ACCUM", {"fast", "promoted"});
   using e4m3 = cutlass::float_e4m3_t;
   const char* who = "gemmFp8DequantResidual";
   if (accum == "promoted") {
