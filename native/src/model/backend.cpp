@@ -236,6 +236,7 @@ cuda::EngineVaeResBlock engine_res_block(const WeightSet& w, const std::string& 
 GpuVae::GpuVae(const WeightSet& w, const VaeConfig& c) {
   if (!cuda_status().available || !g_api) fail(ErrorCode::Internal, "GpuVae: CUDA is not available: " + cuda_status().reason);
   const auto& ch = c.channels;
+  latent_channels_ = c.latent_channels;
   cuda::EngineVaeWeights e;
   e.latentChannels = c.latent_channels;
   e.mean = c.mean;
@@ -262,6 +263,9 @@ GpuVae::GpuVae(const WeightSet& w, const VaeConfig& c) {
 GpuVae::~GpuVae() = default;
 
 Tensor GpuVae::decode(const float* latents, const LatentShape& s) const {
+  if (s.channels != latent_channels_)
+    fail(ErrorCode::Internal, "cuda: VAE decode of " + std::to_string(s.channels) + "-channel latents, the decoder takes " +
+                                  std::to_string(latent_channels_));
   try {
     const int frames = engine_->outFrames(int(s.frames));
     Tensor rgb({3, frames, 8 * s.height, 8 * s.width});

@@ -83,6 +83,7 @@ class GpuVae {
 
  private:
   std::unique_ptr<cuda::EngineVae> engine_;
+  int64_t latent_channels_ = 0;
 };
 
 }  // namespace ff
