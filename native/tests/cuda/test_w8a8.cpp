@@ -486,6 +486,10 @@ void testDitForward(cublasHandle_t cublas, const fc::DitShape& s) {
   const std::vector<float> sageCross = dit.forward(0, nullptr, nullptr, cublas, fc::DitAttention::Sage);
   unsetenv("FF_CUDA_CROSS_ATTN");
   g_check("dit forward cross-attention sage vs flash, " + shape, sageCross, sageSelf, 5e-2, 0.998);
+  // ... and the switch took effect: the Sage kernel's rounding must change the result.
+  const bool crossRan = std::memcmp(sageCross.data(), sageSelf.data(), sageCross.size() * sizeof(float)) != 0;
+  if (!crossRan) ++g_w8a8Failures;
+  std::printf("%-58s %s\n", ("dit forward cross-attention sage path ran, " + shape).c_str(), crossRan ? "PASS" : "FAIL");
   g_check("dit forward sage self-attention vs flash, " + shape, sageSelf, ref, 5e-2, 0.998);
   // The per-stage timing changes nothing in the result and times every stage kind.
   float ms[fc::kDitStages];

@@ -176,9 +176,9 @@ class CudaVae final : public EngineVae {
     for (int64_t i = 0; i < n; ++i) z[i] = static_cast<float>(latents[i] * w_.std + w_.mean);
     Act x{buf_[0], w_.latentChannels, frames, height, width};
     FF_CUDA(cudaMemcpyAsync(x.p, z, n * sizeof(float), cudaMemcpyHostToDevice, stream_));
-    x = conv(dev_.convIn, x, {x.p});
-    x = res(dev_.mid, x);
-    for (const EngineVaeUp& u : dev_.up) {
+    x = conv(w_.convIn, x, {x.p});
+    x = res(w_.mid, x);
+    for (const EngineVaeUp& u : w_.up) {
       x = res(u.res, x);
       if (u.time.weight) {
         const Act y = conv(u.time, x, {x.p});
@@ -193,7 +193,7 @@ class CudaVae final : public EngineVae {
       FF_CUDA_LAUNCHED("upsample2xKernel");
       x = conv(u.space, up, {up.p});
     }
-    const Act rgb = conv(dev_.convOut, normSilu(x, dev_.normOut, {x.p}), {});
+    const Act rgb = conv(w_.convOut, normSilu(x, w_.normOut, {x.p}), {});
     const size_t bytes = static_cast<size_t>(rgb.numel()) * sizeof(float);
     result_.reserve(bytes);
     FF_CUDA(cudaMemcpyAsync(result_.p, rgb.p, bytes, cudaMemcpyDeviceToHost, stream_));
@@ -209,11 +209,12 @@ class CudaVae final : public EngineVae {
     else if (r.conv1.in != r.conv2.out) throw std::invalid_argument(std::string("VAE ") + what + ": channels change without a skip conv");
   }
 
-  // The weights, copied into one device allocation; dev_ holds the same structure with device pointers.
+  // The weights, copied into one device allocation: w_ then holds device pointers (the host tensors
+  // belong to the caller and are not needed again).
   void upload() {
     std::vector<EngineConv*> convs;
     std::vector<std::pair<const float**, int>> vectors;
-    dev_ = w_;
+    EngineVaeWeights dev = w_;
     auto addRes = [&](EngineVaeResBlock& r) {
       convs.push_back(&r.conv1);
       convs.push_back(&r.conv2);
@@ -221,15 +222,15 @@ class CudaVae final : public EngineVae {
       vectors.push_back({&r.norm1, r.conv1.in});
       vectors.push_back({&r.norm2, r.conv2.in});
     };
-    convs.push_back(&dev_.convIn);
-    addRes(dev_.mid);
-    for (EngineVaeUp& u : dev_.up) {
+    convs.push_back(&dev.convIn);
+    addRes(dev.mid);
+    for (EngineVaeUp& u : dev.up) {
       addRes(u.res);
       if (u.time.weight) convs.push_back(&u.time);
       convs.push_back(&u.space);
     }
-    vectors.push_back({&dev_.normOut, dev_.convOut.in});
-    convs.push_back(&dev_.convOut);
+    vectors.push_back({&dev.normOut, dev.convOut.in});
+    convs.push_back(&dev.convOut);
     size_t bytes = 0;
     auto weightCount = [](const EngineConv& c) { return static_cast<size_t>(c.out) * c.in * c.kt * c.kh * c.kw; };
     for (const EngineConv* c : convs) bytes += DeviceArena::round(weightCount(*c) * 4) + DeviceArena::round(c->out * 4u);
@@ -246,8 +247,7 @@ class CudaVae final : public EngineVae {
     }
     for (const auto& [ptr, count] : vectors)
       if (*ptr) *ptr = put(*ptr, count);
-    // The host tensors belong to the caller and are not needed again.
-    w_ = dev_;
+    w_ = dev;
   }
 
   // Buffers for a latent shape: five of the largest activation's size (the decoder never needs
@@ -322,7 +322,7 @@ class CudaVae final : public EngineVae {
     return y;
   }
 
-  EngineVaeWeights w_, dev_;
+  EngineVaeWeights w_;  // device pointers once upload() ran
   cudaStream_t stream_ = nullptr;
   DeviceArena weights_, buffers_;
   float* buf_[5] = {};
