@@ -198,6 +198,18 @@ void testLayerNormInt8(int64_t dim, bool affine) {
   FF_CUDA(cudaMemset(dy.get(), 0xFF, rows * dim * 2));
   run(true, false);
   g_check("layer norm + modulate, bf16 out only " + shape, bf16Host(dy, rows * dim), ref, 1e-2, 0.9999);
+  // Over bf16 rows (the bf16 residual stream): x's values are bf16 already, so the same bits.
+  const Dev x16 = bf16Device(x), dy16 = poisoned(rows * dim * 2), dq16 = poisoned(rows * dim), ds16 = poisoned(rows * 4);
+  fc::layerNormModulateInt8Bf16(x16.get(), dy16.get(), static_cast<int8_t*>(dq16.get()), static_cast<float*>(ds16.get()), rows, dim,
+                                affine ? static_cast<float*>(dw.get()) : nullptr, affine ? static_cast<float*>(db.get()) : nullptr,
+                                static_cast<float*>(dshift.get()), static_cast<float*>(dscale.get()), 1e-6f, nullptr);
+  g_check("layer norm + modulate over bf16 rows = over fp32, " + shape, bf16Host(dy16, rows * dim), y, 0.0, 0.9999999);
+  expectQuantized("layer norm + modulate over bf16 rows, int8 out " + shape, y, rows, dim, dq16, ds16);
+  // The stream's conversions: fp32 -> bf16 rounds to nearest (x is exact in bf16: unchanged), back is exact.
+  const Dev back = poisoned(rows * dim * 4), x16b = poisoned(rows * dim * 2);
+  fc::f32ToBf16(static_cast<float*>(dx.get()), x16b.get(), rows * dim, nullptr);
+  fc::bf16ToF32(x16b.get(), static_cast<float*>(back.get()), rows * dim, nullptr);
+  g_check("fp32 -> bf16 -> fp32 of bf16 values, " + shape, toHost<float>(back, rows * dim), x, 0.0, 0.9999999);
 }
 
 // One W8A8 linear x [rows, k] . w [n, k]^T + bias through each dequantization kind against the
@@ -315,15 +327,31 @@ void testDequant(cublasHandle_t cublas, int64_t rows, int64_t n, int64_t k) {
     fc::gemmInt8DequantResidual(static_cast<int>(rows), static_cast<int>(n), static_cast<int>(k), static_cast<int8_t*>(xq.get()),
                                 static_cast<int8_t*>(wq.get()), static_cast<float*>(xs.get()), static_cast<float*>(ws.get()),
                                 static_cast<float*>(db.get()), gated ? static_cast<float*>(dg.get()) : nullptr,
-                                static_cast<float*>(fr.get()), n, nullptr);
+                                static_cast<float*>(fr.get()), n, false, nullptr);
     std::vector<float> d = toHost<float>(fr, rows * n);
     for (size_t i = 0; i < d.size(); ++i) d[i] -= res0[i];
     g_check(std::string("fused w8a8 GEMM, residual += ") + (gated ? "gate * y " : "y ") + shape, d, gated ? ref : v, 2e-2, 0.9995);
+  }
+  // The bf16 residual stream: the same fp32 sum as on an fp32 stream holding the same (bf16)
+  // values, rounded once to bf16.
+  const std::vector<float> res16 = bf16Host(bf16Device(res0), res0.size());
+  auto residualOf = [&](bool bf16) {
+    const Dev fr = bf16 ? bf16Device(res16) : toDevice(res16);
+    fc::gemmInt8DequantResidual(static_cast<int>(rows), static_cast<int>(n), static_cast<int>(k), static_cast<int8_t*>(xq.get()),
+                                static_cast<int8_t*>(wq.get()), static_cast<float*>(xs.get()), static_cast<float*>(ws.get()),
+                                static_cast<float*>(db.get()), static_cast<float*>(dg.get()), fr.get(), n, bf16, nullptr);
+    return bf16 ? bf16Host(fr, rows * n) : toHost<float>(fr, rows * n);
+  };
+  if (n % 8 == 0) {
+    const std::vector<float> sum32 = residualOf(false), sum16 = residualOf(true);
+    g_check("fused w8a8 GEMM, bf16 residual = bf16(fp32 residual) " + shape, sum16, bf16Host(bf16Device(sum32), sum32.size()), 0.0,
+            0.9999999);
   }
   // The 2 x 1 cluster (TMA multicast of the weight tiles) computes each output as the 1 x 1 one
   // does (exact int32 products, the same epilogue): the same bits, on both schedules.
   for (const char* mode : {"coop", "pingpong"}) {
     setenv("FF_CUDA_INT8_GEMM_SCHEDULE", mode, 1);
+    setenv("FF_CUDA_INT8_GEMM_CLUSTER", "1x1", 1);
     const std::vector<float> one = fused(true);
     setenv("FF_CUDA_INT8_GEMM_CLUSTER", "2x1", 1);
     const std::vector<float> two = fused(true);
@@ -364,7 +392,7 @@ void testDequant(cublasHandle_t cublas, int64_t rows, int64_t n, int64_t k) {
     const Dev fr = toDevice(res0);
     fc::gemmFp8DequantResidual(static_cast<int>(rows), static_cast<int>(n), static_cast<int>(k), x8.get(), w8.get(), xMul,
                                static_cast<float*>(w8s.get()), static_cast<float*>(db.get()), static_cast<float*>(dg.get()),
-                               static_cast<float*>(fr.get()), n, nullptr);
+                               static_cast<float*>(fr.get()), n, false, nullptr);
     unsetenv("FF_CUDA_FP8_ACCUM");
     unsetenv("FF_CUDA_INT8_GEMM_SCHEDULE");
     unsetenv("FF_CUDA_INT8_GEMM_CLUSTER");
@@ -373,6 +401,14 @@ void testDequant(cublasHandle_t cublas, int64_t rows, int64_t n, int64_t k) {
     g_check("fused e4m3 GEMM (" + std::string(promoted ? "promoted" : mode) + "), residual += gate * y " + shape, d, want,
             1e-3, 0.99999);
   }
+  // ... and into a bf16 residual stream (the default schedule): the exact sum rounded to bf16.
+  const Dev fr16 = bf16Device(res16);
+  fc::gemmFp8DequantResidual(static_cast<int>(rows), static_cast<int>(n), static_cast<int>(k), x8.get(), w8.get(), xMul,
+                             static_cast<float*>(w8s.get()), static_cast<float*>(db.get()), static_cast<float*>(dg.get()),
+                             fr16.get(), n, true, nullptr);
+  std::vector<float> want16(want.size());
+  for (size_t i = 0; i < want.size(); ++i) want16[i] = res16[i] + want[i];
+  g_check("fused e4m3 GEMM, bf16 residual += gate * y " + shape, bf16Host(fr16, rows * n), want16, 5e-3, 0.99998);
 #endif
 }
 
@@ -477,6 +513,18 @@ void testDitForward(cublasHandle_t cublas, const fc::DitShape& s) {
     const std::vector<float> merged = dit.forward(fc::kDitAllLinears, qw.get(), nullptr, cublas);
     unsetenv("FF_CUDA_QKV");
     g_check("dit forward w8a8 q/k/v merged = separate, " + shape, merged, f8, 0.0, 0.9999999);
+    // The default keeps the residual stream in bf16 where the FFN's FP8 form runs (dim and ffn
+    // multiples of 16); FF_CUDA_RESIDUAL=fp32 the fp32 stream: close to it, and different where
+    // the bf16 stream applies (the path ran).
+    setenv("FF_CUDA_RESIDUAL", "fp32", 1);
+    const std::vector<float> res32 = dit.forward(fc::kDitAllLinears, qw.get(), nullptr, cublas);
+    unsetenv("FF_CUDA_RESIDUAL");
+    g_check("dit forward w8a8 fused, fp32 residual vs bf16, " + shape, res32, ref, 5e-2, 0.998);
+    g_check("dit forward w8a8 fused, bf16 residual vs fp32 residual, " + shape, f8, res32, 2e-2, 0.9998);
+    const bool res16Ran = std::memcmp(res32.data(), f8.data(), f8.size() * sizeof(float)) != 0;
+    if (res16Ran != applies) ++g_w8a8Failures;
+    std::printf("%-58s %s\n", (std::string(applies ? "dit forward bf16 residual path ran, " : "dit forward bf16 residual not applicable, ") + shape).c_str(),
+                res16Ran == applies ? "PASS" : "FAIL");
   }
 #endif
   // The cross-attention on the Sage kernel (FF_CUDA_CROSS_ATTN=sage, with Sage self-attention)

@@ -33,7 +33,9 @@ struct Scratch {
   void *h, *q, *k, *v, *o, *y, *f, *k2, *v2, *attn;
   float* rope;  // rope3dTable's cos/sin, built once per forward
   // W8A8 (withInt8): int8 activations of [tokens, dim] (xq), of the GELU output (fq), of the text
-  // (cq), their per-token scales, and the int32 product of the widest linear.
+  // (cq), their per-token scales, the int32 product of the widest linear, and the bf16 residual
+  // stream (tok16, residualBf16).
+  void* tok16 = nullptr;
   int8_t *xq = nullptr, *fq = nullptr, *cq = nullptr;
   float *xs = nullptr, *fs = nullptr, *cs = nullptr;
   int32_t* acc = nullptr;
@@ -65,6 +67,7 @@ struct Scratch {
       cs = static_cast<float*>(b.take(static_cast<size_t>(s.ctxTokens) * 4));
       const size_t widest = std::max({D, static_cast<size_t>(s.ffn), static_cast<size_t>(s.patchOut)});
       acc = static_cast<int32_t*>(b.take(std::max(N, static_cast<size_t>(s.ctxTokens)) * widest * 4));
+      tok16 = b.take(nd);
     }
     bytes = b.off;
   }
@@ -182,6 +185,15 @@ bool int8GemmFused() {
 // FF_CUDA_FFN_FP8=0: the INT8 fc2, whose numerics are the CPU engine's.
 bool ffnFp8Requested() { return envChoice("FF_CUDA_FFN_FP8", {"0", "1"}) != "0"; }
 
+// FF_CUDA_RESIDUAL: bf16 (or unset, the default) keeps the residual stream in bf16 between the
+// first block and the head where every residual linear (self o, cross o, fc2) adds into it in a
+// fused GEMM epilogue (the W8A8 path on the fused kernel with the FFN's FP8 form): the epilogues
+// add in fp32 and round the sum once to bf16, the layer norms read bf16; the stream is converted
+// from and back to the caller's fp32 tok around the blocks. This halves the stream's traffic
+// (three read-modify-writes and three layer-norm reads a layer), as the PyTorch model run in bf16
+// keeps its stream. fp32: the fp32 stream of the CPU engine throughout.
+bool residualBf16Requested() { return envChoice("FF_CUDA_RESIDUAL", {"bf16", "fp32"}) != "fp32"; }
+
 // FF_CUDA_QKV=merged: the self-attention's q, k and v as one W8A8 GEMM of [3 dim, dim] where the
 // fused GEMM runs; separate (or unset, the default: 2 ms a forward faster on an H100): three GEMMs
 // of [dim, dim].
@@ -262,14 +274,24 @@ void ditForward(const DitShape& s, const DitArgs& a, void* scratch, size_t scrat
   // filled in); with the fused GEMM (int8GemmFused) the GEMM's epilogue writes bf16
   // act(x_scale w_scale acc + bias) instead, and what else e asks follows on that bf16 output.
   const bool fused = int8GemmFused();
+  // The FFN's FP8 form where asked and its shapes allow (e4m3 rows of 16 bytes, aligned pointers).
+  const bool ffnFp8 = fused && ffnFp8Requested() && int8(DitLinear::Fc1) && int8(DitLinear::Fc2) && s.ffn % 16 == 0 &&
+                      D % 16 == 0 && gemmInt8DequantAligned(w.xq, w.fq, w.xs, a.tok, a.int8Weights, nullptr);
+  // The bf16 residual stream (residualBf16Requested) where every residual add is a fused epilogue.
+  const bool resBf16 = ffnFp8 && int8(DitLinear::SelfO) && int8(DitLinear::CrossO) && residualBf16Requested();
+  void* const stream16 = resBf16 ? w.tok16 : nullptr;
   auto linear8 = [&](const QuantWeight& qwt, int rows, const int8_t* xq, const float* xs, DequantArgs e) {
     const int n = qwt.rows, k = qwt.cols;
-    if (fused && k % 16 == 0 && e.kind == DequantKind::Residual && n % 4 == 0 &&
-        gemmInt8DequantAligned(xq, qwt.q, xs, qwt.scale, e.bias, e.residual, e.gate)) {
+    void* const res = resBf16 ? stream16 : e.residual;
+    if (fused && k % 16 == 0 && e.kind == DequantKind::Residual && n % (resBf16 ? 8 : 4) == 0 &&
+        gemmInt8DequantAligned(xq, qwt.q, xs, qwt.scale, e.bias, res, e.gate)) {
       // residual += gate * (the dequantized product), all in the epilogue.
-      gemmInt8DequantResidual(rows, n, k, xq, qwt.q, xs, qwt.scale, e.bias, e.gate, e.residual, n, stream);
+      gemmInt8DequantResidual(rows, n, k, xq, qwt.q, xs, qwt.scale, e.bias, e.gate, res, n, resBf16, stream);
       return;
     }
+    // Every other form adds into the fp32 stream.
+    if (resBf16 && e.kind == DequantKind::Residual)
+      throw std::logic_error("ditForward: the bf16 residual stream without the fused residual epilogue");
     if (fused && k % 16 == 0 && n % 8 == 0) {
       const bool gelu = e.kind == DequantKind::Gelu;
       // The bf16 product: into y for Bf16 / RmsNorm (and Gelu when asked), else into scratch.
@@ -318,17 +340,18 @@ void ditForward(const DitShape& s, const DitArgs& a, void* scratch, size_t scrat
   // an int8 one does.
   auto norm = [&](bool toInt8, const float* lw, const float* lb, const float* shift, const float* scale) {
     timer.begin(DitStage::Norm);
-    layerNormModulateInt8(a.tok, toInt8 ? nullptr : w.h, toInt8 ? w.xq : nullptr, w.xs, N, D, lw, lb, shift, scale, s.eps,
-                          stream);
+    void* const y = toInt8 ? nullptr : w.h;
+    int8_t* const q = toInt8 ? w.xq : nullptr;
+    if (resBf16) layerNormModulateInt8Bf16(stream16, y, q, w.xs, N, D, lw, lb, shift, scale, s.eps, stream);
+    else layerNormModulateInt8(a.tok, y, q, w.xs, N, D, lw, lb, shift, scale, s.eps, stream);
   };
 
   const bool ropeInNorm = D % 4 == 0 && hd % 4 == 0;
   const bool sageCross = a.attention != DitAttention::Flash && crossSage();
-  // The FFN's FP8 form where asked and its shapes allow (e4m3 rows of 16 bytes, aligned pointers).
-  const bool ffnFp8 = fused && ffnFp8Requested() && int8(DitLinear::Fc1) && int8(DitLinear::Fc2) && s.ffn % 16 == 0 &&
-                      D % 16 == 0 && gemmInt8DequantAligned(w.xq, w.fq, w.xs, a.tok, a.int8Weights, nullptr);
-  timer.begin(DitStage::Rope);  // the rope stage holds this one build of the cos/sin table too
+  // The rope stage holds this one build of the cos/sin table too, and the bf16 stream's conversion.
+  timer.begin(DitStage::Rope);
   rope3dTable(w.rope, hd, s.frames, s.rows, s.cols, s.ropeTheta, stream);
+  if (resBf16) f32ToBf16(a.tok, stream16, static_cast<int64_t>(N) * D, stream);
   if (int8(DitLinear::CrossKv)) {
     timer.begin(DitStage::CrossKv);
     quantizeRows(a.ctx, L, D, D, w.cq, w.cs, stream);  // the same text for every block
@@ -417,7 +440,8 @@ void ditForward(const DitShape& s, const DitArgs& a, void* scratch, size_t scrat
       gemmInt8DequantFp8(N, s.ffn, D, w.xq, lq[8].q, w.xs, lq[8].scale, f32(b[24]), w.fq, s.ffn, stream);
       timer.begin(DitStage::Fc2);
       const QuantWeight& f = qw[static_cast<size_t>(s.layers) * kLinearsPerBlock + 1 + layer];
-      gemmFp8DequantResidual(N, D, s.ffn, w.fq, f.q, 1.0f, f.scale, f32(b[26]), m + 5 * D, a.tok, D, stream);
+      gemmFp8DequantResidual(N, D, s.ffn, w.fq, f.q, 1.0f, f.scale, f32(b[26]), m + 5 * D, resBf16 ? stream16 : a.tok, D,
+                             resBf16, stream);
     } else if (int8(DitLinear::Fc1)) {
       // gelu(fc1(h)) as bf16 for a bf16 fc2, as int8 straight from the epilogue for an int8 one.
       DequantArgs e = bf16Out(DequantKind::Gelu, b[24], fc2Int8 ? nullptr : w.f, s.ffn, nullptr);
@@ -445,6 +469,7 @@ void ditForward(const DitShape& s, const DitArgs& a, void* scratch, size_t scrat
   }
   norm(int8(DitLinear::Head), nullptr, nullptr, a.headMod, a.headMod + D);
   timer.begin(DitStage::Head);
+  if (resBf16) bf16ToF32(stream16, a.tok, static_cast<int64_t>(N) * D, stream);  // tok after the last block
   if (int8(DitLinear::Head)) {
     linear8(qw[static_cast<size_t>(s.layers) * kLinearsPerBlock], N, w.xq, w.xs, bf16Out(DequantKind::Bf16, a.headB, a.out, s.patchOut, nullptr));
   } else {

@@ -1,5 +1,6 @@
 // The DiT blocks and head of docs/MODEL.md on the GPU, composed of the CUDA kernels: bf16
-// weights and activations into every GEMM and attention, an fp32 residual stream. The caller owns
+// weights and activations into every GEMM and attention, an fp32 residual stream (bf16 between
+// the first block and the head on the fused W8A8 path, FF_CUDA_RESIDUAL). The caller owns
 // every buffer (device memory): the tokens after patch_embed, the embedded text c, the per-block
 // modulation m + block.modulation, the weights, and one scratch block of ditScratchBytes.
 // Cross-attention attends to every text token (no key mask).

@@ -39,7 +39,7 @@ void gemmInt8Dequant(int, int, int, const int8_t*, const int8_t*, const float*, 
   throw std::logic_error("gemmInt8Dequant: this build has no fused W8A8 kernel (configure with FF_CUTLASS_ROOT)");
 }
 void gemmInt8DequantResidual(int, int, int, const int8_t*, const int8_t*, const float*, const float*, const float*,
-                             const float*, float*, int64_t, CUstream_st*) {
+                             const float*, void*, int64_t, bool, CUstream_st*) {
   throw std::logic_error("gemmInt8DequantResidual: this build has no fused W8A8 kernel (configure with FF_CUTLASS_ROOT)");
 }
 void gemmInt8DequantFp8(int, int, int, const int8_t*, const int8_t*, const float*, const float*, const float*, void*,
@@ -47,7 +47,7 @@ void gemmInt8DequantFp8(int, int, int, const int8_t*, const int8_t*, const float
   throw std::logic_error("gemmInt8DequantFp8: this build has no fused W8A8 kernel (configure with FF_CUTLASS_ROOT)");
 }
 void gemmFp8DequantResidual(int, int, int, const void*, const void*, float, const float*, const float*, const float*,
-                            float*, int64_t, CUstream_st*) {
+                            void*, int64_t, bool, CUstream_st*) {
   throw std::logic_error("gemmFp8DequantResidual: this build has no fused W8A8 kernel (configure with FF_CUTLASS_ROOT)");
 }
 #endif

@@ -24,21 +24,24 @@ bool gemmInt8DequantAligned(const void* x, const void* w, const void* xScale, co
                             const void* y, const void* gate = nullptr);
 void gemmInt8Dequant(int m, int n, int k, const int8_t* x, const int8_t* w, const float* xScale, const float* wScale,
                      const float* bias, bool gelu, void* y, int64_t ldy, CUstream_st* stream);
-// The same product added to a residual stream in place: residual (fp32 [m, n], row stride ld) +=
-// gate[n] * (xScale[m] * wScale[n] * (x . w^T) + bias[n]), in fp32 throughout (gate null: 1, bias
-// null: 0); k a multiple of 16, n and ld of 4, every pointer 16-byte aligned.
+// The same product added to a residual stream in place: residual ([m, n], row stride ld; fp32, or
+// bf16 where bf16Residual) += gate[n] * (xScale[m] * wScale[n] * (x . w^T) + bias[n]), in fp32
+// throughout, the sum rounded once to bf16 where bf16Residual (gate null: 1, bias null: 0); k a
+// multiple of 16, n and ld of 4 (of 8 for bf16), every pointer 16-byte aligned.
 void gemmInt8DequantResidual(int m, int n, int k, const int8_t* x, const int8_t* w, const float* xScale,
-                             const float* wScale, const float* bias, const float* gate, float* residual, int64_t ld,
-                             CUstream_st* stream);
+                             const float* wScale, const float* bias, const float* gate, void* residual, int64_t ld,
+                             bool bf16Residual, CUstream_st* stream);
 // The FFN's FP8 form. gemmInt8DequantFp8: y (e4m3 [m, n], row stride ldy) = gelu(xScale[m] *
 // wScale[n] * (x . w^T) + bias[n]), saturated to +-448 (no output scale: GELU's outputs of a
 // normed input sit well inside e4m3's range); n and ldy multiples of 16.
 // gemmFp8DequantResidual: residual += gate[n] * (xScale * wScale[n] * (x . w^T) + bias[n]) with x
 // and w e4m3 (one scale for all of x), accumulated in the tensor cores' accumulator
-// (FF_CUDA_FP8_ACCUM=promoted: promoted to fp32 every few k-blocks); k a multiple of 16, n and ld of 4.
+// (FF_CUDA_FP8_ACCUM=promoted: promoted to fp32 every few k-blocks); k a multiple of 16, n and ld of 4
+// (of 8 for a bf16 residual).
 void gemmInt8DequantFp8(int m, int n, int k, const int8_t* x, const int8_t* w, const float* xScale, const float* wScale,
                         const float* bias, void* y, int64_t ldy, CUstream_st* stream);
 void gemmFp8DequantResidual(int m, int n, int k, const void* x, const void* w, float xScale, const float* wScale,
-                            const float* bias, const float* gate, float* residual, int64_t ld, CUstream_st* stream);
+                            const float* bias, const float* gate, void* residual, int64_t ld, bool bf16Residual,
+                            CUstream_st* stream);
 
 }  // namespace ff::cuda

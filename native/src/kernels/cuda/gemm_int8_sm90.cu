@@ -1,6 +1,6 @@
 // W8A8 GEMM with the dequantization in its epilogue on Hopper (CUTLASS 3's TMA warp-specialized
 // int8 kernel): y (bf16) = act(xScale[m] * (wScale[n] * acc) + bias[n]), or for the residual
-// linears residual (fp32, in place) += gate[n] * (xScale[m] * (wScale[n] * acc) + bias[n]);
+// linears residual (fp32 or bf16, in place) += gate[n] * (xScale[m] * (wScale[n] * acc) + bias[n]);
 // acc = xq[m] . wq[n] in int32, so the int32 product never reaches memory (gemmInt8 +
 // dequantInt8 write and read it back). The FFN's FP8 form: fc1's epilogue writes act(...) as
 // e4m3 (gemmInt8DequantFp8) and fc2 is an e4m3 x e4m3 product (fp32 accumulation, promoted out of
@@ -86,10 +86,12 @@ struct Fusions {
   // act(t) as T (bf16, or e4m3 saturated to +-448 by the conversion).
   template <template <class> class Act, class T>
   using To = fusion::Sm90EVT<fusion::Sm90Compute<Act, T, float, kRound>, Dequantized>;
-  // residual[m, n] + gate[n] * t as fp32 (C = D = the residual; gate may be null: 1).
-  using GatedResidual = fusion::Sm90EVT<fusion::Sm90Compute<cutlass::homogeneous_multiply_add, float, float, kRound>,
-                                       Row<Stride<_0, _1, int64_t>>,  // gate[n]
-                                       Dequantized, fusion::Sm90SrcFetch<float>>;
+  // residual[m, n] + gate[n] * t computed in fp32 and stored as R (fp32 or bf16; C = D = the
+  // residual; gate may be null: 1).
+  template <class R>
+  using GatedResidual = fusion::Sm90EVT<fusion::Sm90Compute<cutlass::homogeneous_multiply_add, R, float, kRound>,
+                                        Row<Stride<_0, _1, int64_t>>,  // gate[n]
+                                        Dequantized, fusion::Sm90SrcFetch<R>>;
 
   // xScale null: xMul for every row.
   static typename Dequantized::Arguments dequant(const float* xScale, const float* wScale, const float* bias,
@@ -157,13 +159,19 @@ bool pingPong(int k) {
   return v == "pingpong";
 }
 
-// The cluster (FF_CUDA_INT8_GEMM_CLUSTER): 1x1 (or unset) or 2x1.
-bool cluster2x1() { return envChoice("FF_CUDA_INT8_GEMM_CLUSTER", {"1x1", "2x1"}) == "2x1"; }
+// The cluster (FF_CUDA_INT8_GEMM_CLUSTER): auto (or unset) = 2x1 for a wide, short product (n
+// above kPingPongMaxK, k up to it: the FFN's fc1, 1.35 against 1.13 POP/s on ping-pong on an H100,
+// where every other DiT shape ran slower on 2x1), 1x1 otherwise; 1x1 or 2x1 force one.
+bool cluster2x1(int n, int k) {
+  const std::string v = envChoice("FF_CUDA_INT8_GEMM_CLUSTER", {"auto", "1x1", "2x1"});
+  if (v.empty() || v == "auto") return n > kPingPongMaxK && k <= kPingPongMaxK;
+  return v == "2x1";
+}
 
-// Runs F<schedule> with the schedule pingPong(k) picks and the cluster cluster2x1() picks.
+// Runs F<schedule> with the schedule pingPong(k) picks and the cluster cluster2x1(n, k) picks.
 template <template <int> class Ping, template <int> class Coop, class F>
-void onSchedule(int k, F&& f) {
-  const bool pp = pingPong(k), c2 = cluster2x1();
+void onSchedule(int n, int k, F&& f) {
+  const bool pp = pingPong(k), c2 = cluster2x1(n, k);
   if (pp && c2) f(Ping<2>{});
   else if (pp) f(Ping<1>{});
   else if (c2) f(Coop<2>{});
@@ -191,14 +199,20 @@ void geluFp8(int m, int n, int k, const int8_t* x, const int8_t* w, const float*
 }
 
 // ElementAB int8_t: x and w INT8 with xScale per row; float_e4m3_t: x and w e4m3, xScale null
-// (every row xMul).
+// (every row xMul). The residual r is fp32, or bf16 where bf16Residual.
 template <class S, class ElementAB>
 void residualGemm(const char* who, int m, int n, int k, const void* x, const void* w, const float* xScale, float xMul,
-                  const float* wScale, const float* bias, const float* gate, float* r, int64_t ld, cudaStream_t stream) {
+                  const float* wScale, const float* bias, const float* gate, void* r, int64_t ld, bool bf16Residual,
+                  cudaStream_t stream) {
   using F = Fusions<typename S::Tile>;
-  const typename F::GatedResidual::Arguments args{
-      {gate, 1.0f, {_0{}, _1{}, int64_t{0}}}, F::dequant(xScale, wScale, bias, xMul), {}, {}};
-  FusedGemm<S, typename F::GatedResidual, float, float, ElementAB>::run(who, m, n, k, x, w, args, r, r, ld, stream);
+  auto run = [&](auto residual) {
+    using R = decltype(residual);
+    const typename F::template GatedResidual<R>::Arguments args{
+        {gate, 1.0f, {_0{}, _1{}, int64_t{0}}}, F::dequant(xScale, wScale, bias, xMul), {}, {}};
+    FusedGemm<S, typename F::template GatedResidual<R>, R, R, ElementAB>::run(who, m, n, k, x, w, args, r, r, ld, stream);
+  };
+  if (bf16Residual) run(cutlass::bfloat16_t{});
+  else run(float{});
 }
 
 // TMA's 16-byte rows: k int8 values, n and the row stride in elements of the output.
@@ -224,21 +238,22 @@ void gemmInt8Dequant(int m, int n, int k, const int8_t* x, const int8_t* w, cons
   checkShape("gemmInt8Dequant", n, k, ldy, 8);
   if (!gemmInt8DequantAligned(x, w, xScale, wScale, bias, y))
     throw std::invalid_argument("gemmInt8Dequant: every pointer must be 16-byte aligned");
-  onSchedule<PingPong, Cooperative>(k, [&](auto s) {
+  onSchedule<PingPong, Cooperative>(n, k, [&](auto s) {
     toBf16<decltype(s)>(m, n, k, x, w, xScale, wScale, bias, gelu, y, ldy, stream);
   });
 }
 
 void gemmInt8DequantResidual(int m, int n, int k, const int8_t* x, const int8_t* w, const float* xScale,
-                             const float* wScale, const float* bias, const float* gate, float* residual, int64_t ld,
-                             CUstream_st* stream) {
+                             const float* wScale, const float* bias, const float* gate, void* residual, int64_t ld,
+                             bool bf16Residual, CUstream_st* stream) {
   if (m <= 0) return;
-  checkShape("gemmInt8DequantResidual", n, k, ld, 4);
+  checkShape("gemmInt8DequantResidual", n, k, ld, bf16Residual ? 8 : 4);
   if (!gemmInt8DequantAligned(x, w, xScale, wScale, bias, residual, gate))
     throw std::invalid_argument("gemmInt8DequantResidual: every pointer must be 16-byte aligned");
   const char* who = "gemmInt8DequantResidual";
-  onSchedule<PingPong, Cooperative>(k, [&](auto s) {
-    residualGemm<decltype(s), int8_t>(who, m, n, k, x, w, xScale, 1.0f, wScale, bias, gate, residual, ld, stream);
+  onSchedule<PingPong, Cooperative>(n, k, [&](auto s) {
+    residualGemm<decltype(s), int8_t>(who, m, n, k, x, w, xScale, 1.0f, wScale, bias, gate, residual, ld, bf16Residual,
+                                      stream);
   });
 }
 
@@ -248,15 +263,16 @@ void gemmInt8DequantFp8(int m, int n, int k, const int8_t* x, const int8_t* w, c
   checkShape("gemmInt8DequantFp8", n, k, ldy, 16);
   if (!gemmInt8DequantAligned(x, w, xScale, wScale, bias, y))
     throw std::invalid_argument("gemmInt8DequantFp8: every pointer must be 16-byte aligned");
-  onSchedule<PingPong, Cooperative>(k, [&](auto s) {
+  onSchedule<PingPong, Cooperative>(n, k, [&](auto s) {
     geluFp8<decltype(s)>(m, n, k, x, w, xScale, wScale, bias, y, ldy, stream);
   });
 }
 
 void gemmFp8DequantResidual(int m, int n, int k, const void* x, const void* w, float xScale, const float* wScale,
-                            const float* bias, const float* gate, float* residual, int64_t ld, CUstream_st* stream) {
+                            const float* bias, const float* gate, void* residual, int64_t ld, bool bf16Residual,
+                            CUstream_st* stream) {
   if (m <= 0) return;
-  checkShape("gemmFp8DequantResidual", n, k, ld, 4);
+  checkShape("gemmFp8DequantResidual", n, k, ld, bf16Residual ? 8 : 4);
   if (!gemmInt8DequantAligned(x, w, nullptr, wScale, bias, residual, gate))
     throw std::invalid_argument("gemmFp8DequantResidual: every pointer must be 16-byte aligned");
   // Fast accumulation on the schedule pingPong(k) picks, unless FF_CUDA_FP8_ACCUM=promoted: then
@@ -267,11 +283,13 @@ void gemmFp8DequantResidual(int m, int n, int k, const void* x, const void* w, f
   using e4m3 = cutlass::float_e4m3_t;
   const char* who = "gemmFp8DequantResidual";
   if (accum == "promoted") {
-    residualGemm<PingPong<1>, e4m3>(who, m, n, k, x, w, nullptr, xScale, wScale, bias, gate, residual, ld, stream);
+    residualGemm<PingPong<1>, e4m3>(who, m, n, k, x, w, nullptr, xScale, wScale, bias, gate, residual, ld, bf16Residual,
+                                    stream);
     return;
   }
-  onSchedule<PingPongFp8Fast, CooperativeFp8Fast>(k, [&](auto s) {
-    residualGemm<decltype(s), e4m3>(who, m, n, k, x, w, nullptr, xScale, wScale, bias, gate, residual, ld, stream);
+  onSchedule<PingPongFp8Fast, CooperativeFp8Fast>(n, k, [&](auto s) {
+    residualGemm<decltype(s), e4m3>(who, m, n, k, x, w, nullptr, xScale, wScale, bias, gate, residual, ld, bf16Residual,
+                                    stream);
   });
 }
 

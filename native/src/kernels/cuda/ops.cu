@@ -8,6 +8,7 @@
 #include <initializer_list>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "kernels/cuda/check.h"
@@ -64,24 +65,31 @@ __device__ __forceinline__ bf16 lnModulated(float x, float mean, float rstd, flo
   return __float2bfloat16_rn(v);
 }
 
+// The residual stream's element types: fp32, or bf16 (ditForward's bf16 residual stream); in(p, i)
+// reads element i as fp32.
+__device__ __forceinline__ float in(const float* p, int64_t i) { return p[i]; }
+__device__ __forceinline__ float in(const bf16* p, int64_t i) { return __bfloat162float(p[i]); }
+__device__ __forceinline__ float4 unpackBf16x4(uint2 u);
+
 // The general case: one CTA per row. With q, the bf16-rounded row is recomputed after its absmax
-// is known.
-__global__ void __launch_bounds__(kRowThreads) layerNormModulateKernel(const float* x, bf16* y, int8_t* q, float* qScale,
+// is known. In: the rows' type (fp32 or bf16).
+template <class In>
+__global__ void __launch_bounds__(kRowThreads) layerNormModulateKernel(const In* x, bf16* y, int8_t* q, float* qScale,
                                                                       int64_t dim, const float* w, const float* b,
                                                                       const float* shift, const float* scale, float eps) {
   __shared__ float red[kRowThreads / 32];
-  const float* xr = x + blockIdx.x * dim;
+  const In* xr = x + blockIdx.x * dim;
   float s = 0.0f;
-  for (int64_t i = threadIdx.x; i < dim; i += kRowThreads) s += xr[i];
+  for (int64_t i = threadIdx.x; i < dim; i += kRowThreads) s += in(xr, i);
   const float mean = blockSum(s, red) / static_cast<float>(dim);
   float s2 = 0.0f;
   for (int64_t i = threadIdx.x; i < dim; i += kRowThreads) {
-    const float d = xr[i] - mean;
+    const float d = in(xr, i) - mean;
     s2 += d * d;
   }
   const float rstd = rsqrtf(blockSum(s2, red) / static_cast<float>(dim) + eps);
   auto value = [&](int64_t i) {
-    return lnModulated(xr[i], mean, rstd, w ? w[i] : 1.0f, b ? b[i] : -0.0f, scale ? scale[i] : 0.0f, shift ? shift[i] : -0.0f);
+    return lnModulated(in(xr, i), mean, rstd, w ? w[i] : 1.0f, b ? b[i] : -0.0f, scale ? scale[i] : 0.0f, shift ? shift[i] : -0.0f);
   };
   float absMax = 0.0f;
   for (int64_t i = threadIdx.x; i < dim; i += kRowThreads) {
@@ -110,26 +118,38 @@ __device__ __forceinline__ uint32_t packInt8x4(float4 v, float inv) {
   return byte(v.x, 0) | byte(v.y, 8) | byte(v.z, 16) | byte(v.w, 24);
 }
 
-template <int V>
-__global__ void __launch_bounds__(kRowThreads) layerNormModulateWarpKernel(const float* x, bf16* y, int8_t* q, float* qScale,
+template <int V, class In>
+__global__ void __launch_bounds__(kRowThreads) layerNormModulateWarpKernel(const In* x, bf16* y, int8_t* q, float* qScale,
                                                                           int64_t rows, const float* w, const float* b,
                                                                           const float* shift, const float* scale, float eps) {
   constexpr int dim = 128 * V;
   const int lane = threadIdx.x & 31;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kLnRowsPerCta + (threadIdx.x >> 5);
   if (row >= rows) return;
-  const float4* xr = reinterpret_cast<const float4*>(x + row * dim);
-  float4 v[V];
+  // fp32 rows are held as float4, bf16 rows as their raw 8 bytes (half the registers: more rows in
+  // flight), unpacked where used; after the modulation each holds the bf16-rounded outputs.
+  constexpr bool kRaw = std::is_same_v<In, bf16>;
+  using Held = std::conditional_t<kRaw, uint2, float4>;
+  const Held* xr = reinterpret_cast<const Held*>(x + row * dim);
+  Held h[V];
 #pragma unroll
-  for (int k = 0; k < V; ++k) v[k] = xr[k * 32 + lane];
+  for (int k = 0; k < V; ++k) h[k] = xr[k * 32 + lane];
+  auto value = [&](int k) {
+    if constexpr (kRaw) return unpackBf16x4(h[k]);
+    else return h[k];
+  };
   float s = 0.0f;
 #pragma unroll
-  for (int k = 0; k < V; ++k) s += v[k].x + v[k].y + v[k].z + v[k].w;
+  for (int k = 0; k < V; ++k) {
+    const float4 v = value(k);
+    s += v.x + v.y + v.z + v.w;
+  }
   const float mean = warpReduce(s, SumOp{}) / static_cast<float>(dim);
   float s2 = 0.0f;
 #pragma unroll
   for (int k = 0; k < V; ++k) {
-    const float d0 = v[k].x - mean, d1 = v[k].y - mean, d2 = v[k].z - mean, d3 = v[k].w - mean;
+    const float4 v = value(k);
+    const float d0 = v.x - mean, d1 = v.y - mean, d2 = v.z - mean, d3 = v.w - mean;
     s2 += d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3;
   }
   const float rstd = rsqrtf(warpReduce(s2, SumOp{}) / static_cast<float>(dim) + eps);
@@ -141,20 +161,24 @@ __global__ void __launch_bounds__(kRowThreads) layerNormModulateWarpKernel(const
   for (int k = 0; k < V; ++k) {
     const int c = k * 32 + lane;
     const float4 wk = at(w, c, one), bk = at(b, c, negZero), sck = at(scale, c, zero), shk = at(shift, c, negZero);
-    const bf16 e0 = lnModulated(v[k].x, mean, rstd, wk.x, bk.x, sck.x, shk.x);
-    const bf16 e1 = lnModulated(v[k].y, mean, rstd, wk.y, bk.y, sck.y, shk.y);
-    const bf16 e2 = lnModulated(v[k].z, mean, rstd, wk.z, bk.z, sck.z, shk.z);
-    const bf16 e3 = lnModulated(v[k].w, mean, rstd, wk.w, bk.w, sck.w, shk.w);
-    if (y) reinterpret_cast<uint2*>(y + row * dim)[c] = packBf16x4(e0, e1, e2, e3);
-    v[k] = make_float4(__bfloat162float(e0), __bfloat162float(e1), __bfloat162float(e2), __bfloat162float(e3));
-    absMax = fmaxf(absMax, fmaxf(fmaxf(fabsf(v[k].x), fabsf(v[k].y)), fmaxf(fabsf(v[k].z), fabsf(v[k].w))));
+    const float4 v = value(k);
+    const bf16 e0 = lnModulated(v.x, mean, rstd, wk.x, bk.x, sck.x, shk.x);
+    const bf16 e1 = lnModulated(v.y, mean, rstd, wk.y, bk.y, sck.y, shk.y);
+    const bf16 e2 = lnModulated(v.z, mean, rstd, wk.z, bk.z, sck.z, shk.z);
+    const bf16 e3 = lnModulated(v.w, mean, rstd, wk.w, bk.w, sck.w, shk.w);
+    const uint2 packed = packBf16x4(e0, e1, e2, e3);
+    if (y) reinterpret_cast<uint2*>(y + row * dim)[c] = packed;
+    if constexpr (kRaw) h[k] = packed;
+    else h[k] = make_float4(__bfloat162float(e0), __bfloat162float(e1), __bfloat162float(e2), __bfloat162float(e3));
+    const float4 r = value(k);
+    absMax = fmaxf(absMax, fmaxf(fmaxf(fabsf(r.x), fabsf(r.y)), fmaxf(fabsf(r.z), fabsf(r.w))));
   }
   if (!q) return;
   absMax = warpReduce(absMax, MaxOp{});
   const float inv = int8Inverse(absMax);
   uint32_t* qr = reinterpret_cast<uint32_t*>(q + row * dim);
 #pragma unroll
-  for (int k = 0; k < V; ++k) qr[k * 32 + lane] = packInt8x4(v[k], inv);
+  for (int k = 0; k < V; ++k) qr[k * 32 + lane] = packInt8x4(value(k), inv);
   if (lane == 0) qScale[row] = absMax / 127.0f;
 }
 
@@ -430,6 +454,42 @@ __global__ void __launch_bounds__(kRowThreads) rmsNormVecKernel(bf16* x, int64_t
   }
 }
 
+// rmsNormVecKernel for dim = 128 * V (V <= 16): one warp per row as the layer norm's warp kernel,
+// the row's raw bf16 held in registers (read once), the statistics by warp shuffles.
+template <int V>
+__global__ void __launch_bounds__(kRowThreads) rmsNormWarpKernel(bf16* x, int64_t rows, int64_t ld, const float* bias,
+                                                                const float* w, float eps, const float4* table, int64_t hd) {
+  constexpr int dim = 128 * V;
+  const int lane = threadIdx.x & 31;
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * kLnRowsPerCta + (threadIdx.x >> 5);
+  if (r >= rows) return;
+  auto* row = reinterpret_cast<uint2*>(x + r * ld);
+  const auto* bs = reinterpret_cast<const float4*>(bias);
+  const auto* ws = reinterpret_cast<const float4*>(w);
+  uint2 h[V];
+#pragma unroll
+  for (int k = 0; k < V; ++k) h[k] = row[k * 32 + lane];
+  float s = 0.0f;
+#pragma unroll
+  for (int k = 0; k < V; ++k) {
+    float4 v = unpackBf16x4(h[k]);
+    if (bs) {
+      const float4 b = __ldg(bs + k * 32 + lane);
+      h[k] = packBf16x4(make_float4(v.x + b.x, v.y + b.y, v.z + b.z, v.w + b.w));
+      v = unpackBf16x4(h[k]);
+    }
+    s += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+  }
+  const float rs = rsqrtf(warpReduce(s, SumOp{}) / static_cast<float>(dim) + eps);
+#pragma unroll
+  for (int k = 0; k < V; ++k) {
+    const int i = k * 32 + lane;
+    const float4 v = unpackBf16x4(h[k]), g = ws ? __ldg(ws + i) : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
+    const uint2 y = packBf16x4(make_float4(v.x * rs * g.x, v.y * rs * g.y, v.z * rs * g.z, v.w * rs * g.w));
+    row[i] = table ? ropeBf16x4(y, table, r, i, hd) : y;
+  }
+}
+
 template <DequantKind K>
 __global__ void __launch_bounds__(kRowThreads) dequantKernel(DequantArgs a, int64_t cols, bool stash) {
   __shared__ float red[kRowThreads / 32];
@@ -516,18 +576,31 @@ unsigned gridFor(int64_t n) { return static_cast<unsigned>((n + 255) / 256); }
 
 bool aligned(const void* p, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
-template <int V>
-void launchLayerNormWarp(const float* x, bf16* y, int8_t* q, float* qScale, int64_t rows, const float* w, const float* b,
+template <int V, class In>
+void launchLayerNormWarp(const In* x, bf16* y, int8_t* q, float* qScale, int64_t rows, const float* w, const float* b,
                          const float* shift, const float* scale, float eps, CUstream_st* stream) {
   const auto grid = static_cast<unsigned>((rows + kLnRowsPerCta - 1) / kLnRowsPerCta);
-  layerNormModulateWarpKernel<V><<<grid, kRowThreads, 0, stream>>>(x, y, q, qScale, rows, w, b, shift, scale, eps);
+  layerNormModulateWarpKernel<V, In><<<grid, kRowThreads, 0, stream>>>(x, y, q, qScale, rows, w, b, shift, scale, eps);
 }
-using LayerNormWarpLaunch = decltype(&launchLayerNormWarp<1>);
-template <int... V>
-constexpr std::array<LayerNormWarpLaunch, sizeof...(V)> layerNormWarpLaunches(std::integer_sequence<int, V...>) {
-  return {&launchLayerNormWarp<V + 1>...};
+template <class In>
+using LayerNormWarpLaunch = decltype(&launchLayerNormWarp<1, In>);
+template <class In, int... V>
+constexpr std::array<LayerNormWarpLaunch<In>, sizeof...(V)> layerNormWarpLaunches(std::integer_sequence<int, V...>) {
+  return {&launchLayerNormWarp<V + 1, In>...};
 }
 constexpr int kLnWarpMaxDim = 2048;
+
+template <int V>
+void launchRmsNormWarp(bf16* x, int64_t rows, int64_t ld, const float* bias, const float* w, float eps, const float4* table,
+                       int64_t hd, CUstream_st* stream) {
+  const auto grid = static_cast<unsigned>((rows + kLnRowsPerCta - 1) / kLnRowsPerCta);
+  rmsNormWarpKernel<V><<<grid, kRowThreads, 0, stream>>>(x, rows, ld, bias, w, eps, table, hd);
+}
+using RmsNormWarpLaunch = decltype(&launchRmsNormWarp<1>);
+template <int... V>
+constexpr std::array<RmsNormWarpLaunch, sizeof...(V)> rmsNormWarpLaunches(std::integer_sequence<int, V...>) {
+  return {&launchRmsNormWarp<V + 1>...};
+}
 
 // Throws unless the rotation's 16-byte vectors fit x: [tokens, heads, headDim] with token stride
 // ld, and their count the kernel's 32-bit index.
@@ -536,6 +609,36 @@ void checkRopeLayout(const char* who, const void* x, int64_t ld, int64_t headDim
     throw std::invalid_argument(std::string(who) + ": head_dim " + std::to_string(headDim) + " and token stride " +
                                 std::to_string(ld) + " must be multiples of 8 and the tensor 16-byte aligned");
   if (vecs > INT32_MAX) throw std::invalid_argument(std::string(who) + ": more than 2^31 - 1 vectors of 8 channels");
+}
+
+// Both layer norm entries: the warp-per-row kernel where a row is dim / 128 vectors of four per
+// lane and every vector access is aligned, else one CTA per row.
+template <class In>
+void layerNormRows(const In* x, void* y, int8_t* q, float* qScale, int64_t rows, int64_t dim, const float* w, const float* b,
+                   const float* shift, const float* scale, float eps, CUstream_st* stream) {
+  if (rows <= 0) return;
+  const bool warpRows = dim > 0 && dim % 128 == 0 && dim <= kLnWarpMaxDim && aligned(x, 4 * sizeof(In)) && aligned(w, 16) &&
+                        aligned(b, 16) && aligned(shift, 16) && aligned(scale, 16) && aligned(y, 8) && aligned(q, 4);
+  if (warpRows) {
+    static constexpr auto launches = layerNormWarpLaunches<In>(std::make_integer_sequence<int, kLnWarpMaxDim / 128>{});
+    launches[dim / 128 - 1](x, static_cast<bf16*>(y), q, qScale, rows, w, b, shift, scale, eps, stream);
+    FF_CUDA_LAUNCHED("layerNormModulateWarpKernel");
+    return;
+  }
+  layerNormModulateKernel<In><<<static_cast<unsigned>(rows), kRowThreads, 0, stream>>>(x, static_cast<bf16*>(y), q, qScale, dim,
+                                                                                       w, b, shift, scale, eps);
+  FF_CUDA_LAUNCHED("layerNormModulateKernel");
+}
+
+
+// Element-wise conversions between the fp32 and bf16 residual streams (n values).
+__global__ void f32ToBf16Kernel(const float* x, bf16* y, int64_t n) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) y[i] = __float2bfloat16_rn(x[i]);
+}
+__global__ void bf16ToF32Kernel(const bf16* x, float* y, int64_t n) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) y[i] = __bfloat162float(x[i]);
 }
 
 }  // namespace
@@ -547,19 +650,24 @@ void layerNormModulate(const float* x, void* y, int64_t rows, int64_t dim, const
 
 void layerNormModulateInt8(const float* x, void* y, int8_t* q, float* qScale, int64_t rows, int64_t dim, const float* w,
                            const float* b, const float* shift, const float* scale, float eps, CUstream_st* stream) {
-  if (rows <= 0) return;
-  // The warp-per-row kernel where a row is dim / 128 float4s per lane and every vector access is aligned.
-  const bool warpRows = dim > 0 && dim % 128 == 0 && dim <= kLnWarpMaxDim && aligned(x, 16) && aligned(w, 16) && aligned(b, 16) &&
-                        aligned(shift, 16) && aligned(scale, 16) && aligned(y, 8) && aligned(q, 4);
-  if (warpRows) {
-    static constexpr auto launches = layerNormWarpLaunches(std::make_integer_sequence<int, kLnWarpMaxDim / 128>{});
-    launches[dim / 128 - 1](x, static_cast<bf16*>(y), q, qScale, rows, w, b, shift, scale, eps, stream);
-    FF_CUDA_LAUNCHED("layerNormModulateWarpKernel");
-    return;
-  }
-  layerNormModulateKernel<<<static_cast<unsigned>(rows), kRowThreads, 0, stream>>>(x, static_cast<bf16*>(y), q, qScale, dim, w,
-                                                                                   b, shift, scale, eps);
-  FF_CUDA_LAUNCHED("layerNormModulateKernel");
+  layerNormRows(x, y, q, qScale, rows, dim, w, b, shift, scale, eps, stream);
+}
+
+void layerNormModulateInt8Bf16(const void* x, void* y, int8_t* q, float* qScale, int64_t rows, int64_t dim, const float* w,
+                               const float* b, const float* shift, const float* scale, float eps, CUstream_st* stream) {
+  layerNormRows(static_cast<const bf16*>(x), y, q, qScale, rows, dim, w, b, shift, scale, eps, stream);
+}
+
+void f32ToBf16(const float* x, void* y, int64_t n, CUstream_st* stream) {
+  if (n <= 0) return;
+  f32ToBf16Kernel<<<gridFor(n), 256, 0, stream>>>(x, static_cast<bf16*>(y), n);
+  FF_CUDA_LAUNCHED("f32ToBf16Kernel");
+}
+
+void bf16ToF32(const void* x, float* y, int64_t n, CUstream_st* stream) {
+  if (n <= 0) return;
+  bf16ToF32Kernel<<<gridFor(n), 256, 0, stream>>>(static_cast<const bf16*>(x), y, n);
+  FF_CUDA_LAUNCHED("bf16ToF32Kernel");
 }
 
 void quantizeRows(const void* x, int64_t rows, int64_t cols, int64_t ld, int8_t* q, float* scale, CUstream_st* stream) {
@@ -617,6 +725,13 @@ void rmsNorm(void* x, int64_t rows, int64_t dim, int64_t ld, const float* bias, 
   // Four channels at a time where the layout allows, the rotation then in the same pass.
   const bool vec = dim % 4 == 0 && ld % 4 == 0 && aligned(x, 8) && aligned(bias, 16) && aligned(w, 16) &&
                    (rope == nullptr || (ropeHeadDim % 4 == 0 && aligned(rope, 16)));
+  if (vec && dim % 128 == 0 && dim <= kLnWarpMaxDim) {  // a warp per row
+    static constexpr auto launches = rmsNormWarpLaunches(std::make_integer_sequence<int, kLnWarpMaxDim / 128>{});
+    launches[dim / 128 - 1](static_cast<bf16*>(x), rows, ld, bias, w, eps, reinterpret_cast<const float4*>(rope), ropeHeadDim,
+                            stream);
+    FF_CUDA_LAUNCHED("rmsNormWarpKernel");
+    return;
+  }
   if (vec) {
     rmsNormVecKernel<<<grid, kRowThreads, 0, stream>>>(static_cast<bf16*>(x), dim, ld, bias, w, eps,
                                                         reinterpret_cast<const float4*>(rope), ropeHeadDim);

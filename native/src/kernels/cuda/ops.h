@@ -1,5 +1,5 @@
 // Row-wise and element-wise ops of the DiT forward on the GPU (docs/MODEL.md). The residual
-// stream is fp32; what feeds a GEMM or attention is bf16. Every function queues one kernel on
+// stream is fp32 (or bf16, where ditForward keeps it so); what feeds a GEMM or attention is bf16. Every function queues one kernel on
 // `stream` and checks the launch; pointers are device memory.
 #pragma once
 #include <cstdint>
@@ -16,6 +16,12 @@ void layerNormModulate(const float* x, void* y, int64_t rows, int64_t dim, const
 // is non-null): q: [rows, dim], qScale: [rows], exactly what quantizeRows makes of y.
 void layerNormModulateInt8(const float* x, void* y, int8_t* q, float* qScale, int64_t rows, int64_t dim, const float* w,
                            const float* b, const float* shift, const float* scale, float eps, CUstream_st* stream);
+// The same over bf16 rows x (ditForward's bf16 residual stream).
+void layerNormModulateInt8Bf16(const void* x, void* y, int8_t* q, float* qScale, int64_t rows, int64_t dim, const float* w,
+                               const float* b, const float* shift, const float* scale, float eps, CUstream_st* stream);
+// y (bf16) = x (fp32) rounded to nearest, and back (exact); n values.
+void f32ToBf16(const float* x, void* y, int64_t n, CUstream_st* stream);
+void bf16ToF32(const void* x, float* y, int64_t n, CUstream_st* stream);
 
 // Symmetric per-row int8 of bf16 x: [rows, cols] (row stride ld elements) -> q: [rows, cols],
 // scale: [rows] with x ~= q * scale; scale = max|row| / 127, rounding to nearest even (as the CPU
