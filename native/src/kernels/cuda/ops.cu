@@ -118,10 +118,8 @@ __device__ __forceinline__ uint32_t packInt8x4(float4 v, float inv) {
   return byte(v.x, 0) | byte(v.y, 8) | byte(v.z, 16) | byte(v.w, 24);
 }
 
-// Over bf16 rows of up to 1536 channels, a bound of 4 CTAs per SM (64 registers, 32 bytes of
-// spill at 1536) keeps 32 rows in flight per SM instead of 24 (77 registers unbounded).
 template <int V, class In>
-__global__ void __launch_bounds__(kRowThreads, std::is_same_v<In, bf16> && V <= 12 ? 4 : 1) layerNormModulateWarpKernel(const In* x, bf16* y, int8_t* q, float* qScale,
+__global__ void __launch_bounds__(kRowThreads) layerNormModulateWarpKernel(const In* x, bf16* y, int8_t* q, float* qScale,
                                                                           int64_t rows, const float* w, const float* b,
                                                                           const float* shift, const float* scale, float eps) {
   constexpr int dim = 128 * V;
