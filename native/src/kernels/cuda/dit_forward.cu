@@ -34,7 +34,7 @@ struct Scratch {
   float* rope;  // rope3dTable's cos/sin, built once per forward
   // W8A8 (withInt8): int8 activations of [tokens, dim] (xq), of the GELU output (fq), of the text
   // (cq), their per-token scales, the int32 product of the widest linear, and the bf16 residual
-  // stream (tok16, residualBf16).
+  // stream (tok16, FF_CUDA_RESIDUAL).
   void* tok16 = nullptr;
   int8_t *xq = nullptr, *fq = nullptr, *cq = nullptr;
   float *xs = nullptr, *fs = nullptr, *cs = nullptr;
@@ -279,10 +279,10 @@ void ditForward(const DitShape& s, const DitArgs& a, void* scratch, size_t scrat
                       D % 16 == 0 && gemmInt8DequantAligned(w.xq, w.fq, w.xs, a.tok, a.int8Weights, nullptr);
   // The bf16 residual stream (residualBf16Requested) where every residual add is a fused epilogue.
   const bool resBf16 = ffnFp8 && int8(DitLinear::SelfO) && int8(DitLinear::CrossO) && residualBf16Requested();
-  void* const stream16 = resBf16 ? w.tok16 : nullptr;
+  void* const tok16 = resBf16 ? w.tok16 : nullptr;
   auto linear8 = [&](const QuantWeight& qwt, int rows, const int8_t* xq, const float* xs, DequantArgs e) {
     const int n = qwt.rows, k = qwt.cols;
-    void* const res = resBf16 ? stream16 : e.residual;
+    void* const res = resBf16 ? tok16 : e.residual;
     if (fused && k % 16 == 0 && e.kind == DequantKind::Residual && n % (resBf16 ? 8 : 4) == 0 &&
         gemmInt8DequantAligned(xq, qwt.q, xs, qwt.scale, e.bias, res, e.gate)) {
       // residual += gate * (the dequantized product), all in the epilogue.
@@ -342,7 +342,7 @@ void ditForward(const DitShape& s, const DitArgs& a, void* scratch, size_t scrat
     timer.begin(DitStage::Norm);
     void* const y = toInt8 ? nullptr : w.h;
     int8_t* const q = toInt8 ? w.xq : nullptr;
-    if (resBf16) layerNormModulateInt8Bf16(stream16, y, q, w.xs, N, D, lw, lb, shift, scale, s.eps, stream);
+    if (resBf16) layerNormModulateInt8Bf16(tok16, y, q, w.xs, N, D, lw, lb, shift, scale, s.eps, stream);
     else layerNormModulateInt8(a.tok, y, q, w.xs, N, D, lw, lb, shift, scale, s.eps, stream);
   };
 
@@ -351,7 +351,7 @@ void ditForward(const DitShape& s, const DitArgs& a, void* scratch, size_t scrat
   // The rope stage holds this one build of the cos/sin table too, and the bf16 stream's conversion.
   timer.begin(DitStage::Rope);
   rope3dTable(w.rope, hd, s.frames, s.rows, s.cols, s.ropeTheta, stream);
-  if (resBf16) f32ToBf16(a.tok, stream16, static_cast<int64_t>(N) * D, stream);
+  if (resBf16) f32ToBf16(a.tok, tok16, static_cast<int64_t>(N) * D, stream);
   if (int8(DitLinear::CrossKv)) {
     timer.begin(DitStage::CrossKv);
     quantizeRows(a.ctx, L, D, D, w.cq, w.cs, stream);  // the same text for every block
@@ -440,7 +440,7 @@ void ditForward(const DitShape& s, const DitArgs& a, void* scratch, size_t scrat
       gemmInt8DequantFp8(N, s.ffn, D, w.xq, lq[8].q, w.xs, lq[8].scale, f32(b[24]), w.fq, s.ffn, stream);
       timer.begin(DitStage::Fc2);
       const QuantWeight& f = qw[static_cast<size_t>(s.layers) * kLinearsPerBlock + 1 + layer];
-      gemmFp8DequantResidual(N, D, s.ffn, w.fq, f.q, 1.0f, f.scale, f32(b[26]), m + 5 * D, resBf16 ? stream16 : a.tok, D,
+      gemmFp8DequantResidual(N, D, s.ffn, w.fq, f.q, 1.0f, f.scale, f32(b[26]), m + 5 * D, resBf16 ? tok16 : a.tok, D,
                              resBf16, stream);
     } else if (int8(DitLinear::Fc1)) {
       // gelu(fc1(h)) as bf16 for a bf16 fc2, as int8 straight from the epilogue for an int8 one.
@@ -469,7 +469,7 @@ void ditForward(const DitShape& s, const DitArgs& a, void* scratch, size_t scrat
   }
   norm(int8(DitLinear::Head), nullptr, nullptr, a.headMod, a.headMod + D);
   timer.begin(DitStage::Head);
-  if (resBf16) bf16ToF32(stream16, a.tok, static_cast<int64_t>(N) * D, stream);  // tok after the last block
+  if (resBf16) bf16ToF32(tok16, a.tok, static_cast<int64_t>(N) * D, stream);  // tok after the last block
   if (int8(DitLinear::Head)) {
     linear8(qw[static_cast<size_t>(s.layers) * kLinearsPerBlock], N, w.xq, w.xs, bf16Out(DequantKind::Bf16, a.headB, a.out, s.patchOut, nullptr));
   } else {

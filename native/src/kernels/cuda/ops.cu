@@ -126,8 +126,8 @@ __global__ void __launch_bounds__(kRowThreads) layerNormModulateWarpKernel(const
   const int lane = threadIdx.x & 31;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kLnRowsPerCta + (threadIdx.x >> 5);
   if (row >= rows) return;
-  // fp32 rows are held as float4, bf16 rows as their raw 8 bytes (half the registers: more rows in
-  // flight), unpacked where used; after the modulation each holds the bf16-rounded outputs.
+  // fp32 rows are held as float4, bf16 rows as their raw 8 bytes, unpacked where used; after the
+  // modulation each holds the bf16-rounded outputs.
   constexpr bool kRaw = std::is_same_v<In, bf16>;
   using Held = std::conditional_t<kRaw, uint2, float4>;
   const Held* xr = reinterpret_cast<const Held*>(x + row * dim);
