@@ -22,7 +22,7 @@ warpgroups at once instead of ping-pong), each a row and a breakdown column.
 int32 W8A8 path and its "auto" row, the variants in FOCUS_SKIP) to keep a run short.
 
 Kernel choices on an sm_90 card: "ours flash bf16" is dense bf16 on the warp-specialized wgmma
-kernel (the default there; the "(mma)" row pins FF_CUDA_FLASH_IMPL=mma); sage and SLA run once on
+kernel with ping-pong consumers (the default there; the "(mma)" row pins FF_CUDA_FLASH_IMPL=mma); sage and SLA run once on
 the mma.sync kernels and once with FF_CUDA_ATTN_IMPL=wgmma (rows marked wgmma), and the W8A8 rows
 and the breakdown use whichever SLA forward was faster (named in their labels).
 
