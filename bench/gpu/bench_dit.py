@@ -16,7 +16,8 @@ and fc2 e4m3 x e4m3), and the switches of dit_forward.cu on top of it, one at a 
 the FFN's INT8 form, fc2's e4m3 GEMM with promoted accumulation, the q/k/v GEMMs merged into one,
 the cross-attention on the Sage kernel, every GEMM on the 1x1 or on the 2x1 cluster, the fp32
 residual stream, every GEMM on the cooperative schedule, dense bf16 attention with both consumer
-warpgroups at once instead of ping-pong), each a row and a breakdown column.
+warpgroups at once instead of ping-pong, SLA's quantization and linear-output kernels launched heads
+first), each a row and a breakdown column.
 
 --focus leaves out what only explains the choices (the mma.sync attention rows on sm_90, cuBLAS's
 int32 W8A8 path and its "auto" row, the variants in FOCUS_SKIP) to keep a run short.
@@ -61,6 +62,7 @@ VARIANTS = (
     ("coop", "GEMM cooperative", {"FF_CUDA_INT8_GEMM_SCHEDULE": "coop"}),
     ("coop 2x1", "GEMM cooperative 2x1", {"FF_CUDA_INT8_GEMM_SCHEDULE": "coop", "FF_CUDA_INT8_GEMM_CLUSTER": "2x1"}),
     ("flash ws", "cross-attn flash both consumers", {"FF_CUDA_FLASH_IMPL": "wgmma"}),
+    ("heads 1st", "attention launch heads first", {"FF_CUDA_ATTN_ORDER": "heads"}),
 )
 # Measured already and kept off by default (docs/CUDA.md): left out under --focus.
 FOCUS_SKIP = {"ffn int8", "e4m3 prom", "qkv merged", "x sage", "cluster 2x1", "coop", "coop 2x1"}

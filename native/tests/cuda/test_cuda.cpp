@@ -603,6 +603,10 @@ void testWgmma(cublasHandle_t cublas, const cudaDeviceProp& prop) {
     testDenseAndSage({2, 777, 1000, 128, true});
     testSla({2, 1000, 1000, 128, true}, 0.25f, true, cublas);
     testSla({2, 1000, 1000, 128, false}, 0.1f, false, cublas);
+    setenv("FF_CUDA_ATTN_ORDER", "heads", 1);  // with V^T from the quantization pass, heads first
+    testSla({2, 1000, 1000, 128, true}, 0.25f, true, cublas);
+    testSla({3, 2304, 2304, 64, false}, 0.1f, true, cublas);
+    unsetenv("FF_CUDA_ATTN_ORDER");
   } else {
     unsetenv("FF_CUDA_WGMMA_KERNEL");
     unsetenv("FF_CUDA_WGMMA_PV");
@@ -650,6 +654,11 @@ static void testMmaAndEngine(cublasHandle_t cublas) {
   setenv("FF_CUDA_SLA_CHUNK_HEADS", "1", 1);
   testSla({2, 1000, 1000, 128, true}, 0.25f, true, cublas);
   unsetenv("FF_CUDA_SLA_CHUNK_HEADS");
+  setenv("FF_CUDA_ATTN_ORDER", "heads", 1);  // the quantization and linear-output kernels launched heads first
+  testDenseAndSage({3, 2304, 2304, 64, false});
+  testSla({3, 2304, 2304, 64, false}, 0.1f, true, cublas);
+  testSla({2, 1000, 1000, 128, true}, 0.25f, true, cublas);
+  unsetenv("FF_CUDA_ATTN_ORDER");
   testGemm(cublas);
   testOps();
   g_failures += w8a8Checks(report, randomBf16, cublas);

@@ -400,7 +400,7 @@ __host__ __device__ constexpr int quantTilePitch(int hd) { return hd * 2 + 16; }
 
 template <int HD>
 __global__ void __launch_bounds__(256) quantKernel(const __grid_constant__ QuantParams pq,
-                                                   const __grid_constant__ QuantParams pk) {
+                                                   const __grid_constant__ QuantParams pk, bool headsFirst) {
   constexpr int kCh = HD / 8, kRows = 256 / kCh, kPasses = 64 / kRows;
   constexpr int kTP = quantTilePitch(HD);  // row pitch (bytes) of the phi and v tiles
   __shared__ float red[8];
@@ -412,7 +412,7 @@ __global__ void __launch_bounds__(256) quantKernel(const __grid_constant__ Quant
   uint8_t* sPhi = tiles;
   uint8_t* sV = tiles + 64 * kTP;
   const QuantParams& p = blockIdx.z == 0 ? pq : pk;
-  const int b = blockIdx.x, h = blockIdx.y;
+  const int b = headsFirst ? blockIdx.y : blockIdx.x, h = headsFirst ? blockIdx.x : blockIdx.y;
   if (b >= p.nBlocks) return;  // the grid covers the longer of q and k
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, c = tid % kCh, r0 = tid / kCh;
   const int rows = min(64, p.n - b * 64);
@@ -624,6 +624,7 @@ struct LinearOutParams {
   const int32_t* blocks; // [heads, nBlocks, kc]
   const bf16* projL;     // [HD, HD] row-major (out channel, in channel)
   bool accumulate;       // add to the sparse output in out; false: write
+  bool headsFirst;       // grid (heads, blocks) instead of (blocks, heads): attnHeadsFirst()
 };
 
 // phi(q) and H_R tiles (16-byte padded rows), z_R, the denominators, the selected list (kc <= nb).
@@ -641,7 +642,7 @@ __global__ void __launch_bounds__(128, 4) linearOutKernel(LinearOutParams p) {
   uint8_t* sH = sQ + 64 * kP;
   float* zR = reinterpret_cast<float*>(sH + HD * kP);
   float* den = zR + HD;
-  const int b = blockIdx.x, hl = blockIdx.y, h = p.head0 + hl;
+  const int b = p.headsFirst ? blockIdx.y : blockIdx.x, hl = p.headsFirst ? blockIdx.x : blockIdx.y, h = p.head0 + hl;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, c4 = lane & 3;
   loadTile<HD, HD * 2, kP, 128>(sH, reinterpret_cast<const uint8_t*>(p.hR + (static_cast<int64_t>(hl) * p.nBlocks + b) * HD * HD),
                                 HD * 2, 0, HD, tid);
@@ -908,9 +909,16 @@ void launchLinearOut(const LinearOutParams& p, int heads, cudaStream_t stream) {
     FF_CUDA(cudaFuncSetAttribute(linearOutKernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     configured = smem;
   }
-  linearOutKernel<HD><<<dim3(p.nBlocks, heads), 128, smem, stream>>>(p);
+  const dim3 grid = p.headsFirst ? dim3(heads, p.nBlocks) : dim3(p.nBlocks, heads);
+  linearOutKernel<HD><<<grid, 128, smem, stream>>>(p);
   FF_CUDA_LAUNCHED("linearOutKernel");
 }
+
+// FF_CUDA_ATTN_ORDER=heads: the quantization pass and SLA's linear-branch output kernel launch the
+// heads of one token block next to each other (grid x = head) instead of the token blocks of one
+// head (blocks, the default). Over token-major q/k/v (the DiT's [N, dim] rows) CTAs running
+// together then read whole token rows rather than 256-byte pieces of many; not yet measured.
+bool attnHeadsFirst() { return envChoice("FF_CUDA_ATTN_ORDER", {"blocks", "heads"}) == "heads"; }
 
 // Smoothing mean, INT8 quantization (and, for SLA, pooled means; for its linear branch, given v,
 // the block states phi(k~_j)^T v_j and phi's per-block sums, and with vt also the sparse kernel's
@@ -939,10 +947,11 @@ void prepareSage(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, c
                        pools ? w.kPool : nullptr, v ? static_cast<const bf16*>(v->data) : nullptr,
                        v ? v->headStride : 0, v ? v->tokenStride : 0, v ? w.states : nullptr, w.zBlock, w.vAmax,
                        v && vt ? w.vt8 : nullptr};
-  const dim3 grid(std::max(nbq, nbk), H, 2);
+  const bool headsFirst = attnHeadsFirst();
+  const dim3 grid = headsFirst ? dim3(H, std::max(nbq, nbk), 2) : dim3(std::max(nbq, nbk), H, 2);
   const size_t tileBytes = kp.states ? 2 * 64 * static_cast<size_t>(quantTilePitch(hd)) : 0;
-  if (hd == 64) quantKernel<64><<<grid, 256, tileBytes, stream>>>(qp, kp);
-  else quantKernel<128><<<grid, 256, tileBytes, stream>>>(qp, kp);
+  if (hd == 64) quantKernel<64><<<grid, 256, tileBytes, stream>>>(qp, kp, headsFirst);
+  else quantKernel<128><<<grid, 256, tileBytes, stream>>>(qp, kp, headsFirst);
   FF_CUDA_LAUNCHED("quantKernel");
 }
 
@@ -1023,7 +1032,7 @@ void slaLinearBranch(const AttnShape& s, const AttnTensor& q, const AttnTensor& 
 
   LinearOutParams lp{static_cast<const bf16*>(q.data), q.headStride, q.tokenStride, static_cast<bf16*>(out.data),
                      out.headStride, out.tokenStride, s.qLen, nb, kc, 0, w.hR, w.zall, w.zBlock, blocks,
-                     static_cast<const bf16*>(projL), accumulate};
+                     static_cast<const bf16*>(projL), accumulate, attnHeadsFirst()};
   for (int h0 = 0; h0 < H; h0 += w.chunkHeads) {
     const int g = std::min(w.chunkHeads, H - h0);
     // hR[h, b] = sum_j mask[h, b, j] states[h, j]: [hd^2, nb] column-major = states^T . mask^T per head.
