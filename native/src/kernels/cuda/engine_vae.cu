@@ -16,6 +16,7 @@
 #include "kernels/cuda/check.h"
 #include "kernels/cuda/engine_api.h"
 #include "kernels/cuda/engine_memory.h"
+#include "kernels/cuda/engine_ops.h"
 #include "kernels/cuda/engine_vae.h"
 
 namespace ff::cuda {
@@ -96,11 +97,6 @@ __global__ void normSiluKernel(const float* __restrict__ x, float* __restrict__ 
     const float v = x[c * positions + p] * inv * (w ? w[c] : 1.0f);
     y[c * positions + p] = v / (1.0f + expf(-v));
   }
-}
-
-__global__ void addKernel(float* __restrict__ y, const float* __restrict__ x, int64_t n) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < n) y[i] += x[i];
 }
 
 // y [2c, T, hw] -> out [c, 2T - 1, hw]: frame f of channel ci is y[(f + 1) % 2 * c + ci, (f + 1) / 2].
@@ -317,8 +313,7 @@ class CudaVae final : public EngineVae {
     const Act b = normSilu(h, r.norm2, {x.p});
     const Act y = conv(r.conv2, b, {x.p});
     const Act s = r.skip.weight ? conv(r.skip, x, {y.p}) : x;
-    addKernel<<<blocksFor(y.numel()), kRowThreads, 0, stream_>>>(y.p, s.p, y.numel());
-    FF_CUDA_LAUNCHED("addKernel");
+    addInPlace(y.p, s.p, y.numel(), stream_);
     return y;
   }
 
