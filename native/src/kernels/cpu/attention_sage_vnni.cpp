@@ -71,28 +71,41 @@ void sageQueryBlockVnni(const SageHead& h, int64_t qb, const int32_t* keyBlocks,
                     live, s + bi * kSageBlock + g * 16, kChunkKeys);
         }
       }
+      float corr[16];
       for (int64_t r = 0; r < 16; ++r) {
         float* row = s + r * kChunkKeys;
-        const float corr = onlineSoftmaxRow(row, cols, m[r], l[r], row);
-        float* orow = o + r * h.hdV;
+        corr[r] = onlineSoftmaxRow(row, cols, m[r], l[r], row);
+      }
+      // P.V four rows at a time: each V vector loaded feeds four rows' FMAs (16 accumulators, so
+      // the FMA latency is covered). A zero p adds an exact zero (V is finite, zero past the end),
+      // so every output is the same sum in the same order as one row at a time.
+      for (int64_t rg = 0; rg < 16; rg += 4)
         for (int64_t c = 0; c < h.hdV; c += 64) {
           const int64_t width = std::min<int64_t>(64, h.hdV - c);
-          __m512 acc[4];
-          for (int t = 0; t < 4; ++t)
-            acc[t] = t * 16 < width ? _mm512_mul_ps(_mm512_loadu_ps(orow + c + t * 16), _mm512_set1_ps(corr))
-                                    : _mm512_setzero_ps();
-          for (int64_t j = 0; j < cols; ++j) {
-            const float pj = row[j];
-            if (pj == 0.0f) continue;
-            const float* vj = h.v.data() + (keyBlocks[c0 + j / kSageBlock] * kSageBlock + j % kSageBlock) * h.hdV + c;
-            const __m512 vp = _mm512_set1_ps(pj);
-            for (int t = 0; t < 4; ++t)
-              if (t * 16 < width) acc[t] = _mm512_fmadd_ps(vp, _mm512_loadu_ps(vj + t * 16), acc[t]);
+          __mmask16 mk[4];
+          __m512 acc[4][4];
+          for (int t = 0; t < 4; ++t) {
+            const int64_t w = std::clamp<int64_t>(width - t * 16, 0, 16);
+            mk[t] = static_cast<__mmask16>((1u << w) - 1);
+            for (int i = 0; i < 4; ++i)
+              acc[i][t] = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk[t], o + (rg + i) * h.hdV + c + t * 16),
+                                        _mm512_set1_ps(corr[rg + i]));
           }
-          for (int t = 0; t < 4; ++t)
-            if (t * 16 < width) _mm512_storeu_ps(orow + c + t * 16, acc[t]);
+          for (int64_t bi = 0; bi < nb; ++bi) {
+            const float* vb = h.v.data() + keyBlocks[c0 + bi] * kSageBlock * h.hdV + c;
+            const float* pb = s + rg * kChunkKeys + bi * kSageBlock;
+            for (int64_t j = 0; j < kSageBlock; ++j) {
+              __m512 vv[4];
+              for (int t = 0; t < 4; ++t) vv[t] = _mm512_maskz_loadu_ps(mk[t], vb + j * h.hdV + t * 16);
+              for (int i = 0; i < 4; ++i) {
+                const __m512 pv = _mm512_set1_ps(pb[i * kChunkKeys + j]);
+                for (int t = 0; t < 4; ++t) acc[i][t] = _mm512_fmadd_ps(pv, vv[t], acc[i][t]);
+              }
+            }
+          }
+          for (int i = 0; i < 4; ++i)
+            for (int t = 0; t < 4; ++t) _mm512_mask_storeu_ps(o + (rg + i) * h.hdV + c + t * 16, mk[t], acc[i][t]);
         }
-      }
     }
     sageWriteRows(o, l, std::min<int64_t>(16, rows - r0), h.hdV, h.headDim, out + r0 * ldo, ldo);
   }
