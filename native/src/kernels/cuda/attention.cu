@@ -351,8 +351,8 @@ struct QuantParams {
   float scaleMul;
   float* pool;        // [heads, nBlocks, HD] block means (of k~ for k), or null
   // k with SLA's linear branch: phi = softmax over channels of k~ (bf16, zero past n) stays in
-  // shared memory; states[h, j] = phi_j^T v_j proj_l^T (bf16 [HD, HD] row-major per block, rows =
-  // phi channels) and zBlock[h, j] = phi_j's sums over tokens are written. states null: neither.
+  // shared memory; states[h, j] = phi_j^T v_j (bf16 [HD, HD] row-major per block, rows = phi
+  // channels) and zBlock[h, j] = phi_j's sums over tokens are written. states null: neither.
   const bf16* v;
   int64_t vHead, vTok;  // elements
   bf16* states;         // [heads, nBlocks, HD, HD]
@@ -361,9 +361,6 @@ struct QuantParams {
   // [heads, nBlocks, HD, 64] (vtScatter with vAmax, the per-channel max|v| float bits).
   const int* vAmax;
   uint8_t* vt8;
-  // proj_l [HD, HD] (row-major, out channel x in channel), required with states: every state is
-  // formed from vp = v proj_l^T, so that the linear branch's output needs no projection of its own.
-  const bf16* projL;
 };
 
 // Column sums over the CTA's 64 x HD tile: each thread holds 8 columns (chunk c) of some rows;
@@ -398,14 +395,8 @@ __device__ __forceinline__ void blockColumnSums(const float (&v)[8], float (*par
 // rows in registers: loads and stores are 16 or 8 bytes wide, and the softmax of a row runs within
 // the HD / 8 lanes that hold it. The state is a [HD, 64] x [64, HD] product on bf16 mma.sync from
 // the phi and v tiles in shared memory (phi through ldmatrix.trans as the A operand): computing it
-// here spares the linear branch writing phi and reading it back. The v tile is first projected in
-// place, vp = v proj_l^T ([64, HD] x [HD, HD] on the same mma.sync, proj_l loaded with v), so the
-// state is phi^T vp = phi^T v proj_l^T: the linear branch's output kernel then needs no second
-// product and no load of proj_l per query block.
+// here spares the linear branch writing phi and reading it back.
 __host__ __device__ constexpr int quantTilePitch(int hd) { return hd * 2 + 16; }
-// Dynamic shared memory of the launch that forms the states: the phi and v tiles (64 rows each)
-// and proj_l (HD rows), kTP bytes a row.
-__host__ __device__ constexpr int quantTileBytes(int hd) { return (128 + hd) * quantTilePitch(hd); }
 
 template <int HD>
 __global__ void __launch_bounds__(256) quantKernel(const __grid_constant__ QuantParams pq,
@@ -414,20 +405,19 @@ __global__ void __launch_bounds__(256) quantKernel(const __grid_constant__ Quant
   constexpr int kTP = quantTilePitch(HD);  // row pitch (bytes) of the phi and v tiles
   __shared__ float red[8];
   __shared__ float part[8][HD];
-  // The phi, v and proj_l tiles (quantTileBytes): dynamic, launched only where the states are
+  // The phi and v tiles (2 * 64 rows of kTP bytes): dynamic, launched only where the states are
   // formed, so that the plain quantization keeps its occupancy.
   extern __shared__ __align__(16) uint8_t quantTiles[];
-  uint8_t* sPhi = quantTiles;
-  uint8_t* sV = sPhi + 64 * kTP;
-  uint8_t* sP = sV + 64 * kTP;
+  uint8_t* tiles = quantTiles;
+  uint8_t* sPhi = tiles;
+  uint8_t* sV = tiles + 64 * kTP;
   const QuantParams& p = blockIdx.z == 0 ? pq : pk;
   const int b = headsFirst ? blockIdx.y : blockIdx.x, h = headsFirst ? blockIdx.x : blockIdx.y;
   if (b >= p.nBlocks) return;  // the grid covers the longer of q and k
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, c = tid % kCh, r0 = tid / kCh;
   const int rows = min(64, p.n - b * 64);
-  if (p.states) {  // v's block (zero past n) and proj_l arrive while the block is quantized
+  if (p.states) {  // v's block, zero past n, arrives while the block is quantized
     loadTile<64, HD * 2, kTP, 256>(sV, reinterpret_cast<const uint8_t*>(p.v + h * p.vHead), p.vTok * 2, b * 64, p.n, tid);
-    loadTile<HD, HD * 2, kTP, 256>(sP, reinterpret_cast<const uint8_t*>(p.projL), HD * 2, 0, HD, tid);
     cpCommit();
   }
   float mean[8] = {};
@@ -481,7 +471,6 @@ __global__ void __launch_bounds__(256) quantKernel(const __grid_constant__ Quant
   }
   if (!p.states) return;
   float z[8] = {};
-  uint4 phiRow[kPasses];  // this thread's phi chunks (bf16), stored once the V^T staging is done
 #pragma unroll
   for (int it = 0; it < kPasses; ++it) {
     const int r = r0 + it * kRows;
@@ -507,57 +496,13 @@ __global__ void __launch_bounds__(256) quantKernel(const __grid_constant__ Quant
       z[2 * i] += y.x;
       z[2 * i + 1] += y.y;
     }
-    phiRow[it] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+    *reinterpret_cast<uint4*>(sPhi + r * kTP + c * 16) = make_uint4(packed[0], packed[1], packed[2], packed[3]);
   }
   __syncthreads();  // part is reused
   blockColumnSums<HD>(z, part, p.zBlock + (static_cast<int64_t>(h) * p.nBlocks + b) * HD, 1.0f);
   cpWait<0>();
-  __syncthreads();  // the v and proj_l tiles are complete
-  if (p.vt8) {
-    // v's block as e4m3 V^T (of v, not vp), staged where phi goes next (HD * kVtPitch <= 64 * kTP).
-    static_assert(HD * kVtPitch <= 64 * kTP, "the V^T tile fits in phi's");
-    for (int x = tid; x < 64 * kCh; x += 256)
-      vtScatter<HD>(*reinterpret_cast<const uint4*>(sV + (x / kCh) * kTP + (x % kCh) * 16), x / kCh, x % kCh,
-                    p.vAmax + h * HD, sPhi);
-    __syncthreads();
-    vtStore<HD, 256>(sPhi, [&](int d) { return p.vt8 + ((static_cast<int64_t>(h) * p.nBlocks + b) * HD + d) * 64; }, tid);
-    __syncthreads();
-  }
-#pragma unroll
-  for (int it = 0; it < kPasses; ++it) *reinterpret_cast<uint4*>(sPhi + (r0 + it * kRows) * kTP + c * 16) = phiRow[it];
-  // vp = v proj_l^T: warp w owns 16 rows (w % 4) and HD / 2 columns (w / 4); A from v's rows,
-  // proj_l's rows (output channels) are the B operand's columns.
-  constexpr int kKCH = HD / 16, kVpNT = HD / 16;
-  float vp[kVpNT][4];
-  {
-    const int vr0 = (warp & 3) * 16, vc0 = (warp >> 2) * (HD / 2);
-#pragma unroll
-    for (int n = 0; n < kVpNT; ++n) vp[n][0] = vp[n][1] = vp[n][2] = vp[n][3] = 0.0f;
-#pragma unroll
-    for (int kc = 0; kc < kKCH; ++kc) {
-      uint32_t a[4];
-      ldsm4(a, sV + (vr0 + (lane & 7) + ((lane >> 3) & 1) * 8) * kTP + kc * 32 + (lane >> 4) * 16);
-#pragma unroll
-      for (int np = 0; np < kVpNT / 2; ++np) {
-        uint32_t bq[4];
-        ldsm4(bq, sP + (vc0 + np * 16 + (lane & 7) + (lane >> 4) * 8) * kTP + kc * 32 + ((lane >> 3) & 1) * 16);
-        mmaBf16(vp[2 * np], a, bq[0], bq[1]);
-        mmaBf16(vp[2 * np + 1], a, bq[2], bq[3]);
-      }
-    }
-  }
-  __syncthreads();  // every warp is done reading v and proj_l
-  {  // vp (bf16) in place of v
-    const int g = lane >> 2, c4 = lane & 3, vr0 = (warp & 3) * 16, vc0 = (warp >> 2) * (HD / 2);
-#pragma unroll
-    for (int n = 0; n < kVpNT; ++n) {
-      const int col = vc0 + n * 8 + 2 * c4;
-      *reinterpret_cast<uint32_t*>(sV + (vr0 + g) * kTP + col * 2) = packBf16(vp[n][0], vp[n][1]);
-      *reinterpret_cast<uint32_t*>(sV + (vr0 + g + 8) * kTP + col * 2) = packBf16(vp[n][2], vp[n][3]);
-    }
-  }
-  __syncthreads();
-  // state = phi^T vp: warp w owns 16 phi channels (m0) and kCols channels (col0) of the [HD, HD]
+  __syncthreads();  // the phi and v tiles are complete
+  // state = phi^T v: warp w owns 16 phi channels (m0) and kCols v channels (col0) of the [HD, HD]
   // result; A[m][t] = phi[t][m] comes from phi's rows through ldmatrix.trans.
   constexpr int kWarpsPerRow = 8 / (HD / 16), kCols = HD / kWarpsPerRow;
   const int m0 = warp / kWarpsPerRow * 16, col0 = warp % kWarpsPerRow * kCols;
@@ -577,6 +522,15 @@ __global__ void __launch_bounds__(256) quantKernel(const __grid_constant__ Quant
     *reinterpret_cast<uint32_t*>(st + (m0 + g) * HD + col) = packBf16(o[n][0], o[n][1]);
     *reinterpret_cast<uint32_t*>(st + (m0 + g + 8) * HD + col) = packBf16(o[n][2], o[n][3]);
   }
+  if (!p.vt8) return;
+  // v's block as e4m3 V^T, staged where phi was (the tile fits: HD * kVtPitch <= 64 * kTP).
+  static_assert(HD * kVtPitch <= 64 * kTP, "the V^T tile fits in phi's");
+  __syncthreads();  // every warp is done reading phi
+  for (int x = tid; x < 64 * kCh; x += 256)
+    vtScatter<HD>(*reinterpret_cast<const uint4*>(sV + (x / kCh) * kTP + (x % kCh) * 16), x / kCh, x % kCh,
+                  p.vAmax + h * HD, sPhi);
+  __syncthreads();
+  vtStore<HD, 256>(sPhi, [&](int d) { return p.vt8 + ((static_cast<int64_t>(h) * p.nBlocks + b) * HD + d) * 64; }, tid);
 }
 
 // z_all[h, :] = sum over key blocks of zBlock[h, j, :]: one CTA of 1024 threads per head.
@@ -650,13 +604,14 @@ __global__ void __launch_bounds__(kSelectWarps * 32) slaSelectKernel(const float
   }
 }
 
-// SLA's linear branch for one (query block, head) of a chunk of heads: out[rows] (+)= phi(q) H_R /
-// (phi(q) . z_R + eps), added to the sparse output when accumulate, else written for the wgmma
-// sparse kernel to add to, with H_R = hR[head, block] (bf16 [HD, HD], the sum of the block states
-// phi(k~_j)^T v_j proj_l^T over the unselected key blocks: proj_l is folded into every state by the
-// quantization pass) and z_R = z_all - the selected blocks' zBlock. phi(q) (softmax over channels,
-// bf16) is computed here from q; the product runs on tensor cores with H_R as the B operand from
-// shared memory. 4 warps of 16 rows.
+// SLA's linear branch for one (query block, head) of a chunk of heads: out[rows] (+)= (phi(q) H_R /
+// (phi(q) . z_R + eps)) proj_l^T, added to the sparse output when accumulate, else written for the
+// wgmma sparse kernel to add to, with H_R = hR[head, block] (bf16 [HD, HD], the sum of the block
+// states phi(k~_j)^T v_j over the unselected key blocks) and z_R = z_all - the selected blocks'
+// zBlock. phi(q) (softmax over channels, bf16) is computed here from q; both products run on
+// tensor cores with H_R, then proj_l (in H_R's place), as the B operand from shared memory: proj_l
+// applied to the [64, HD] result instead of to every v row spares the branch a pass over v. 4 warps
+// of 16 rows.
 struct LinearOutParams {
   const bf16* q;
   int64_t qHead, qTok;   // elements
@@ -667,6 +622,7 @@ struct LinearOutParams {
   const float* zall;     // [heads, HD]
   const float* zBlock;   // [heads, nBlocks, HD]
   const int32_t* blocks; // [heads, nBlocks, kc]
+  const bf16* projL;     // [HD, HD] row-major (out channel, in channel)
   bool accumulate;       // add to the sparse output in out; false: write
   bool headsFirst;       // grid (heads, blocks) instead of (blocks, heads): attnHeadsFirst()
 };
@@ -779,6 +735,32 @@ __global__ void __launch_bounds__(128, 4) linearOutKernel(LinearOutParams p) {
 #pragma unroll
   for (int n = 0; n < kNT; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
   pvAccum<kNT, kKCH, kP>(o, qf, sH, lane);
+  __syncthreads();  // every warp is done with H_R: proj_l takes its place
+  loadTile<HD, HD * 2, kP, 128>(sH, reinterpret_cast<const uint8_t*>(p.projL), HD * 2, 0, HD, tid);
+  cpCommit();
+  // o's accumulator fragments are the A fragments of o . proj_l^T (16 columns per k-chunk).
+  uint32_t oa[kKCH][4];
+#pragma unroll
+  for (int c = 0; c < kKCH; ++c) {
+    oa[c][0] = packBf16(o[2 * c][0], o[2 * c][1]);
+    oa[c][1] = packBf16(o[2 * c][2], o[2 * c][3]);
+    oa[c][2] = packBf16(o[2 * c + 1][0], o[2 * c + 1][1]);
+    oa[c][3] = packBf16(o[2 * c + 1][2], o[2 * c + 1][3]);
+  }
+  cpWait<0>();
+  __syncthreads();
+#pragma unroll
+  for (int n = 0; n < kNT; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  // proj_l's rows are output channels: [n][k] row-major is the B operand's column-major layout.
+#pragma unroll
+  for (int c = 0; c < kKCH; ++c)
+#pragma unroll
+    for (int np = 0; np < kNT / 2; ++np) {
+      uint32_t bq[4];
+      ldsm4(bq, sH + (np * 16 + (lane & 7) + (lane >> 4) * 8) * kP + c * 32 + ((lane >> 3) & 1) * 16);
+      mmaBf16(o[2 * np], oa[c], bq[0], bq[1]);
+      mmaBf16(o[2 * np + 1], oa[c], bq[2], bq[3]);
+    }
   const int rl0 = warp * 16 + g, rl1 = rl0 + 8, r0 = b * 64 + rl0, r1 = b * 64 + rl1;
   const float inv0 = 1.0f / (den[rl0] + kLinearEps), inv1 = 1.0f / (den[rl1] + kLinearEps);
   // Every load of the sparse output before any store: the two rows are oTok apart, which the
@@ -939,12 +921,11 @@ void launchLinearOut(const LinearOutParams& p, int heads, cudaStream_t stream) {
 bool attnHeadsFirst() { return envChoice("FF_CUDA_ATTN_ORDER", {"blocks", "heads"}) == "heads"; }
 
 // Smoothing mean, INT8 quantization (and, for SLA, pooled means; for its linear branch, given v,
-// the block states phi(k~_j)^T v_j proj_l^T and phi's per-block sums, and with vt also the sparse
-// kernel's block-major e4m3 V^T, after one pass over v for its per-channel max|v|) of q and k: one
-// pass over k for its mean, then one launch for both tensors.
+// the block states phi(k~_j)^T v_j and phi's per-block sums, and with vt also the sparse kernel's
+// block-major e4m3 V^T, after one pass over v for its per-channel max|v|) of q and k: one pass over
+// k for its mean, then one launch for both tensors.
 void prepareSage(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, const Workspace& w, bool pools,
-                 const AttnTensor* v, const void* projL, bool vt, cudaStream_t stream) {
-  if (v && !projL) throw std::invalid_argument("CUDA SLA attention: the linear branch's states need proj_l");
+                 const AttnTensor* v, bool vt, cudaStream_t stream) {
   const int hd = s.headDim, H = s.heads;
   const int nbq = (s.qLen + 63) / 64, nbk = (s.kvLen + 63) / 64;
   FF_CUDA(cudaMemsetAsync(w.ksum, 0, sizeof(float) * H * hd, stream));
@@ -961,21 +942,14 @@ void prepareSage(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, c
   }
   const QuantParams qp{static_cast<const bf16*>(q.data), q.headStride, q.tokenStride, s.qLen, nbq, nullptr, w.qi8, w.qScale,
                        softmaxScale(s) * kLog2e, pools ? w.qPool : nullptr, nullptr, 0, 0, nullptr, nullptr, nullptr,
-                       nullptr, nullptr};
+                       nullptr};
   const QuantParams kp{kd, k.headStride, k.tokenStride, s.kvLen, nbk, w.ksum, w.ki8, w.kScale, 1.0f,
                        pools ? w.kPool : nullptr, v ? static_cast<const bf16*>(v->data) : nullptr,
                        v ? v->headStride : 0, v ? v->tokenStride : 0, v ? w.states : nullptr, w.zBlock, w.vAmax,
-                       v && vt ? w.vt8 : nullptr, v ? static_cast<const bf16*>(projL) : nullptr};
+                       v && vt ? w.vt8 : nullptr};
   const bool headsFirst = attnHeadsFirst();
   const dim3 grid = headsFirst ? dim3(H, std::max(nbq, nbk), 2) : dim3(std::max(nbq, nbk), H, 2);
-  const int tileBytes = kp.states ? quantTileBytes(hd) : 0;
-  // Over the default 48 KB at head_dim 128 (68 KB): opted in once per instantiation.
-  static const bool optIn = [] {
-    FF_CUDA(cudaFuncSetAttribute(quantKernel<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, quantTileBytes(64)));
-    FF_CUDA(cudaFuncSetAttribute(quantKernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, quantTileBytes(128)));
-    return true;
-  }();
-  (void)optIn;
+  const size_t tileBytes = kp.states ? 2 * 64 * static_cast<size_t>(quantTilePitch(hd)) : 0;
   if (hd == 64) quantKernel<64><<<grid, 256, tileBytes, stream>>>(qp, kp, headsFirst);
   else quantKernel<128><<<grid, 256, tileBytes, stream>>>(qp, kp, headsFirst);
   FF_CUDA_LAUNCHED("quantKernel");
@@ -1041,12 +1015,13 @@ void requireWorkspace(const AttnShape& s, size_t have) {
 }
 
 // SLA's linear branch, added to the sparse output in `out` (docs/CUDA.md), from the block states
-// prepareSage wrote (proj_l folded in): z_all once for all heads, then per chunk of heads the
-// states' sums over each query block's unselected blocks (a dense product with the 0/1 mask) and the
-// normalise and add kernel. `stage` records the profiling event after z_all.
+// prepareSage wrote: z_all once for all heads, then per chunk of heads the states' sums over each
+// query block's unselected blocks (a dense product with the 0/1 mask) and the normalise, project
+// and add kernel. `stage` records the profiling event after z_all.
 template <typename Stage>
-void slaLinearBranch(const AttnShape& s, const AttnTensor& q, const AttnTensor& out, const int32_t* blocks, int kc,
-                     bool accumulate, const Workspace& w, cublasContext* cublas, cudaStream_t stream, Stage&& stage) {
+void slaLinearBranch(const AttnShape& s, const AttnTensor& q, const AttnTensor& out, const void* projL,
+                     const int32_t* blocks, int kc, bool accumulate, const Workspace& w, cublasContext* cublas,
+                     cudaStream_t stream, Stage&& stage) {
   const int hd = s.headDim, H = s.heads, nb = (s.qLen + 63) / 64;
   const int64_t hh = static_cast<int64_t>(hd) * hd;
   const float one = 1.0f, zero = 0.0f;
@@ -1057,7 +1032,7 @@ void slaLinearBranch(const AttnShape& s, const AttnTensor& q, const AttnTensor& 
 
   LinearOutParams lp{static_cast<const bf16*>(q.data), q.headStride, q.tokenStride, static_cast<bf16*>(out.data),
                      out.headStride, out.tokenStride, s.qLen, nb, kc, 0, w.hR, w.zall, w.zBlock, blocks,
-                     accumulate, attnHeadsFirst()};
+                     static_cast<const bf16*>(projL), accumulate, attnHeadsFirst()};
   for (int h0 = 0; h0 < H; h0 += w.chunkHeads) {
     const int g = std::min(w.chunkHeads, H - h0);
     // hR[h, b] = sum_j mask[h, b, j] states[h, j]: [hd^2, nb] column-major = states^T . mask^T per head.
@@ -1138,7 +1113,7 @@ void sageAttention(const AttnShape& s, const AttnTensor& q, const AttnTensor& k,
   checkShape(s, all, 4);
   requireWorkspace(s, workspaceBytes);
   const Workspace w(s, workspace);
-  prepareSage(s, q, k, w, false, nullptr, nullptr, false, stream);
+  prepareSage(s, q, k, w, false, nullptr, false, stream);
   if (launchWgmmaSage(s, v, out, w, nullptr, 0, false, false, stream)) return;
   if (narrowTiles()) launchAttnHd<8, 1, Mode::Sage>(s.headDim, sageParams(s, v, out, w), s.heads, stream);
   else launchAttnHd<kFullWarps, kFullMT, Mode::Sage>(s.headDim, sageParams(s, v, out, w), s.heads, stream);
@@ -1162,7 +1137,7 @@ void slaAttention(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, 
 #ifdef FF_CUDA_HAVE_SM90A
   vtInQuant = linear && wgmma && sm90::sparseVtBlockMajor(s.kvLen);
 #endif
-  prepareSage(s, q, k, w, true, linear ? &v : nullptr, o.projL, vtInQuant, stream);
+  prepareSage(s, q, k, w, true, linear ? &v : nullptr, vtInQuant, stream);
 
   int ran = 0;
   auto stage = [&](int i) {
@@ -1190,7 +1165,7 @@ void slaAttention(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, 
   // The wgmma sparse kernel adds its rows to the linear branch's output in its epilogue, so that
   // branch runs first and writes; the mma.sync kernels write, and the branch adds to them after.
   auto linearBranch = [&](bool accumulate) {
-    slaLinearBranch(s, q, out, blocks, kc, accumulate, w, cublas, stream, [&] { stage(3); });
+    slaLinearBranch(s, q, out, o.projL, blocks, kc, accumulate, w, cublas, stream, [&] { stage(3); });
     stage(4);
   };
   if (linear && wgmma) linearBranch(false);
