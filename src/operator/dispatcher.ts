@@ -2,14 +2,15 @@
 // loop, so it never races itself; against a second operator that briefly also thinks it leads,
 // every assignment is a JSON Patch that tests the attempt count it was computed from, so only
 // one of two assignments of the same attempt can land. It gives the first dispatchable job of a
-// model (priority, then age) to an idle ready worker of an allowed class, and it revokes
-// assignments (worker lost, lease expired, cancelled, handed back).
+// model (priority, then age) to an idle ready worker of an allowed class (a worker whose lease
+// just lapsed sits out one lease), and it revokes assignments (worker lost, lease expired,
+// cancelled, handed back).
 import { type Assignment, JobConditionType, JobReason } from "../api/index.ts";
 import { isNotFound, isTestFailed, type JsonPatchOp } from "../kube/index.ts";
 import { dispatchLatency } from "../telemetry/index.ts";
 import { setCondition } from "./conditions.ts";
 import { type Context, keyOf, podReady } from "./context.ts";
-import { assignOps, fenceOps, setStatusOps } from "./fencing.ts";
+import { assignOps, expiryFenceOps, fenceOps, setStatusOps } from "./fencing.ts";
 import {
   GPU_CLASS_LABEL,
   JOB_FINALIZER,
@@ -39,6 +40,12 @@ export class Dispatcher {
   private readonly dispatchableSince = new Map<string, number>();
   /** When each worker was first seen idle and ready. */
   private readonly idleSince = new Map<string, number>();
+  /**
+   * Workers whose lease on an attempt lapsed: pod key -> when they may be given work again (one
+   * lease later). A worker that stopped renewing is likely paused or cut off; a new attempt
+   * given to it at once would likely lapse too.
+   */
+  private readonly lapsed = new Map<string, number>();
   private running = false;
   private again = false;
   private timer?: NodeJS.Timeout;
@@ -96,9 +103,14 @@ export class Dispatcher {
     const now = Date.now();
     const busy = this.busyWorkers();
     const idle = new Map<string, PodObject[]>();
+    let wakeAt = Number.POSITIVE_INFINITY;
+    for (const [key, until] of this.lapsed) {
+      if (until <= now) this.lapsed.delete(key);
+      else wakeAt = Math.min(wakeAt, until);
+    }
     for (const pod of this.ctx.pods.list()) {
       const key = keyOf(pod);
-      if (!podReady(pod) || busy.has(key)) {
+      if (!podReady(pod) || busy.has(key) || this.lapsed.has(key)) {
         this.idleSince.delete(key);
         continue;
       }
@@ -132,8 +144,9 @@ export class Dispatcher {
       byModel.set(model, [...(byModel.get(model) ?? []), job]);
     }
     clearTimeout(this.timer);
-    if (nextRetry < Number.POSITIVE_INFINITY) {
-      this.timer = setTimeout(() => this.kick(), Math.max(10, nextRetry - now + 5));
+    const next = Math.min(nextRetry, wakeAt);
+    if (next < Number.POSITIVE_INFINITY) {
+      this.timer = setTimeout(() => this.kick(), Math.max(10, next - now + 5));
     }
     const writes: Promise<void>[] = [];
     for (const [modelKey, queued] of byModel) {
@@ -254,10 +267,15 @@ export class Dispatcher {
 
   /**
    * Ends the current attempt (fenced on its worker and attempt number) and moves the job to the
-   * outcome's phase; a requeue past backoffLimit becomes Failed/BackoffLimitExceeded. Returns
-   * false when the assignment had already changed.
+   * outcome's phase; a requeue past backoffLimit becomes Failed/BackoffLimitExceeded. With
+   * `leaseExpired` the write also tests the renewal it was judged on. Returns false when the
+   * assignment (or that renewal) had already changed.
    */
-  async revoke(job: JobObject, outcome: RevokeOutcome): Promise<boolean> {
+  async revoke(
+    job: JobObject,
+    outcome: RevokeOutcome,
+    opts: { leaseExpired?: boolean } = {},
+  ): Promise<boolean> {
     const a = job.status?.assignment;
     const status = job.status ?? {};
     const attempts = status.attempts ?? 0;
@@ -288,7 +306,7 @@ export class Dispatcher {
     }
     const finished = final.phase === "Failed" || final.phase === "Cancelled";
     const ops: JsonPatchOp[] = [
-      ...(a ? fenceOps(a) : []),
+      ...(a ? (opts.leaseExpired ? expiryFenceOps(a) : fenceOps(a)) : []),
       ...setStatusOps(
         {
           phase: final.phase,
@@ -310,6 +328,10 @@ export class Dispatcher {
     } catch (err) {
       if (isTestFailed(err) || isNotFound(err)) return false;
       throw err;
+    }
+    if (opts.leaseExpired && a) {
+      const leaseMs = (a.leaseSeconds ?? this.ctx.config.workerLeaseSeconds) * 1000;
+      this.lapsed.set(`${job.metadata.namespace}/${a.worker}`, Date.now() + leaseMs);
     }
     if (job.metadata.labels?.[WORKER_LABEL]) {
       await this.ctx.kinds.jobs

@@ -15,6 +15,20 @@ export function fenceOps(assignment: Pick<Assignment, "worker" | "attempt">): Js
 }
 
 /**
+ * `test` ops for ending an attempt because its lease ran out: besides the worker and attempt,
+ * the renewal the decision was computed from, so a renewal that landed after the operator's
+ * read (a cache a moment behind) makes the requeue fail instead of revoking a live worker.
+ */
+export function expiryFenceOps(
+  assignment: Pick<Assignment, "worker" | "attempt" | "renewTime">,
+): JsonPatchOp[] {
+  return [
+    ...fenceOps(assignment),
+    { op: "test", path: "/status/assignment/renewTime", value: assignment.renewTime },
+  ];
+}
+
+/**
  * Sets fields of status (which must exist) with `add`, which also replaces existing members;
  * an undefined value removes the field when `current` has it (removing a missing path fails).
  */

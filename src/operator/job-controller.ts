@@ -1,8 +1,10 @@
 // The VideoGenerationJob controller: admission against the model (Accepted/Queued or a clear
 // reason), queue positions, suspension, deletion through the finalizer, activeDeadlineSeconds,
-// lost workers and expired leases (through the dispatcher, which owns assignments), and TTL.
+// lost workers and expired leases (through the dispatcher, which owns assignments; a lease is
+// timed by this process's clock from when it saw the renewal, see lease-clock.ts), and TTL.
 import { JobConditionType, JobReason, type JobStatus, ModelConditionType } from "../api/index.ts";
 import { isNotFound, type ReconcileResult, splitKey } from "../kube/index.ts";
+import { resolveKnobs } from "../pipeline/knobs.ts";
 import { checkPrompt, checkVideoSize } from "../pipeline/model-dir.ts";
 import { jobsFinished } from "../telemetry/index.ts";
 import { type Artifact, localModelDir, requiredGiB, resolveArtifact } from "./artifact.ts";
@@ -11,6 +13,7 @@ import { type Context, keyOf, podDead } from "./context.ts";
 import type { Dispatcher } from "./dispatcher.ts";
 import { setStatusOps } from "./fencing.ts";
 import { JOB_FINALIZER, type JobObject, type ModelObject, WORKER_LABEL } from "./kinds.ts";
+import { LeaseClock } from "./lease-clock.ts";
 import { activeAssignment, allowedClasses, isFinished, queuePositions } from "./queue.ts";
 
 /** Queue positions of waiting jobs are rewritten at most this often (default 10 s) to bound API writes. */
@@ -22,6 +25,7 @@ const POSITION_HEAD = 10;
 
 export class JobController {
   private readonly positionWrittenAt = new Map<string, number>();
+  private readonly leases = new LeaseClock();
 
   constructor(
     private readonly ctx: Context,
@@ -32,8 +36,10 @@ export class JobController {
     const job = this.ctx.jobs.get(key);
     if (!job) {
       this.positionWrittenAt.delete(key);
+      this.leases.forget(key);
       return undefined;
     }
+    if (job.status?.phase !== "Running") this.leases.forget(key);
     if (job.metadata.deletionTimestamp) return this.finalize(job);
     if (isFinished(job)) return this.expire(job);
     const phase = job.status?.phase;
@@ -142,6 +148,17 @@ export class JobController {
     } catch (err) {
       return { reason: JobReason.DoesNotFit, message: `spec.${(err as Error).message}` };
     }
+    try {
+      // The knobs the worker will resolve (the profile, then the job's overrides), e.g. more
+      // steps than the profile's few-step sampler runs.
+      resolveKnobs({ ...artifact.info, config: { ...artifact.info.config, profiles } }, job.spec.profile, {
+        acceleration: job.spec.acceleration,
+        steps: job.spec.sampling?.steps,
+        guidanceScale: job.spec.sampling?.guidanceScale,
+      });
+    } catch (err) {
+      return { reason: JobReason.InvalidSpec, message: `spec.${(err as Error).message}` };
+    }
     const need = requiredGiB(artifact, job.spec.video);
     const classes = allowedClasses(job, model.spec.gpuClasses).filter((c) => known[c]);
     const largest = classes.reduce<[string, number]>(
@@ -245,14 +262,18 @@ export class JobController {
       });
       return undefined;
     }
-    const expires =
-      Date.parse(a.renewTime ?? "") + (a.leaseSeconds ?? this.ctx.config.workerLeaseSeconds) * 1000;
+    const leaseSeconds = a.leaseSeconds ?? this.ctx.config.workerLeaseSeconds;
+    const expires = this.leases.expiresAt(keyOf(job), a, this.ctx.config.workerLeaseSeconds, now);
     if (expires <= now) {
-      await this.dispatcher.revoke(job, {
-        phase: "Queued",
-        reason: JobReason.LeaseExpired,
-        message: `worker ${a.worker} did not renew its lease on attempt ${a.attempt} within ${a.leaseSeconds}s`,
-      });
+      await this.dispatcher.revoke(
+        job,
+        {
+          phase: "Queued",
+          reason: JobReason.LeaseExpired,
+          message: `worker ${a.worker} did not renew its lease on attempt ${a.attempt} within ${leaseSeconds}s`,
+        },
+        { leaseExpired: true },
+      );
       return undefined;
     }
     // The dispatcher labels right after assigning; repair only a label that is clearly missing.

@@ -65,6 +65,12 @@ export class Worker {
   /** Attempts seen at the first sync: assigned to an earlier process of this pod, which died. */
   private readonly inherited = new Set<string>();
   private readonly finished = new Set<string>();
+  /**
+   * True once the job informer's first list is in and the inherited attempts are known. Until
+   * then the pod is not ready, so no assignment can reach this process before it can tell an
+   * inherited attempt from a new one.
+   */
+  private synced = false;
 
   constructor(
     private readonly client: KubeClient,
@@ -84,14 +90,14 @@ export class Worker {
   }
 
   get ready(): boolean {
-    return this.model !== undefined && !this.draining;
+    return this.model !== undefined && this.synced && !this.draining;
   }
 
   async start(): Promise<void> {
     this.server = await serveProbes(this.opts.port, this.opts.host, {
       healthy: () => true,
       ready: () => this.ready,
-      status: () => (this.draining ? "draining" : "loading model"),
+      status: () => (this.draining ? "draining" : this.model ? "listing its jobs" : "loading model"),
     });
     this.model = await this.opts.load();
     const { loadSeconds, backend, backendNote } = this.model;
@@ -99,12 +105,12 @@ export class Worker {
     if (this.opts.devices > 0 && backend?.startsWith("cpu"))
       this.log.warn({ backend, backendNote }, "a GPU worker whose engine runs the denoiser on the CPU");
     // Events of the first list are held back until the jobs an earlier process of this pod was
-    // running are known: those are handed back, never resumed.
-    let synced = false;
+    // running are known: those are handed back, never resumed. The pod turns ready only after
+    // that, so every assignment in the first list predates this process.
     this.informer.on({
-      add: (j) => synced && this.consider(j),
-      update: (j) => synced && this.consider(j),
-      delete: (j) => synced && this.lost(j),
+      add: (j) => this.synced && this.consider(j),
+      update: (j) => this.synced && this.consider(j),
+      delete: (j) => this.synced && this.lost(j),
     });
     this.informer.start();
     await this.informer.waitForSync();
@@ -112,7 +118,7 @@ export class Worker {
       const a = mine(job, this.opts.podName);
       if (a) this.inherited.add(`${job.metadata.uid}/${a.attempt}`);
     }
-    synced = true;
+    this.synced = true;
     for (const job of this.informer.list()) this.consider(job);
   }
 
@@ -136,9 +142,14 @@ export class Worker {
     const cur = this.current;
     if (cur && cur.key === key) {
       if (!a || a.attempt !== cur.attempt || job.metadata.deletionTimestamp || job.spec.suspend) {
-        cur.why = "revoked";
-        cur.abort.abort();
-        this.log.info({ key, attempt: cur.attempt }, "attempt revoked; cancelling");
+        if (!cur.abort.signal.aborted) {
+          cur.why = "revoked";
+          cur.abort.abort();
+          this.log.info({ key, attempt: cur.attempt }, "attempt revoked; cancelling");
+        }
+        // A later attempt of the same job handed back to this worker (its earlier attempt's
+        // lease lapsed, say, while the process was paused): take it once the old one is gone.
+        if (a && a.attempt > cur.attempt) void cur.done.then(() => this.reconsider(key));
       }
       return;
     }
@@ -159,10 +170,7 @@ export class Worker {
     if (cur) {
       // The previous attempt is still wrapping up (its final write raced this assignment): take
       // the new one as soon as it is done.
-      void cur.done.then(() => {
-        const latest = this.informer.get(key);
-        if (latest) this.consider(latest);
-      });
+      void cur.done.then(() => this.reconsider(key));
       return;
     }
     const abort = new AbortController();
@@ -178,6 +186,11 @@ export class Worker {
       this.finished.add(id);
       if (this.current === entry) this.current = undefined;
     });
+  }
+
+  private reconsider(key: string): void {
+    const latest = this.informer.get(key);
+    if (latest) this.consider(latest);
   }
 
   private lost(job: JobObject): void {

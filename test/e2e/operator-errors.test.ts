@@ -54,6 +54,7 @@ describe("operator on bad input", { timeout: 300_000 }, () => {
       job("too-wide", { video: { width: 256, height: 32, frames: 9, fps: 8 } }),
       job("unknown-class", { gpuClasses: ["h100"] }),
       job("unknown-words", { prompt: "a purple unicorn moving right" }),
+      job("too-many-steps", { profile: "turbo", sampling: { steps: 16 } }),
       job("on-broken", { model: "broken" }),
     ]);
   });
@@ -72,6 +73,13 @@ describe("operator on bad input", { timeout: 300_000 }, () => {
     ["jobs", "too-wide", "Failed", "DoesNotFit", /width.*between 16 and 128.*got 256/],
     ["jobs", "unknown-class", "Failed", "UnknownGpuClass", /h100 not among the model's classes/],
     ["jobs", "unknown-words", "Failed", "UnknownWords", /word 'unicorn' not in the vocabulary/],
+    [
+      "jobs",
+      "too-many-steps",
+      "Failed",
+      "InvalidSpec",
+      /spec\.sampling\.steps: the rcm sampler runs 1 to 4 steps \(got 16\)/,
+    ],
     ["jobs", "on-broken", "Pending", "ModelNotReady", /not usable/],
   ];
 

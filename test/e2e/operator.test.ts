@@ -1,5 +1,6 @@
 // The operator on the real control plane: a model and 20 jobs of mixed priority and GPU-class
-// preference, workers killed with SIGKILL mid-job, and the leader killed mid-run.
+// preference, workers killed with SIGKILL mid-job, a worker frozen past its lease, and the
+// leader killed mid-run.
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -12,7 +13,9 @@ import {
   e2eModelSource,
   installOperator,
   installOutputClaim,
+  kubectl,
   listFiles,
+  namespaceReport,
   podPids,
   type TestEnv,
   waitFor,
@@ -46,6 +49,24 @@ describe("operator end to end", { timeout: 600_000 }, () => {
       ...spec,
     },
   });
+
+  /** Waits until the job is generating, then sends its worker's processes `signal`; returns their pids. */
+  const signalWorkerOf = async (name: string, signal: NodeJS.Signals): Promise<number[]> => {
+    const running = await waitFor(
+      `${name} to be generating`,
+      async () => {
+        const j = await env.kinds.jobs.get(env.namespace, name);
+        return j.status?.phase === "Running" && (j.status.progress?.percent ?? 0) > 0 ? j : undefined;
+      },
+      120_000,
+      100,
+    );
+    const worker = running.status?.assignment?.worker as string;
+    const pids = podPids(worker);
+    assert.ok(pids.length > 0, `found the process of ${worker}`);
+    for (const pid of pids) process.kill(pid, signal);
+    return pids;
+  };
 
   before(async () => {
     ({ env, cleanup } = await clusterNamespace(import.meta.url));
@@ -180,19 +201,7 @@ describe("operator end to end", { timeout: 600_000 }, () => {
     );
     const killed = new Set<string>();
     for (const name of names) {
-      const running = await waitFor(
-        `${name} to be generating`,
-        async () => {
-          const j = await env.kinds.jobs.get(env.namespace, name);
-          return j.status?.phase === "Running" && (j.status.progress?.percent ?? 0) > 0 ? j : undefined;
-        },
-        120_000,
-        100,
-      );
-      const worker = running.status?.assignment?.worker as string;
-      const pids = podPids(worker);
-      assert.ok(pids.length > 0, `found the process of ${worker}`);
-      for (const pid of pids) process.kill(pid, "SIGKILL");
+      await signalWorkerOf(name, "SIGKILL");
       killed.add(name);
     }
     const finished = await waitFor(
@@ -218,6 +227,63 @@ describe("operator end to end", { timeout: 600_000 }, () => {
     const dirs = new Set(outputsOf.map((f) => f.split("/").slice(0, -1).join("/")));
     assert.equal(dirs.size, 5, `one output per killed job: ${[...dirs].join(", ")}`);
     assertNoPartials(outputs);
+  });
+
+  it("requeues the job of a worker frozen with SIGSTOP once its lease lapses, and refuses its late writes", async () => {
+    apply(env, [job("frozen", { model: "slow", seed: 300, profile: "baseline", sampling: { steps: 16 } })]);
+    const pids = await signalWorkerOf("frozen", "SIGSTOP");
+    const frozenAt = Date.now();
+    try {
+      await waitFor(
+        "the frozen attempt to be requeued",
+        async () => ((await env.kinds.jobs.get(env.namespace, "frozen")).status?.attempts ?? 0) >= 2,
+        60_000,
+        200,
+      );
+      // The worker lease is 10 s (testConfig); the operator times it from the last renewal it saw.
+      assert.ok(Date.now() - frozenAt >= 9_000, `requeued ${Date.now() - frozenAt} ms after the freeze`);
+    } finally {
+      for (const pid of pids) process.kill(pid, "SIGCONT");
+    }
+    const done = await waitFor(
+      "frozen to succeed",
+      async () => {
+        const j = await env.kinds.jobs.get(env.namespace, "frozen");
+        return j.status?.phase === "Succeeded" ? j : undefined;
+      },
+      120_000,
+      500,
+    );
+    assert.equal(done.status?.attempts, 2);
+    const expired = JSON.parse(
+      kubectl(env, [
+        "get",
+        "events",
+        "-n",
+        env.namespace,
+        "-o",
+        "json",
+        "--field-selector",
+        "involvedObject.name=frozen",
+      ]).out,
+    ).items.filter((e: { reason?: string }) => e.reason === "LeaseExpired");
+    assert.ok(expired.length >= 1, "a LeaseExpired event names the lapse");
+    // The thawed worker's next write fails its fence; it drops the attempt and its partial files.
+    await waitFor(
+      "the thawed worker to drop its partial files",
+      () => (listFiles(outputs).some((f) => f.includes(".partial")) ? undefined : true),
+      30_000,
+      250,
+    );
+    const later = await env.kinds.jobs.get(env.namespace, "frozen");
+    assert.equal(later.status?.phase, "Succeeded");
+    assert.equal(later.status?.output?.sha256, done.status?.output?.sha256, "the result stands");
+    const dirs = new Set(
+      listFiles(outputs)
+        .filter((f) => /(^|\/)frozen(\/|-)/.test(f) && !f.endsWith(".json") && !f.includes("preview"))
+        .map((f) => f.split("/").slice(0, -1).join("/")),
+    );
+    assert.equal(dirs.size, 1, `one output for the frozen job: ${[...dirs].join(", ")}`);
   });
 
   it("hands leadership to the standby within 20 s, losing no job and assigning none twice", async () => {
@@ -254,7 +320,12 @@ describe("operator end to end", { timeout: 600_000 }, () => {
       180_000,
       500,
     );
-    for (const j of list) assert.equal(j.status?.attempts, 1, `${j.metadata.name} was assigned once`);
+    for (const j of list)
+      assert.equal(
+        j.status?.attempts,
+        1,
+        `${j.metadata.name} was assigned once: ${JSON.stringify(j.status?.conditions)}\n${namespaceReport(env)}`,
+      );
   });
 });
 

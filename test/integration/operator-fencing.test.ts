@@ -1,9 +1,10 @@
 // Fencing against the real API server: the JSON Patch `test` ops the dispatcher and workers use
-// make a second assignment of one attempt, and any write by a worker that lost its attempt, fail.
+// make a second assignment of one attempt, any write by a worker that lost its attempt, and a
+// lease-expiry requeue judged on a renewal the worker has since replaced, fail.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { isTestFailed } from "../../src/kube/index.ts";
-import { assignOps, fenceOps, setStatusOps } from "../../src/operator/fencing.ts";
+import { assignOps, expiryFenceOps, fenceOps, setStatusOps } from "../../src/operator/fencing.ts";
 import { apply, clusterNamespace, type TestEnv } from "../e2e/harness.ts";
 
 describe("fenced job status writes", { timeout: 120_000 }, () => {
@@ -81,5 +82,38 @@ describe("fenced job status writes", { timeout: 120_000 }, () => {
     const job = await env.kinds.jobs.get(env.namespace, "stale");
     assert.equal(job.status?.message, "progress from b");
     assert.equal(job.status?.assignment?.worker, "worker-b");
+  });
+  it("refuses a lease-expiry requeue judged on a renewal the worker has since replaced", async () => {
+    await queuedJob("renewed");
+    await assign("renewed", "worker-a", 0);
+    const renew = (renewTime: string) =>
+      env.kinds.jobs.jsonPatch(
+        env.namespace,
+        "renewed",
+        [
+          ...fenceOps({ worker: "worker-a", attempt: 1 }),
+          { op: "add", path: "/status/assignment/renewTime", value: renewTime },
+        ],
+        { subresource: "status" },
+      );
+    await renew("2026-01-01T00:00:00Z");
+    const seen = (await env.kinds.jobs.get(env.namespace, "renewed")).status?.assignment;
+    assert.ok(seen);
+    // The worker renews after the operator read the job, before its requeue lands.
+    await renew("2026-01-01T00:00:04Z");
+    const requeue = (a: typeof seen) =>
+      env.kinds.jobs.jsonPatch(
+        env.namespace,
+        "renewed",
+        [...expiryFenceOps(a), ...setStatusOps({ phase: "Queued" })],
+        { subresource: "status" },
+      );
+    await assert.rejects(requeue(seen), isTestFailed);
+    let job = await env.kinds.jobs.get(env.namespace, "renewed");
+    assert.equal(job.status?.phase, "Running", "the live attempt keeps running");
+    // Judged on the renewal that is current, the requeue lands.
+    await requeue(job.status?.assignment ?? seen);
+    job = await env.kinds.jobs.get(env.namespace, "renewed");
+    assert.equal(job.status?.phase, "Queued");
   });
 });
