@@ -25,10 +25,55 @@ namespace {
 constexpr float kLinearEps = 1e-5f;
 constexpr int64_t kSlaMaxSelected = 32;  // selected blocks subtracted in the fused pass
 
+// The build's native float vector: 16 lanes with AVX-512, 8 with AVX2, 4 otherwise (GCC lowers a
+// vector wider than the registers through memory, so the kernels below never use one).
+#if defined(__AVX512F__)
+constexpr int kVecW = 16;
+#elif defined(__AVX__)
+constexpr int kVecW = 8;
+#else
+constexpr int kVecW = 4;
+#endif
+typedef float VecW __attribute__((vector_size(kVecW * 4), aligned(4)));
+constexpr int kRowVecs = 64 / kVecW;  // VecW per row of the family's head dim, 64
+
 // phi(x) = softmax over the n channels of x - shift (shift may be null), exp_fast. The max and
-// the sum run in 16 independent lanes so they vectorise without reassociating flags.
+// the sum run in 16 independent lanes so they vectorise without reassociating flags. n = 64 (the
+// family's head dim) runs on native vectors held in registers; its sums are the same 16 lane sums
+// added in the same order as the general loop's, so both give the same bits.
 inline void softmaxFast(const float* x, const float* shift, int64_t n, float* out) {
   constexpr int64_t L = 16;
+  if constexpr (kVecW >= 8) {  // vmath.h's exp has 8- and 16-lane forms
+    if (n == 64) {
+    constexpr int G = L / kVecW;  // native vectors per 16 lanes
+    VecW v[kRowVecs];
+    for (int i = 0; i < kRowVecs; ++i) {
+      std::memcpy(&v[i], x + i * kVecW, sizeof(VecW));
+      if (shift) {
+        VecW sh;
+        std::memcpy(&sh, shift + i * kVecW, sizeof(VecW));
+        v[i] -= sh;
+      }
+    }
+    VecW m = v[0];
+    for (int i = 1; i < kRowVecs; ++i) m = m > v[i] ? m : v[i];
+    float mx = m[0];
+    for (int l = 1; l < kVecW; ++l) mx = m[l] > mx ? m[l] : mx;
+    VecW acc[G] = {};
+    for (int i = 0; i < kRowVecs; ++i) {
+      v[i] = exp_fast_t(v[i] - mx);
+      acc[i % G] += v[i];
+    }
+    float sum = 0.0f;
+    for (int64_t l = 0; l < L; ++l) sum += acc[l / kVecW][l % kVecW];
+    const float inv = 1.0f / sum;
+    for (int i = 0; i < kRowVecs; ++i) {
+      const VecW o = v[i] * inv;
+      std::memcpy(out + i * kVecW, &o, sizeof(VecW));
+    }
+    return;
+    }
+  }
   float lane[L];
   for (int64_t c = 0; c < n; ++c) out[c] = shift ? x[c] - shift[c] : x[c];
   for (int64_t l = 0; l < L; ++l) lane[l] = -INFINITY;
@@ -59,17 +104,6 @@ inline void softmaxFast(const float* x, const float* shift, int64_t n, float* ou
   for (c = 0; c < n; ++c) out[c] *= inv;
 }
 
-// The build's native float vector: 16 lanes with AVX-512, 8 with AVX2, 4 otherwise (GCC lowers a
-// vector wider than the registers through memory, so the kernels below never use one).
-#if defined(__AVX512F__)
-constexpr int kVecW = 16;
-#elif defined(__AVX__)
-constexpr int kVecW = 8;
-#else
-constexpr int kVecW = 4;
-#endif
-typedef float VecW __attribute__((vector_size(kVecW * 4), aligned(4)));
-constexpr int kRowVecs = 64 / kVecW;  // VecW per row of the family's head dim, 64
 
 // out[0, n) = sum_{i < m} x[i * stride_x] * rows[i * n, +n). For n = HD = 64 the accumulator is
 // one 64-float row of native vectors, in registers; HD 0 takes n at run time (n <= 256) with plain
