@@ -917,7 +917,8 @@ void launchLinearOut(const LinearOutParams& p, int heads, cudaStream_t stream) {
 // FF_CUDA_ATTN_ORDER=heads: the quantization pass and SLA's linear-branch output kernel launch the
 // heads of one token block next to each other (grid x = head) instead of the token blocks of one
 // head (blocks, the default). Over token-major q/k/v (the DiT's [N, dim] rows) CTAs running
-// together then read whole token rows rather than 256-byte pieces of many; not yet measured.
+// together then read whole token rows rather than 256-byte pieces of many; on an H100 the DiT
+// forward was no faster with it (docs/CUDA.md, e49d0db).
 bool attnHeadsFirst() { return envChoice("FF_CUDA_ATTN_ORDER", {"blocks", "heads"}) == "heads"; }
 
 // Smoothing mean, INT8 quantization (and, for SLA, pooled means; for its linear branch, given v,
