@@ -6,10 +6,7 @@
 set -o pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-$PWD/out/gpu}
-for lib in libcublas.so.13 libcudart.so.13; do
-  d=$(dirname "$(find /usr/local /opt -name "$lib" 2>/dev/null | head -1)")
-  [ "$d" != . ] && export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-done
+source bench/gpu/cuda_libs.sh
 for dir in "$@"; do
   o=$OUT/$(basename "$dir")
   mkdir -p "$o"

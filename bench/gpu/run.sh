@@ -25,11 +25,7 @@ export PYTHONUNBUFFERED=1
 {
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv
   nvcc --version | tail -1
-  # cuBLAS / cudart for the loader: the toolkit's, else the pip copies next to PyTorch.
-  for lib in libcublas.so.13 libcudart.so.13; do
-    d=$(dirname "$(find /usr/local /opt -name "$lib" 2>/dev/null | head -1)")
-    [ "$d" != . ] && export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  done
+  source bench/gpu/cuda_libs.sh
   # A build carried from elsewhere (FF_GPU_PREBUILT=dir) is used when it loads; otherwise build here.
   # engine_pack.sh's pack carries its CUDA binaries as .xz.
   for f in "${FF_GPU_PREBUILT:-/nonexistent}"/*.xz; do

@@ -209,7 +209,7 @@ export const AssignmentSchema = described(
     ).optional(),
     leaseSeconds: described(
       z.number().int().min(1),
-      "The lease expires this long after renewTime.",
+      "The attempt is requeued when renewTime has not changed for this long, timed by the operator's clock from when it saw the last change.",
     ).optional(),
   }),
   "The current attempt's worker, written only by the dispatcher.",

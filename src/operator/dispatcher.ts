@@ -19,6 +19,7 @@ import {
   type PodObject,
   WORKER_LABEL,
 } from "./kinds.ts";
+import { leaseMsOf } from "./lease-clock.ts";
 import { activeAssignment, allowedClasses, compareQueued, isDispatchable, retryNotBefore } from "./queue.ts";
 
 /** How long an assignment is assumed without the informer confirming it (default 10 s). */
@@ -330,8 +331,10 @@ export class Dispatcher {
       throw err;
     }
     if (opts.leaseExpired && a) {
-      const leaseMs = (a.leaseSeconds ?? this.ctx.config.workerLeaseSeconds) * 1000;
-      this.lapsed.set(`${job.metadata.namespace}/${a.worker}`, Date.now() + leaseMs);
+      this.lapsed.set(
+        `${job.metadata.namespace}/${a.worker}`,
+        Date.now() + leaseMsOf(a, this.ctx.config.workerLeaseSeconds),
+      );
     }
     if (job.metadata.labels?.[WORKER_LABEL]) {
       await this.ctx.kinds.jobs

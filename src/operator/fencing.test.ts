@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { assignOps, escapePointer, fenceOps, setStatusOps } from "./fencing.ts";
+import { assignOps, escapePointer, expiryFenceOps, fenceOps, setStatusOps } from "./fencing.ts";
 
 describe("fenced status patches", () => {
   it("tests the worker and attempt before any worker write", () => {
@@ -8,6 +8,14 @@ describe("fenced status patches", () => {
       { op: "test", path: "/status/assignment/worker", value: "m-cpu-abc" },
       { op: "test", path: "/status/assignment/attempt", value: 3 },
     ]);
+  });
+
+  it("fences a lease-expiry requeue on the renewal it was judged on, when there is one", () => {
+    assert.deepEqual(expiryFenceOps({ worker: "w", attempt: 2, renewTime: "2026-01-01T00:00:04Z" }), [
+      ...fenceOps({ worker: "w", attempt: 2 }),
+      { op: "test", path: "/status/assignment/renewTime", value: "2026-01-01T00:00:04Z" },
+    ]);
+    assert.deepEqual(expiryFenceOps({ worker: "w", attempt: 2 }), fenceOps({ worker: "w", attempt: 2 }));
   });
 
   it("makes an assignment conditional on the phase and the attempt count it was computed from", () => {

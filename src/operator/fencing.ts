@@ -16,16 +16,17 @@ export function fenceOps(assignment: Pick<Assignment, "worker" | "attempt">): Js
 
 /**
  * `test` ops for ending an attempt because its lease ran out: besides the worker and attempt,
- * the renewal the decision was computed from, so a renewal that landed after the operator's
- * read (a cache a moment behind) makes the requeue fail instead of revoking a live worker.
+ * the renewal the decision was computed from (when the assignment has one), so a renewal that
+ * landed after the operator's read (a cache a moment behind) makes the requeue fail instead of
+ * revoking a live worker.
  */
 export function expiryFenceOps(
   assignment: Pick<Assignment, "worker" | "attempt" | "renewTime">,
 ): JsonPatchOp[] {
-  return [
-    ...fenceOps(assignment),
-    { op: "test", path: "/status/assignment/renewTime", value: assignment.renewTime },
-  ];
+  const ops = fenceOps(assignment);
+  if (assignment.renewTime !== undefined)
+    ops.push({ op: "test", path: "/status/assignment/renewTime", value: assignment.renewTime });
+  return ops;
 }
 
 /**

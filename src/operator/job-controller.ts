@@ -13,7 +13,7 @@ import { type Context, keyOf, podDead } from "./context.ts";
 import type { Dispatcher } from "./dispatcher.ts";
 import { setStatusOps } from "./fencing.ts";
 import { JOB_FINALIZER, type JobObject, type ModelObject, WORKER_LABEL } from "./kinds.ts";
-import { LeaseClock } from "./lease-clock.ts";
+import { LeaseClock, leaseMsOf } from "./lease-clock.ts";
 import { activeAssignment, allowedClasses, isFinished, queuePositions } from "./queue.ts";
 
 /** Queue positions of waiting jobs are rewritten at most this often (default 10 s) to bound API writes. */
@@ -262,15 +262,15 @@ export class JobController {
       });
       return undefined;
     }
-    const leaseSeconds = a.leaseSeconds ?? this.ctx.config.workerLeaseSeconds;
-    const expires = this.leases.expiresAt(keyOf(job), a, this.ctx.config.workerLeaseSeconds, now);
+    const leaseMs = leaseMsOf(a, this.ctx.config.workerLeaseSeconds);
+    const expires = this.leases.expiresAt(keyOf(job), a, leaseMs, now);
     if (expires <= now) {
       await this.dispatcher.revoke(
         job,
         {
           phase: "Queued",
           reason: JobReason.LeaseExpired,
-          message: `worker ${a.worker} did not renew its lease on attempt ${a.attempt} within ${leaseSeconds}s`,
+          message: `worker ${a.worker} did not renew its lease on attempt ${a.attempt} within ${leaseMs / 1000}s`,
         },
         { leaseExpired: true },
       );

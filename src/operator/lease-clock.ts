@@ -6,14 +6,18 @@
 // with the leader Lease itself.
 import type { Assignment } from "../api/index.ts";
 
+/** The attempt's lease in milliseconds: its own leaseSeconds, else the operator's default. */
+export const leaseMsOf = (a: Pick<Assignment, "leaseSeconds">, defaultSeconds: number): number =>
+  (a.leaseSeconds ?? defaultSeconds) * 1000;
+
 export class LeaseClock {
   private readonly seen = new Map<string, { mark: string; at: number }>();
 
   /** Local time (ms since the epoch) at which the job's current attempt loses its lease. */
   expiresAt(
     jobKey: string,
-    a: Pick<Assignment, "attempt" | "renewTime" | "leaseSeconds">,
-    defaultLeaseSeconds: number,
+    a: Pick<Assignment, "attempt" | "renewTime">,
+    leaseMs: number,
     now: number,
   ): number {
     const mark = `${a.attempt} ${a.renewTime ?? ""}`;
@@ -22,7 +26,7 @@ export class LeaseClock {
       seen = { mark, at: now };
       this.seen.set(jobKey, seen);
     }
-    return seen.at + (a.leaseSeconds ?? defaultLeaseSeconds) * 1000;
+    return seen.at + leaseMs;
   }
 
   /** Drops what is remembered of a job that is no longer running. */

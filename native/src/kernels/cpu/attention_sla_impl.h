@@ -45,33 +45,33 @@ inline void softmaxFast(const float* x, const float* shift, int64_t n, float* ou
   constexpr int64_t L = 16;
   if constexpr (kVecW >= 8) {  // vmath.h's exp has 8- and 16-lane forms
     if (n == 64) {
-    constexpr int G = L / kVecW;  // native vectors per 16 lanes
-    VecW v[kRowVecs];
-    for (int i = 0; i < kRowVecs; ++i) {
-      std::memcpy(&v[i], x + i * kVecW, sizeof(VecW));
-      if (shift) {
-        VecW sh;
-        std::memcpy(&sh, shift + i * kVecW, sizeof(VecW));
-        v[i] -= sh;
+      constexpr int G = L / kVecW;  // native vectors per 16 lanes
+      VecW v[kRowVecs];
+      for (int i = 0; i < kRowVecs; ++i) {
+        std::memcpy(&v[i], x + i * kVecW, sizeof(VecW));
+        if (shift) {
+          VecW sh;
+          std::memcpy(&sh, shift + i * kVecW, sizeof(VecW));
+          v[i] -= sh;
+        }
       }
-    }
-    VecW m = v[0];
-    for (int i = 1; i < kRowVecs; ++i) m = m > v[i] ? m : v[i];
-    float mx = m[0];
-    for (int l = 1; l < kVecW; ++l) mx = m[l] > mx ? m[l] : mx;
-    VecW acc[G] = {};
-    for (int i = 0; i < kRowVecs; ++i) {
-      v[i] = exp_fast_t(v[i] - mx);
-      acc[i % G] += v[i];
-    }
-    float sum = 0.0f;
-    for (int64_t l = 0; l < L; ++l) sum += acc[l / kVecW][l % kVecW];
-    const float inv = 1.0f / sum;
-    for (int i = 0; i < kRowVecs; ++i) {
-      const VecW o = v[i] * inv;
-      std::memcpy(out + i * kVecW, &o, sizeof(VecW));
-    }
-    return;
+      VecW m = v[0];
+      for (int i = 1; i < kRowVecs; ++i) m = m > v[i] ? m : v[i];
+      float mx = m[0];
+      for (int l = 1; l < kVecW; ++l) mx = m[l] > mx ? m[l] : mx;
+      VecW acc[G] = {};
+      for (int i = 0; i < kRowVecs; ++i) {
+        v[i] = exp_fast_t(v[i] - mx);
+        acc[i % G] += v[i];
+      }
+      float sum = 0.0f;
+      for (int64_t l = 0; l < L; ++l) sum += acc[l / kVecW][l % kVecW];
+      const float inv = 1.0f / sum;
+      for (int i = 0; i < kRowVecs; ++i) {
+        const VecW o = v[i] * inv;
+        std::memcpy(out + i * kVecW, &o, sizeof(VecW));
+      }
+      return;
     }
   }
   float lane[L];
