@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "gemm_int8.h"
+#include "vnni_dot4x4.h"
 
 namespace ff::cpu {
 
@@ -17,21 +18,26 @@ void vnniBlock(const Int8Linear& layer, const uint8_t* xu, int64_t lda, const fl
                int64_t nb, float* y, int64_t ldy) {
   const int64_t kBlocks = layer.inPadded / 64;
   __m512i acc[R][P];
-  for (int r = 0; r < R; ++r)
-    for (int p = 0; p < P; ++p) acc[r][p] = _mm512_setzero_si512();
   const int8_t* w = layer.weights.data() + nb * kBlocks * 1024;
-  for (int64_t kb = 0; kb < kBlocks; ++kb) {
-    for (int64_t k4 = 0; k4 < 16; ++k4) {
-      __m512i b[P];
-      for (int p = 0; p < P; ++p) {
-        b[p] = _mm512_loadu_si512(w + (p * kBlocks + kb) * 1024 + k4 * 64);
-      }
-      const int64_t k = kb * 64 + k4 * 4;
-      for (int r = 0; r < R; ++r) {
-        int32_t word;
-        __builtin_memcpy(&word, xu + r * lda + k, 4);
-        const __m512i a = _mm512_set1_epi32(word);
-        for (int p = 0; p < P; ++p) acc[r][p] = _mm512_dpbusd_epi32(acc[r][p], a, b[p]);
+  if constexpr (R == 4 && P == 4) {
+    // Panel p's 64-byte rows run contiguously over the k blocks: one k4 walk of kBlocks * 16.
+    dotBlock4x4(xu, lda, w, kBlocks * 1024, kBlocks * 16, acc);
+  } else {
+    for (int r = 0; r < R; ++r)
+      for (int p = 0; p < P; ++p) acc[r][p] = _mm512_setzero_si512();
+    for (int64_t kb = 0; kb < kBlocks; ++kb) {
+      for (int64_t k4 = 0; k4 < 16; ++k4) {
+        __m512i b[P];
+        for (int p = 0; p < P; ++p) {
+          b[p] = _mm512_loadu_si512(w + (p * kBlocks + kb) * 1024 + k4 * 64);
+        }
+        const int64_t k = kb * 64 + k4 * 4;
+        for (int r = 0; r < R; ++r) {
+          int32_t word;
+          __builtin_memcpy(&word, xu + r * lda + k, 4);
+          const __m512i a = _mm512_set1_epi32(word);
+          for (int p = 0; p < P; ++p) acc[r][p] = _mm512_dpbusd_epi32(acc[r][p], a, b[p]);
+        }
       }
     }
   }
