@@ -32,17 +32,38 @@ inline void attention_rows(const float* __restrict q, int64_t hd, const float* _
                            const uint8_t* mask,
                            const float* v, int64_t v_stride, float* __restrict o, float* row_max, float* row_sum) {
   alignas(64) float s[kRows][kKeyBlock];
-  for (int r = 0; r < kRows; ++r)
-    for (int64_t j = 0; j < kKeyBlock; ++j) s[r][j] = 0.f;
-  for (int64_t d = 0; d < hd; ++d) {
-    const float* __restrict kd = kt + d * kt_stride;
-    const float q0 = q[d], q1 = q[hd + d], q2 = q[2 * hd + d], q3 = q[3 * hd + d];
-    for (int64_t j = 0; j < kKeyBlock; ++j) {
-      const float k = kd[j];
-      s[0][j] += q0 * k;
-      s[1][j] += q1 * k;
-      s[2][j] += q2 * k;
-      s[3][j] += q3 * k;
+#if defined(__AVX512F__)
+  if constexpr (kKeyBlock == 16) {
+    // One native vector of scores per row, in named registers over the whole head dim (the loop
+    // below keeps s in memory here and reloads it per channel): the same sums in the same order.
+    Vec16f s0 = {}, s1 = {}, s2 = {}, s3 = {};
+    for (int64_t d = 0; d < hd; ++d) {
+      Vec16f k;
+      std::memcpy(&k, kt + d * kt_stride, sizeof k);
+      s0 += q[d] * k;
+      s1 += q[hd + d] * k;
+      s2 += q[2 * hd + d] * k;
+      s3 += q[3 * hd + d] * k;
+    }
+    std::memcpy(s[0], &s0, sizeof s0);
+    std::memcpy(s[1], &s1, sizeof s1);
+    std::memcpy(s[2], &s2, sizeof s2);
+    std::memcpy(s[3], &s3, sizeof s3);
+  } else
+#endif
+  {
+    for (int r = 0; r < kRows; ++r)
+      for (int64_t j = 0; j < kKeyBlock; ++j) s[r][j] = 0.f;
+    for (int64_t d = 0; d < hd; ++d) {
+      const float* __restrict kd = kt + d * kt_stride;
+      const float q0 = q[d], q1 = q[hd + d], q2 = q[2 * hd + d], q3 = q[3 * hd + d];
+      for (int64_t j = 0; j < kKeyBlock; ++j) {
+        const float k = kd[j];
+        s[0][j] += q0 * k;
+        s[1][j] += q1 * k;
+        s[2][j] += q2 * k;
+        s[3][j] += q3 * k;
+      }
     }
   }
   float correction[kRows];

@@ -30,16 +30,6 @@ void softmaxChannels(const float* x, const float* shift, int64_t n, float* out, 
   for (int64_t c = 0; c < n; ++c) out[c] *= inv;
 }
 
-// Mean of rows [r0, r1) of x (stride ld) minus shift -> out: [hd].
-void blockMean(const float* x, int64_t ld, int64_t r0, int64_t r1, int64_t hd, const float* shift,
-               float* out) {
-  std::vector<double> sum(static_cast<size_t>(hd), 0.0);
-  for (int64_t r = r0; r < r1; ++r)
-    for (int64_t c = 0; c < hd; ++c) sum[static_cast<size_t>(c)] += x[r * ld + c];
-  for (int64_t c = 0; c < hd; ++c)
-    out[c] = static_cast<float>(sum[static_cast<size_t>(c)] / static_cast<double>(r1 - r0) - (shift ? shift[c] : 0.0f));
-}
-
 void checkSla(const AttentionArgs& a, const SlaOptions& o) {
   if (a.q_len != a.kv_len || a.key_mask != nullptr) {
     fail(ErrorCode::Internal, "sla attention is self-attention only (no key mask, q_len == kv_len)");
@@ -61,34 +51,7 @@ int64_t slaSelectedCount(float topK, int64_t blocks) {
 }
 
 std::vector<int32_t> slaSelectBlocks(const AttentionArgs& a, int64_t head, const float* kMean, int64_t kc) {
-  const int64_t hd = a.head_dim;
-  const int64_t nbq = (a.q_len + kSlaBlock - 1) / kSlaBlock, nbk = (a.kv_len + kSlaBlock - 1) / kSlaBlock;
-  // q, k~: [n, hd] -> pooled qp: [nbq, hd], kp: [nbk, hd]
-  std::vector<float> qp(static_cast<size_t>(nbq * hd)), kp(static_cast<size_t>(nbk * hd));
-  for (int64_t b = 0; b < nbq; ++b)
-    blockMean(a.q + head * hd, a.q_stride, b * kSlaBlock, std::min(a.q_len, (b + 1) * kSlaBlock), hd, nullptr,
-              qp.data() + b * hd);
-  for (int64_t b = 0; b < nbk; ++b)
-    blockMean(a.k + head * hd, a.k_stride, b * kSlaBlock, std::min(a.kv_len, (b + 1) * kSlaBlock), hd, kMean,
-              kp.data() + b * hd);
-  std::vector<int32_t> selected(static_cast<size_t>(nbq * kc));
-  std::vector<float> score(static_cast<size_t>(nbk));
-  std::vector<int32_t> order(static_cast<size_t>(nbk));
-  for (int64_t b = 0; b < nbq; ++b) {
-    for (int64_t j = 0; j < nbk; ++j) {
-      double s = 0.0;
-      for (int64_t c = 0; c < hd; ++c) s += double{qp[static_cast<size_t>(b * hd + c)]} * kp[static_cast<size_t>(j * hd + c)];
-      score[static_cast<size_t>(j)] = static_cast<float>(s);
-    }
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](int32_t x, int32_t y) {
-      return score[static_cast<size_t>(x)] > score[static_cast<size_t>(y)];
-    });
-    int32_t* row = selected.data() + b * kc;
-    std::copy(order.begin(), order.begin() + kc, row);
-    std::sort(row, row + kc);
-  }
-  return selected;
+  return sla_detail::selectBlocks(a, head, kMean, kc);
 }
 
 void slaAttentionAvx2(const AttentionArgs& a, const SlaOptions& options, Variant variant, bool linear);

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numeric>
 #include <vector>
 
 #include "kernels/cpu/attention_sage.h"
@@ -157,6 +158,51 @@ inline void combineRows4x64(const float* x, int64_t xj, int64_t m, const float* 
   }
 }
 
+// slaSelectBlocks (attention_sla.h), compiled once per instruction set with the same result in
+// each: the pooled means are double sums of floats in row order per channel (the loops run across
+// channels, so they vectorise), and each score sums over channels, in channel order, products of two
+// floats, which are exact in double, so fused and separate multiply-adds give the same bits. The
+// scores of one query block run across key blocks (the keys' pooled means stored transposed).
+inline std::vector<int32_t> selectBlocks(const AttentionArgs& a, int64_t head, const float* kMean, int64_t kc) {
+  const int64_t hd = a.head_dim;
+  const int64_t nbq = (a.q_len + kSlaBlock - 1) / kSlaBlock, nbk = (a.kv_len + kSlaBlock - 1) / kSlaBlock;
+  std::vector<double> sum(static_cast<size_t>(hd)), score(static_cast<size_t>(nbk));
+  // Mean of block b's rows of x (stride ld, n rows) minus shift -> out[c * outStride].
+  auto pool = [&](const float* x, int64_t ld, int64_t n, int64_t b, const float* shift, float* out, int64_t outStride) {
+    const int64_t r0 = b * kSlaBlock, r1 = std::min(n, r0 + kSlaBlock);
+    std::fill(sum.begin(), sum.end(), 0.0);
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* row = x + r * ld;
+      for (int64_t c = 0; c < hd; ++c) sum[static_cast<size_t>(c)] += row[c];
+    }
+    for (int64_t c = 0; c < hd; ++c)
+      out[c * outStride] =
+          static_cast<float>(sum[static_cast<size_t>(c)] / static_cast<double>(r1 - r0) - (shift ? shift[c] : 0.0f));
+  };
+  std::vector<float> qp(static_cast<size_t>(nbq * hd)), kpT(static_cast<size_t>(hd * nbk));  // kpT[c, j]
+  for (int64_t b = 0; b < nbq; ++b) pool(a.q + head * hd, a.q_stride, a.q_len, b, nullptr, qp.data() + b * hd, 1);
+  for (int64_t b = 0; b < nbk; ++b) pool(a.k + head * hd, a.k_stride, a.kv_len, b, kMean, kpT.data() + b, nbk);
+  std::vector<int32_t> selected(static_cast<size_t>(nbq * kc)), order(static_cast<size_t>(nbk));
+  std::vector<float> rounded(static_cast<size_t>(nbk));
+  for (int64_t b = 0; b < nbq; ++b) {
+    std::fill(score.begin(), score.end(), 0.0);
+    for (int64_t c = 0; c < hd; ++c) {
+      const double qc = qp[static_cast<size_t>(b * hd + c)];
+      const float* kc_ = kpT.data() + c * nbk;
+      for (int64_t j = 0; j < nbk; ++j) score[static_cast<size_t>(j)] += qc * kc_[j];
+    }
+    for (int64_t j = 0; j < nbk; ++j) rounded[static_cast<size_t>(j)] = static_cast<float>(score[static_cast<size_t>(j)]);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int32_t x, int32_t y) {
+      return rounded[static_cast<size_t>(x)] > rounded[static_cast<size_t>(y)];
+    });
+    int32_t* row = selected.data() + b * kc;
+    std::copy(order.begin(), order.begin() + kc, row);
+    std::sort(row, row + kc);
+  }
+  return selected;
+}
+
 // Scratch that lives as long as the calling thread, so a forward allocates (and page-faults)
 // once instead of once per layer.
 inline std::vector<float>& scratch(int slot, size_t n) {
@@ -230,7 +276,7 @@ void slaAttentionImpl(const AttentionArgs& a, const SlaOptions& options, Variant
         const int64_t h = slot / 4, part = slot % 4;
         SageHead& sh = heads[static_cast<size_t>(h)];
         if (part < 3) prepareSageHeadPart(a, h, kParts[part], sh);
-        else selected[static_cast<size_t>(h)] = slaSelectBlocks(a, h, sh.kMean.data(), kc);
+        else selected[static_cast<size_t>(h)] = selectBlocks(a, h, sh.kMean.data(), kc);
         continue;
       }
       if (phi.empty()) {
