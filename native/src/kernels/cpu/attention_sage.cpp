@@ -131,9 +131,15 @@ void prepareSageHeadPart(const AttentionArgs& a, int64_t head, SagePart part, Sa
     packVBf16Amx(v, a.v_stride, nk, hd, h.hdV, h.vBf16.data());
     h.v.clear();
   } else {
-    h.v.assign(static_cast<size_t>(kPad * h.hdV), 0.0f);
-    for (int64_t j = 0; j < nk; ++j)
-      std::copy(v + j * a.v_stride, v + j * a.v_stride + hd, h.v.begin() + j * h.hdV);
+    // Every element written once (no zero fill under the copied rows): rows [0, nk) from v with
+    // zero columns past hd, zero rows up to kPad.
+    h.v.resize(static_cast<size_t>(kPad * h.hdV));
+    for (int64_t j = 0; j < nk; ++j) {
+      float* dst = h.v.data() + j * h.hdV;
+      std::copy(v + j * a.v_stride, v + j * a.v_stride + hd, dst);
+      std::fill(dst + hd, dst + h.hdV, 0.0f);
+    }
+    std::fill(h.v.begin() + nk * h.hdV, h.v.end(), 0.0f);
     h.vBf16.clear();
   }
 }

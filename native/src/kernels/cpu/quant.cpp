@@ -67,6 +67,11 @@ void packInt8Panels(const int8_t* rows, int64_t n, int64_t k, int64_t ldb, int8_
   for (int64_t nb = 0; nb < nPanels; ++nb) {
     for (int64_t kb = 0; kb < kBlocks; ++kb) {
       int8_t* tile = packed + (nb * kBlocks + kb) * kInt8PanelCols * kInt8PanelDepth;
+      if ((nb + 1) * 16 <= n && (kb + 1) * 64 <= k) {  // a whole tile inside: 4-byte groups
+        for (int64_t k4 = 0; k4 < 16; ++k4)
+          for (int64_t j = 0; j < 16; ++j) std::memcpy(tile + k4 * 64 + j * 4, rows + (nb * 16 + j) * ldb + kb * 64 + k4 * 4, 4);
+        continue;
+      }
       for (int64_t k4 = 0; k4 < 16; ++k4) {
         for (int64_t j = 0; j < 16; ++j) {
           for (int64_t kk = 0; kk < 4; ++kk) {
