@@ -1,5 +1,6 @@
 // W8A8 linear and Sage attention: every INT8 variant this CPU runs against its scalar INT8
 // oracle, and the INT8 results against fp32, on fresh random inputs.
+#include <bit>
 #include <cmath>
 #include <utility>
 #include <vector>
@@ -142,17 +143,46 @@ TEST(sage_attention_matches_dense_fp32_within_the_accuracy_bounds) {
   std::vector<float> dense(n * heads * hd), sage(n * heads * hd), oracle(n * heads * hd);
   ff::attention_reference(selfAttention(in, n, heads, hd, dense.data()));
   ff::cpu::sageAttentionReference(selfAttention(in, n, heads, hd, oracle.data()));
+  // Vnni twice where the CPU has AVX512-FP16: with its fp16 P.V and with fp32 FMAs.
+  const bool fp16Default = ff::cpu::setSagePvFp16(true);
   for (Variant v : {Variant::Scalar, Variant::Avx2, Variant::Vnni, Variant::Amx}) {
     if (!ff::cpu::int8VariantRuns(v)) continue;
-    std::fill(sage.begin(), sage.end(), NAN);
-    ff::cpu::sageAttention(selfAttention(in, n, heads, hd, sage.data()), v);
-    const double cos = fftest::cosine(sage.data(), dense.data(), sage.size());
-    const double err = fftest::rel_l2(sage.data(), dense.data(), sage.size());
-    CHECK_MSG(cos >= 0.999 && err <= 3e-2, ff::variant_name(v) << " vs dense: cosine " << cos << " relL2 " << err);
-    // The oracle differs only by the bf16 P.V on AMX and by the exp2 polynomial elsewhere.
-    const double vsOracle = fftest::rel_l2(sage.data(), oracle.data(), sage.size());
-    CHECK_MSG(vsOracle <= (v == Variant::Amx ? 5e-3 : 1e-5), ff::variant_name(v) << " vs oracle relL2 " << vsOracle);
+    for (bool fp16 : {false, true}) {
+      if (fp16 && (v != Variant::Vnni || !ff::cpu::sageFp16Runs())) continue;
+      ff::cpu::setSagePvFp16(fp16);
+      std::fill(sage.begin(), sage.end(), NAN);
+      ff::cpu::sageAttention(selfAttention(in, n, heads, hd, sage.data()), v);
+      const double cos = fftest::cosine(sage.data(), dense.data(), sage.size());
+      const double err = fftest::rel_l2(sage.data(), dense.data(), sage.size());
+      CHECK_MSG(cos >= 0.999 && err <= 3e-2,
+                ff::variant_name(v) << (fp16 ? " fp16" : "") << " vs dense: cosine " << cos << " relL2 " << err);
+      // The oracle differs only by the rounded P.V (bf16 on AMX, fp16 on VNNI with AVX512-FP16)
+      // and by the exp2 polynomial elsewhere.
+      const double vsOracle = fftest::rel_l2(sage.data(), oracle.data(), sage.size());
+      CHECK_MSG(vsOracle <= (v == Variant::Amx || fp16 ? 5e-3 : 1e-5),
+                ff::variant_name(v) << (fp16 ? " fp16" : "") << " vs oracle relL2 " << vsOracle);
+    }
   }
+  ff::cpu::setSagePvFp16(fp16Default);
+}
+
+TEST(sage_fp16_v_packing_rounds_to_nearest_and_zero_pads) {
+  if (!ff::cpu::sageFp16Runs()) return;  // needs AVX512-FP16
+  const int64_t nk = 70, hd = 40, hdV = 64, kPad = 128, ldv = 43;
+  const auto v = fftest::random_vector(nk * ldv, 960, 3.0f);
+  std::vector<uint16_t> got(kPad * hdV, 0xffff);
+  ff::cpu::packVFp16(v.data(), ldv, nk, hd, hdV, kPad, got.data());
+  for (int64_t j = 0; j < kPad; ++j)
+    for (int64_t c = 0; c < hdV; ++c) {
+      const uint16_t bits = got[j * hdV + c];
+      if (j >= nk || c >= hd) {
+        CHECK_MSG(bits == 0, "padding at " << j << "," << c);
+        continue;
+      }
+      const float x = v[j * ldv + c], back = static_cast<float>(std::bit_cast<_Float16>(bits));
+      // fp16 has an 11-bit significand: round to nearest is within half an ulp, 2^-11 relative.
+      CHECK_MSG(std::fabs(back - x) <= std::fabs(x) * 0x1p-11f + 1e-7f, "value " << x << " -> " << back);
+    }
 }
 
 TEST(sage_attention_handles_ragged_tokens_and_odd_head_dims) {

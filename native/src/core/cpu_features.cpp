@@ -40,6 +40,7 @@ CpuFeatures detect() {
     f.avx512bw = f.os_avx512 && (b & (1u << 30));
     f.avx512vl = f.os_avx512 && (b & (1u << 31));
     f.avx512_vnni = f.os_avx512 && (c & (1u << 11));
+    f.avx512_fp16 = f.os_avx512 && (d & (1u << 23));
     f.amx_bf16 = os_amx && (d & (1u << 22));
     f.amx_tile = os_amx && (d & (1u << 24));
     f.amx_int8 = os_amx && (d & (1u << 25));
@@ -133,6 +134,7 @@ std::vector<std::string> cpu_feature_names() {
   add(f.avx512dq, "avx512dq");
   add(f.avx512_vnni, "avx512_vnni");
   add(f.avx512_bf16, "avx512_bf16");
+  add(f.avx512_fp16, "avx512_fp16");
   add(f.avx_vnni, "avx_vnni");
   add(f.amx_tile, "amx_tile");
   add(f.amx_int8, "amx_int8");

@@ -11,7 +11,7 @@ namespace ff {
 struct CpuFeatures {
   bool avx2 = false, fma = false, f16c = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false, avx512cd = false;
-  bool avx512_vnni = false, avx512_bf16 = false, avx_vnni = false;
+  bool avx512_vnni = false, avx512_bf16 = false, avx512_fp16 = false, avx_vnni = false;
   bool amx_tile = false, amx_int8 = false, amx_bf16 = false;
   bool os_avx = false, os_avx512 = false, amx_permitted = false;
   std::string brand;

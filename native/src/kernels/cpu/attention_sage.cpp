@@ -1,7 +1,9 @@
 #include "attention_sage.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <numeric>
@@ -87,7 +89,21 @@ void prepareSageHeadMeta(const AttentionArgs& a, int64_t head, Variant variant, 
   h.hdV = roundUp(a.head_dim, 16);
   h.logitScale = static_cast<float>(1.4426950408889634 * a.scale);
   h.kMean = keyChannelMean(a, head);
+  h.pvF16 = variant == Variant::Vnni && h.hdV % 64 == 0 && sagePvFp16Enabled();
 }
+
+namespace {
+std::atomic<int>& sagePvFp16Flag() {
+  static std::atomic<int> on{[] {
+    const char* v = std::getenv("FRAMEFLEET_CPU_SAGE_PV");
+    return v && std::strcmp(v, "fp32") == 0 ? 0 : 1;
+  }()};
+  return on;
+}
+}  // namespace
+
+bool sagePvFp16Enabled() { return sagePvFp16Flag().load(std::memory_order_relaxed) != 0 && sageFp16Runs(); }
+bool setSagePvFp16(bool on) { return sagePvFp16Flag().exchange(on ? 1 : 0) != 0; }
 
 void prepareSageHeadPart(const AttentionArgs& a, int64_t head, SagePart part, SageHead& h) {
   const int64_t hd = a.head_dim, nk = a.kv_len, kPad = h.kBlocks * kSageBlock;
@@ -130,6 +146,11 @@ void prepareSageHeadPart(const AttentionArgs& a, int64_t head, SagePart part, Sa
     h.vBf16.assign(static_cast<size_t>(kPad * h.hdV), 0);
     packVBf16Amx(v, a.v_stride, nk, hd, h.hdV, h.vBf16.data());
     h.v.clear();
+  } else if (h.pvF16) {
+    h.vF16.resize(static_cast<size_t>(kPad * h.hdV));
+    packVFp16(v, a.v_stride, nk, hd, h.hdV, kPad, h.vF16.data());
+    h.v.clear();
+    h.vBf16.clear();
   } else {
     // Every element written once (no zero fill under the copied rows): rows [0, nk) from v with
     // zero columns past hd, zero rows up to kPad.
@@ -209,7 +230,8 @@ void sageQueryBlock(const SageHead& h, int64_t qb, const int32_t* keyBlocks, int
       sageQueryBlockAmx(h, qb, keyBlocks, count, out, ldo);
       break;
     case Variant::Vnni:
-      sageQueryBlockVnni(h, qb, keyBlocks, count, out, ldo);
+      if (h.pvF16) sageQueryBlockVnniFp16(h, qb, keyBlocks, count, out, ldo);
+      else sageQueryBlockVnni(h, qb, keyBlocks, count, out, ldo);
       break;
     case Variant::Avx2:
       sageQueryBlockAvx2(h, qb, keyBlocks, count, out, ldo);

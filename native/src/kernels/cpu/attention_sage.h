@@ -2,7 +2,8 @@
 // Sage-style INT8 attention (attention=sage): per head, K is smoothed by subtracting its mean over
 // tokens (exact under softmax), Q and K are quantized to INT8 with one scale per block of 64
 // tokens, Q.K^T accumulates in int32 (AMX tdpbssd, AVX-512 VNNI vpdpbusd, AVX2 vpmaddwd or scalar), the
-// softmax runs online in fp32 with exp2, and P.V runs in bf16 on AMX (fp32 elsewhere).
+// softmax runs online in fp32 with exp2, and P.V runs in bf16 on AMX, in fp16 on VNNI where the CPU has
+// AVX512-FP16 (sagePvFp16Enabled), and in fp32 elsewhere.
 // Variants: Scalar (the oracle), Avx2, Vnni, Amx; Avx512 without VNNI runs the Avx2 build.
 #include <cstdint>
 #include <cstring>
@@ -30,8 +31,10 @@ struct SageHead {
   std::vector<int8_t> k;        // of k - kMean; Scalar: [kBlocks*64, hdPad]; else packInt8Panels
   std::vector<float> kScale;    // [kBlocks]
   std::vector<int32_t> kSum;    // [kBlocks*64] sum of each int8 key row (vpdpbusd offset)
-  std::vector<float> v;         // [kBlocks*64, hdV] fp32 (Scalar, Vnni)
+  std::vector<float> v;         // [kBlocks*64, hdV] fp32 (Scalar, Avx2, Vnni without pvF16)
   std::vector<uint16_t> vBf16;  // Amx: bf16 B tiles, [keys/32][hdV/16][16 key pairs][16][2]
+  bool pvF16 = false;           // Vnni with fp16 P.V (hdV a multiple of 64)
+  std::vector<uint16_t> vF16;   // pvF16: [kBlocks*64, hdV] fp16 bits, zero past the end
 };
 
 // Per-channel mean of head `head` of a.k over the kv_len tokens -> [head_dim] (double sums).
@@ -55,6 +58,8 @@ void sageQueryBlockAvx2(const SageHead& head, int64_t qb, const int32_t* keyBloc
                         int64_t count, float* out, int64_t ldo);
 void sageQueryBlockVnni(const SageHead& head, int64_t qb, const int32_t* keyBlocks,
                         int64_t count, float* out, int64_t ldo);
+void sageQueryBlockVnniFp16(const SageHead& head, int64_t qb, const int32_t* keyBlocks, int64_t count,
+                            float* out, int64_t ldo);
 void sageQueryBlockAmx(const SageHead& head, int64_t qb, const int32_t* keyBlocks, int64_t count,
                        float* out, int64_t ldo);
 
@@ -80,6 +85,15 @@ void sageWriteRows(const float* o, const float* l, int64_t live, int64_t hdV, in
 // (vcvtneps2bf16, vpermw); the scalar one is its oracle: both round to nearest even.
 void packVBf16Scalar(const float* v, int64_t ldv, int64_t nk, int64_t hd, int64_t hdV, uint16_t* dst);
 void packVBf16Amx(const float* v, int64_t ldv, int64_t nk, int64_t hd, int64_t hdV, uint16_t* dst);
+
+// The VNNI kernel's fp16 P.V: runnable where the CPU has AVX512-FP16 (and the Vnni variant);
+// enabled unless FRAMEFLEET_CPU_SAGE_PV=fp32 or setSagePvFp16(false) (tests compare the two).
+bool sageFp16Runs();
+bool sagePvFp16Enabled();
+bool setSagePvFp16(bool on);  // returns the previous setting
+// v: [nk, hd] (row stride ldv) -> dst: [kPad, hdV] fp16 bits (round to nearest even), zero past
+// hd and past nk. Needs sageFp16Runs().
+void packVFp16(const float* v, int64_t ldv, int64_t nk, int64_t hd, int64_t hdV, int64_t kPad, uint16_t* dst);
 
 // Round-to-nearest-even fp32 -> bf16 bits.
 inline uint16_t toBf16(float x) {
