@@ -24,7 +24,6 @@ namespace ff::cpu::sla_detail {
 namespace {
 
 constexpr float kLinearEps = 1e-5f;
-constexpr int64_t kSlaMaxSelected = 32;  // selected blocks subtracted in the fused pass
 
 // The build's native float vector: 16 lanes with AVX-512, 8 with AVX2, 4 otherwise (GCC lowers a
 // vector wider than the registers through memory, so the kernels below never use one).
@@ -310,25 +309,13 @@ void slaAttentionImpl(const AttentionArgs& a, const SlaOptions& options, Variant
       float* out = a.out + qb * kSlaBlock * a.out_stride + h * hd;
       sageQueryBlock(heads[static_cast<size_t>(h)], qb, sel, kc, out, a.out_stride);
       if (!linear) continue;
-      // G_R = G_all - sum of the selected blocks' G, in one pass over native vectors.
-      const float* gSel[kSlaMaxSelected];
-      const int64_t nSel = std::min<int64_t>(kc, kSlaMaxSelected);
-      for (int64_t s = 0; s < nSel; ++s) gSel[s] = gBlk + (h * nb + sel[s]) * hh;
-      const float* ga = gAll.data() + h * hh;
-      int64_t i = 0;
-      for (; i + kVecW <= hh; i += kVecW) {
-        VecW acc = *reinterpret_cast<const VecW*>(ga + i);
-        for (int64_t s = 0; s < nSel; ++s) acc -= *reinterpret_cast<const VecW*>(gSel[s] + i);
-        *reinterpret_cast<VecW*>(gRest.data() + i) = acc;
-      }
-      for (; i < hh; ++i) {
-        float acc = ga[i];
-        for (int64_t s = 0; s < nSel; ++s) acc -= gSel[s][i];
-        gRest[static_cast<size_t>(i)] = acc;
-      }
-      for (int64_t s = nSel; s < kc; ++s) {  // more selected blocks than the pointer table holds
+      // G_R = G_all - sum of the selected blocks' G, one block at a time (each element's
+      // subtractions in selection order): gRest stays in L1 while each block streams past once.
+      std::copy_n(gAll.data() + h * hh, hh, gRest.begin());
+      for (int64_t s = 0; s < kc; ++s) {
         const float* g = gBlk + (h * nb + sel[s]) * hh;
-        for (int64_t j = 0; j < hh; ++j) gRest[static_cast<size_t>(j)] -= g[j];
+        float* gr = gRest.data();
+        for (int64_t j = 0; j < hh; ++j) gr[j] -= g[j];
       }
       std::copy_n(zAll.data() + h * hd, hd, zRest.begin());
       for (int64_t s = 0; s < kc; ++s) {
