@@ -3,7 +3,6 @@
 #include <sched.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdlib>
 #include <string>
 
@@ -11,31 +10,6 @@ namespace ff {
 
 namespace {
 thread_local bool in_pool_task = false;
-
-int64_t spin_ns() {
-  static const int64_t ns = [] {
-    const char* env = std::getenv("FRAMEFLEET_SPIN_US");
-    const long us = env && *env ? std::atol(env) : 200;
-    return static_cast<int64_t>(std::max(0L, us)) * 1000;
-  }();
-  return ns;
-}
-
-// Polls done() for up to spin_ns(); true once it holds.
-template <class Done>
-bool spin_until(Done done) {
-  const int64_t limit = spin_ns();
-  if (limit == 0) return done();
-  const auto start = std::chrono::steady_clock::now();
-  for (int i = 0;; ++i) {
-    if (done()) return true;
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-    if ((i & 63) == 63 && std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count() > limit)
-      return false;
-  }
-}
 }
 
 int default_thread_count() {
@@ -91,7 +65,6 @@ void ThreadPool::worker_loop() {
   in_pool_task = true;
   uint64_t seen = 0;
   for (;;) {
-    spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; });
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_work_.wait(lock, [&] { return stop_ || generation_ != seen; });
@@ -126,7 +99,6 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   in_pool_task = true;
   run_chunks();
   in_pool_task = false;
-  spin_until([&] { return chunks_left_.load(std::memory_order_acquire) == 0; });
   std::exception_ptr err;
   {
     std::unique_lock<std::mutex> lock(mu_);

@@ -1,11 +1,7 @@
 // A fixed pool using every core the process may run on (FRAMEFLEET_THREADS overrides).
 // parallel_for splits [0, n) into chunks run by the workers and the calling thread. A
-// parallel_for issued from inside a pool task runs serially, so kernels may nest freely. Idle
-// workers, and a caller waiting for the last chunk, spin for a short while (FRAMEFLEET_SPIN_US,
-// default 200 us; 0 = never) before they sleep: a model's forward issues hundreds of parallel_fors
-// back to back, and a futex wake-up costs tens of microseconds each way.
+// parallel_for issued from inside a pool task runs serially, so kernels may nest freely.
 #pragma once
-#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -39,10 +35,8 @@ class ThreadPool {
   std::mutex mu_;
   std::condition_variable cv_work_, cv_done_;
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
-  int64_t n_ = 0, chunk_ = 1, next_ = 0;
-  // Written under mu_; also read without it by the short spins that precede each sleep.
-  std::atomic<int64_t> chunks_left_{0};
-  std::atomic<uint64_t> generation_{0};
+  int64_t n_ = 0, chunk_ = 1, next_ = 0, chunks_left_ = 0;
+  uint64_t generation_ = 0;
   bool stop_ = false;
   std::exception_ptr error_;
 };
