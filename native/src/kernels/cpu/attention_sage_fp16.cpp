@@ -75,15 +75,16 @@ void sageQueryBlockVnniFp16(const SageHead& h, int64_t qb, const int32_t* keyBlo
                             int64_t ldo) {
   alignas(64) uint16_t p[16 * kChunkKeys];
   sageQueryTiles(h, qb, keyBlocks, count, out, ldo,
-                 [&](const float* s, const float* corr, const int32_t* blocks, int64_t nb, float* o) {
-    const int64_t cols = nb * kSageBlock;
+                 [&](float* s, int64_t cols, float* m, float* l, const int32_t* blocks, int64_t nb, float* o) {
     for (int64_t r = 0; r < 16; ++r) {
-      const __m512 vc = _mm512_set1_ps(corr[r]);
+      // The softmax writes P as fp16 straight away (the denominator sums the fp32 values).
+      uint16_t* pr = p + r * kChunkKeys;
+      const float corr = onlineSoftmaxRowTo(s + r * kChunkKeys, cols, m[r], l[r], [&](int64_t c, __m512 v) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(pr + c), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+      });
+      const __m512 vc = _mm512_set1_ps(corr);
       for (int64_t c = 0; c < h.hdV; c += 16)
         _mm512_storeu_ps(o + r * h.hdV + c, _mm512_mul_ps(_mm512_loadu_ps(o + r * h.hdV + c), vc));
-      for (int64_t c = 0; c < cols; c += 16)
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + r * kChunkKeys + c),
-                            _mm512_cvtps_ph(_mm512_loadu_ps(s + r * kChunkKeys + c), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     }
     for (int64_t rg = 0; rg < 16; rg += 4)
       for (int64_t c = 0; c < h.hdV; c += 64) pvRowsFp16(h, p + rg * kChunkKeys, blocks, nb, c, o + rg * h.hdV);

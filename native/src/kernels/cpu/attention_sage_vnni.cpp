@@ -63,7 +63,9 @@ void pvRows64(const SageHead& h, const float* pb, const int32_t* keyBlocks, int6
 void sageQueryBlockVnni(const SageHead& h, int64_t qb, const int32_t* keyBlocks, int64_t count,
                         float* out, int64_t ldo) {
   sageQueryTiles(h, qb, keyBlocks, count, out, ldo,
-                 [&](const float* s, const float* corr, const int32_t* blocks, int64_t nb, float* o) {
+                 [&](float* s, int64_t cols, float* m, float* l, const int32_t* blocks, int64_t nb, float* o) {
+    float corr[16];
+    for (int64_t r = 0; r < 16; ++r) corr[r] = onlineSoftmaxRow(s + r * kChunkKeys, cols, m[r], l[r], s + r * kChunkKeys);
     // P.V four rows at a time: each V vector loaded feeds four rows' FMAs (16 accumulators, so
     // the FMA latency is covered). A zero p adds an exact zero (V is finite, zero past the end),
     // so every output is the same sum in the same order as one row at a time.

@@ -40,9 +40,10 @@ void scoreBlock(const uint8_t* qu, int64_t hdPad, const int8_t* keyBlock, int64_
   }
 }
 
-// Attention of query block qb over the listed key blocks: pv(p, corr, blocks, nb, o) adds a chunk's
-// P.V for the 16 rows (p: fp32 probabilities [16, kChunkKeys], corr[16] the factors by which o's
-// rows must be scaled first, blocks the chunk's nb key blocks, o: [16, hdV]).
+// Attention of query block qb over the listed key blocks: pv(s, cols, m, l, blocks, nb, o) runs a
+// chunk's online softmax and P.V for the 16 rows (s: base-2 logits [16, kChunkKeys], cols of them
+// live per row; m, l: [16] running maxima and denominators; blocks the chunk's nb key blocks; o:
+// [16, hdV] running numerators).
 template <class PV>
 void sageQueryTiles(const SageHead& h, int64_t qb, const int32_t* keyBlocks, int64_t count, float* out, int64_t ldo,
                     PV&& pv) {
@@ -67,12 +68,7 @@ void sageQueryTiles(const SageHead& h, int64_t qb, const int32_t* keyBlocks, int
         scoreBlock(qu, h.hdPad, h.k.data() + kb * 4 * kSteps * 1024, kSteps * 1024, h.kSum.data() + kb * kSageBlock, f,
                    h.kTokens - kb * kSageBlock, s + bi * kSageBlock, kChunkKeys);
       }
-      float corr[16];
-      for (int64_t r = 0; r < 16; ++r) {
-        float* row = s + r * kChunkKeys;
-        corr[r] = onlineSoftmaxRow(row, cols, m[r], l[r], row);
-      }
-      pv(s, corr, keyBlocks + c0, nb, o);
+      pv(s, cols, m, l, keyBlocks + c0, nb, o);
     }
     sageWriteRows(o, l, std::min<int64_t>(16, rows - r0), h.hdV, h.headDim, out + r0 * ldo, ldo);
   }
