@@ -166,6 +166,24 @@ TEST(sage_attention_matches_dense_fp32_within_the_accuracy_bounds) {
   ff::cpu::setSagePvFp16(fp16Default);
 }
 
+TEST(sage_fp16_pv_falls_back_to_fp32_for_values_out_of_fp16_range) {
+  if (!ff::cpu::sageFp16Runs()) return;  // needs AVX512-FP16
+  // V up to 1e5 with flat scores: 32-key fp16 partial sums would pass 65504. The head runs its
+  // P.V in fp32 instead, so the output is finite and tracks the fp32 oracle as tightly as fp32.
+  const int64_t n = 200, hd = 64;
+  AttentionInputs in = attentionInputs(n, hd, 71);
+  for (float& x : in.q) x *= 1e-3f;
+  for (float& x : in.v) x *= 1e5f;
+  std::vector<float> sage(n * hd), oracle(n * hd);
+  const bool fp16Default = ff::cpu::setSagePvFp16(true);
+  ff::cpu::sageAttention(selfAttention(in, n, 1, hd, sage.data()), Variant::Vnni);
+  ff::cpu::setSagePvFp16(fp16Default);
+  ff::cpu::sageAttentionReference(selfAttention(in, n, 1, hd, oracle.data()));
+  for (float x : sage) CHECK(std::isfinite(x));
+  const double err = fftest::rel_l2(sage.data(), oracle.data(), sage.size());
+  CHECK_MSG(err <= 1e-5, "vs oracle relL2 " << err);
+}
+
 TEST(sage_fp16_v_packing_rounds_to_nearest_and_zero_pads) {
   if (!ff::cpu::sageFp16Runs()) return;  // needs AVX512-FP16
   const int64_t nk = 70, hd = 40, hdV = 64, kPad = 128, ldv = 43;

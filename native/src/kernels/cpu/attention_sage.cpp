@@ -146,23 +146,29 @@ void prepareSageHeadPart(const AttentionArgs& a, int64_t head, SagePart part, Sa
     h.vBf16.assign(static_cast<size_t>(kPad * h.hdV), 0);
     packVBf16Amx(v, a.v_stride, nk, hd, h.hdV, h.vBf16.data());
     h.v.clear();
-  } else if (h.pvF16) {
-    h.vF16.resize(static_cast<size_t>(kPad * h.hdV));
-    packVFp16(v, a.v_stride, nk, hd, h.hdV, kPad, h.vF16.data());
-    h.v.clear();
-    h.vBf16.clear();
-  } else {
-    // Every element written once (no zero fill under the copied rows): rows [0, nk) from v with
-    // zero columns past hd, zero rows up to kPad.
-    h.v.resize(static_cast<size_t>(kPad * h.hdV));
-    for (int64_t j = 0; j < nk; ++j) {
-      float* dst = h.v.data() + j * h.hdV;
-      std::copy(v + j * a.v_stride, v + j * a.v_stride + hd, dst);
-      std::fill(dst + hd, dst + h.hdV, 0.0f);
-    }
-    std::fill(h.v.begin() + nk * h.hdV, h.v.end(), 0.0f);
-    h.vBf16.clear();
+    return;
   }
+  if (h.pvF16) {
+    h.vF16.resize(static_cast<size_t>(kPad * h.hdV));
+    const float maxAbs = packVFp16(v, a.v_stride, nk, hd, h.hdV, kPad, h.vF16.data());
+    if (maxAbs <= kSageFp16MaxV) {  // (a NaN in v gives NaN outputs on either path)
+      h.v.clear();
+      h.vBf16.clear();
+      return;
+    }
+    h.pvF16 = false;  // out of fp16's safe range: this head's P.V in fp32 (h is this head's alone)
+    h.vF16.clear();
+  }
+  // Every element written once (no zero fill under the copied rows): rows [0, nk) from v with
+  // zero columns past hd, zero rows up to kPad.
+  h.v.resize(static_cast<size_t>(kPad * h.hdV));
+  for (int64_t j = 0; j < nk; ++j) {
+    float* dst = h.v.data() + j * h.hdV;
+    std::copy(v + j * a.v_stride, v + j * a.v_stride + hd, dst);
+    std::fill(dst + hd, dst + h.hdV, 0.0f);
+  }
+  std::fill(h.v.begin() + nk * h.hdV, h.v.end(), 0.0f);
+  h.vBf16.clear();
 }
 
 void packVBf16Scalar(const float* v, int64_t ldv, int64_t nk, int64_t hd, int64_t hdV, uint16_t* dst) {

@@ -60,15 +60,19 @@ void pvRowsFp16(const SageHead& h, const uint16_t* p, const int32_t* blocks, int
 
 bool sageFp16Runs() { return variant_score(Variant::Vnni) > 0 && cpu_features().avx512_fp16; }
 
-void packVFp16(const float* v, int64_t ldv, int64_t nk, int64_t hd, int64_t hdV, int64_t kPad, uint16_t* dst) {
+float packVFp16(const float* v, int64_t ldv, int64_t nk, int64_t hd, int64_t hdV, int64_t kPad, uint16_t* dst) {
+  const __m512 signMask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  __m512 vmax = _mm512_setzero_ps();
   for (int64_t j = 0; j < kPad; ++j) {
     uint16_t* d = dst + j * hdV;
     for (int64_t c = 0; c < hdV; c += 16) {
       const __mmask16 m = j < nk ? static_cast<__mmask16>((1u << std::clamp<int64_t>(hd - c, 0, 16)) - 1) : 0;
       const __m512 x = _mm512_maskz_loadu_ps(m, v + j * ldv + c);
+      vmax = _mm512_max_ps(vmax, _mm512_and_ps(x, signMask));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + c), _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     }
   }
+  return _mm512_reduce_max_ps(vmax);
 }
 
 void sageQueryBlockVnniFp16(const SageHead& h, int64_t qb, const int32_t* keyBlocks, int64_t count, float* out,
