@@ -94,8 +94,9 @@ bool setSagePvFp16(bool on);  // returns the previous setting
 // v: [nk, hd] (row stride ldv) -> dst: [kPad, hdV] fp16 bits (round to nearest even), zero past
 // hd and past nk; returns max |v|. Needs sageFp16Runs().
 float packVFp16(const float* v, int64_t ldv, int64_t nk, int64_t hd, int64_t hdV, int64_t kPad, uint16_t* dst);
-// The largest |v| the fp16 P.V takes: a 32-key partial sum of p v (p <= 1) stays below half of
-// fp16's 65504. A head with larger (or non-finite) values runs its P.V in fp32.
+// The largest |v| the fp16 P.V takes: a 32-key partial sum of p v (p <= 1) stays within
+// 32 x 1024 = 32768, about half of fp16's 65504. A head with larger (or infinite) values runs its
+// P.V in fp32.
 constexpr float kSageFp16MaxV = 1024.0f;
 
 // Round-to-nearest-even fp32 -> bf16 bits.

@@ -104,7 +104,6 @@ inline void softmaxFast(const float* x, const float* shift, int64_t n, float* ou
   for (c = 0; c < n; ++c) out[c] *= inv;
 }
 
-
 // out[0, n) = sum_{i < m} x[i * stride_x] * rows[i * n, +n). For n = HD = 64 the accumulator is
 // one 64-float row of native vectors, in registers; HD 0 takes n at run time (n <= 256) with plain
 // loops.
@@ -187,8 +186,8 @@ inline std::vector<int32_t> selectBlocks(const AttentionArgs& a, int64_t head, c
     std::fill(score.begin(), score.end(), 0.0);
     for (int64_t c = 0; c < hd; ++c) {
       const double qc = qp[static_cast<size_t>(b * hd + c)];
-      const float* kc_ = kpT.data() + c * nbk;
-      for (int64_t j = 0; j < nbk; ++j) score[static_cast<size_t>(j)] += qc * kc_[j];
+      const float* kRow = kpT.data() + c * nbk;
+      for (int64_t j = 0; j < nbk; ++j) score[static_cast<size_t>(j)] += qc * kRow[j];
     }
     for (int64_t j = 0; j < nbk; ++j) rounded[static_cast<size_t>(j)] = static_cast<float>(score[static_cast<size_t>(j)]);
     std::iota(order.begin(), order.end(), 0);
