@@ -2,7 +2,7 @@
 // so rerunning replaces it and leaves the other sections alone).
 import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
-import type { BenchRow } from "./bench.ts";
+import { type BenchRow, SHORT_RUN_SECONDS, SHORT_RUN_TIMINGS } from "./bench.ts";
 
 export interface Machine {
   cpu: string;
@@ -91,7 +91,9 @@ export function benchSection(result: BenchResult): string {
     "the denoising stage alone, as TurboDiffusion reports it (no text encoding, decoding or file",
     "writing). PSNR compares each row's frames with the baseline's from the same prompt and seed",
     "(100 means identical); prompt accuracy is the fraction of clips whose colour, shape and",
-    "direction the analyzer (src/eval) reads as prompted.",
+    "direction the analyzer (src/eval) reads as prompted. The rows run interleaved (each prompt",
+    "through every row before the next prompt), so a slow spell of the machine falls on all rows",
+    `alike; a row whose run takes under ${SHORT_RUN_SECONDS} s is timed ${SHORT_RUN_TIMINGS} times per prompt.`,
     "",
     benchTable(result.rows),
     END,

@@ -41,8 +41,15 @@ describe("bench", () => {
   it("measures every row against the baseline of the same run", async () => {
     const model = await testModel();
     const reported: BenchRow[] = [];
+    const order: string[] = [];
+    const totals = new Set<number>();
     const rows = await runBench(model, {
       onRow: (row) => reported.push(row),
+      onRun: (row, index, total) => {
+        order.push(`${row}#${index}`);
+        totals.add(total);
+      },
+      shortRunTimings: 2,
       prompts: [
         { prompt: "a white square moving right on a black background", seed: 1, heldOut: false },
         { prompt: "a red circle moving left on a black background", seed: 2, heldOut: false },
@@ -53,12 +60,23 @@ describe("bench", () => {
     assert.deepEqual(
       rows.map((r) => [r.profile, r.nfe, r.runs, r.knobs.attention, r.knobs.slaTopK]),
       [
-        ["baseline", 12, 2, "dense", undefined],
-        ["+sla", 12, 2, "sla", 0.5],
-        ["turbo", 2, 2, "sla", 0.5],
+        ["baseline", 12, 4, "dense", undefined],
+        ["+sla", 12, 4, "sla", 0.5],
+        ["turbo", 2, 4, "sla", 0.5],
       ],
+      "every run is short, so each prompt times each row twice",
     );
-    assert.deepEqual(reported, rows, "each row is reported as soon as it is complete");
+    assert.deepEqual(
+      order.map((o) => o.split("#")[0]),
+      [1, 2].flatMap(() => ["baseline", "baseline", "+sla", "+sla", "turbo", "turbo"]),
+      "each prompt runs through every row before the next prompt",
+    );
+    assert.deepEqual(
+      order.map((o) => Number(o.split("#")[1])),
+      Array.from({ length: 12 }, (_, i) => i + 1),
+    );
+    assert.equal(Math.max(...totals), 12, "the progress total grows to the runs made");
+    assert.deepEqual(reported, rows, "each row is reported, baseline first");
     const [baseline, sla, turbo] = rows;
     assert.equal(baseline?.speedup, 1);
     assert.equal(baseline?.psnrVsBaseline, null);

@@ -152,16 +152,28 @@ export interface BenchRow {
   runs: number;
 }
 
+/** A run of a row shorter than this many seconds is timed again (see BenchOptions.shortRunTimings). */
+export const SHORT_RUN_SECONDS = 2;
+/** Timings per prompt of a row whose runs are short. */
+export const SHORT_RUN_TIMINGS = 3;
+
 export interface BenchOptions {
   prompts: BenchPrompt[];
   rows: BenchRowDefinition[];
   /** Runs per prompt (default 1); seconds are medians over all runs of a row. */
   repeats?: number;
+  /**
+   * Timings per prompt of a row whose first run took under `shortRunSeconds` (defaults
+   * SHORT_RUN_TIMINGS and SHORT_RUN_SECONDS): a fraction of a second is at the mercy of a single
+   * scheduling hiccup, so fast rows take their median over more runs at little cost.
+   */
+  shortRunTimings?: number;
+  shortRunSeconds?: number;
   video?: PipelineSpec["video"];
   signal?: AbortSignal;
-  /** Called after each run, e.g. to show progress. */
+  /** Called after each run, e.g. to show progress; `total` grows when short runs are repeated. */
   onRun?: (row: string, index: number, total: number, report: Report) => void;
-  /** Called when a row is complete, so a long bench shows its table as it goes. */
+  /** Called for each row, baseline first, once every prompt has run it. */
   onRow?: (row: BenchRow) => void;
   /** Directory for the videos (default: a temporary one, removed at the end). */
   outDir?: string;
@@ -179,13 +191,19 @@ function rowSpec(def: BenchRowDefinition, item: BenchPrompt, video: PipelineSpec
   };
 }
 
-/** Runs every row over every prompt and returns the table, baseline first. */
+/**
+ * Runs every row over every prompt and returns the table, baseline first. The rows are
+ * interleaved: each prompt runs through all rows before the next prompt starts, so a slow spell of
+ * the machine (minutes long, while the baseline's runs take most of the time) falls on every row
+ * alike instead of on whichever row ran then.
+ */
 export async function runBench(model: PipelineModel, options: BenchOptions): Promise<BenchRow[]> {
   const outDir = options.outDir ?? (await mkdtemp(join(tmpdir(), "framefleet-bench-")));
   const repeats = options.repeats ?? 1;
+  const shortTimings = options.shortRunTimings ?? SHORT_RUN_TIMINGS;
+  const shortSeconds = options.shortRunSeconds ?? SHORT_RUN_SECONDS;
   const video = options.video ?? { width: 128, height: 128, frames: 33, fps: 16 };
   const baselineFrames = new Map<number, Uint8Array>();
-  const rows: BenchRow[] = [];
   try {
     // One single-step untimed run per row, so page faults of mapped weights, weight
     // quantization and thread start-up land in no row's timings.
@@ -197,52 +215,65 @@ export async function runBench(model: PipelineModel, options: BenchOptions): Pro
         { outDir, name: "warmup", signal: options.signal },
       );
     }
-    const total = options.rows.length * options.prompts.length * repeats;
+    const acc = options.rows.map(() => ({
+      seconds: [] as number[],
+      denoise: [] as number[],
+      psnrs: [] as number[],
+      correct: 0,
+      report: undefined as Report | undefined,
+    }));
+    let total = options.rows.length * options.prompts.length * repeats;
     let index = 0;
-    for (const def of options.rows) {
-      const seconds: number[] = [];
-      const denoise: number[] = [];
-      const psnrs: number[] = [];
-      let correct = 0;
-      let report: Report | undefined;
-      for (const [p, item] of options.prompts.entries()) {
-        for (let r = 0; r < repeats; r++) {
+    for (const [p, item] of options.prompts.entries()) {
+      for (const [ri, def] of options.rows.entries()) {
+        const row = acc[ri] as (typeof acc)[number];
+        let runs = repeats;
+        for (let r = 0; r < runs; r++) {
           let frames: Frames | undefined;
-          report = await runPipeline(model, rowSpec(def, item, video), {
+          const report = await runPipeline(model, rowSpec(def, item, video), {
             outDir,
             name: `${def.name.replace(/\W/g, "")}-${p}`,
             signal: options.signal,
             onFrames: (f) => (frames = f),
           });
-          seconds.push(report.timings.total);
-          denoise.push(report.timings.denoise);
+          row.report = report;
+          row.seconds.push(report.timings.total);
+          row.denoise.push(report.timings.denoise);
+          if (r === 0 && report.timings.total < shortSeconds && runs < shortTimings) {
+            total += shortTimings - runs;
+            runs = shortTimings;
+          }
           options.onRun?.(def.name, ++index, total, report);
           if (r > 0 || !frames) continue;
           const clip: Frames = frames;
-          if (rows.length === 0) baselineFrames.set(p, clip.data.slice());
+          if (ri === 0) baselineFrames.set(p, clip.data.slice());
           else {
             const base = baselineFrames.get(p);
-            if (base) psnrs.push(psnr(base, clip.data));
+            if (base) row.psnrs.push(psnr(base, clip.data));
           }
-          if (matchesPrompt(item.prompt, clip)) correct += 1;
+          if (matchesPrompt(item.prompt, clip)) row.correct += 1;
         }
       }
-      if (!report) continue;
-      const rowSeconds = median(seconds);
-      const rowDenoise = median(denoise);
+    }
+    const rows: BenchRow[] = [];
+    for (const [ri, def] of options.rows.entries()) {
+      const row = acc[ri] as (typeof acc)[number];
+      if (!row.report) continue;
+      const rowSeconds = median(row.seconds);
+      const rowDenoise = median(row.denoise);
       const baseline = rows[0];
       rows.push({
         profile: def.name,
         description: def.description,
-        knobs: report.knobs,
-        nfe: report.nfe,
+        knobs: row.report.knobs,
+        nfe: row.report.nfe,
         seconds: rowSeconds,
         speedup: baseline ? baseline.seconds / rowSeconds : 1,
         denoiseSeconds: rowDenoise,
         denoiseSpeedup: baseline ? baseline.denoiseSeconds / rowDenoise : 1,
-        psnrVsBaseline: baseline ? psnrs.reduce((a, b) => a + b, 0) / psnrs.length : null,
-        promptAccuracy: correct / options.prompts.length,
-        runs: seconds.length,
+        psnrVsBaseline: baseline ? row.psnrs.reduce((x, y) => x + y, 0) / row.psnrs.length : null,
+        promptAccuracy: row.correct / options.prompts.length,
+        runs: row.seconds.length,
       });
       options.onRow?.(rows[rows.length - 1] as BenchRow);
     }

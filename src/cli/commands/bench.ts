@@ -24,7 +24,8 @@ medians over the suite's runs; speedups are against the baseline of the same run
   --write-docs       write the table into docs/BENCHMARKS.md (or --docs FILE)
   --model NAME|DIR   model (default tiny-shapes)
   --prompts N        suite size (overrides --quick)
-  --repeats N        runs per prompt and row (default 1)
+  --repeats N        runs per prompt and row (default 1; a row whose run takes under 2 s is
+                     timed at least 3 times per prompt); the rows run interleaved, prompt by prompt
   --rows LIST        comma-separated subset of rows, e.g. baseline,turbo (baseline is always run)
   --teacache T       threshold of the +teacache row (default 0.1)
 Progress goes to stderr.`;
