@@ -184,7 +184,7 @@ TEST(sage_fp16_pv_falls_back_to_fp32_for_values_out_of_fp16_range) {
   CHECK_MSG(err <= 1e-5, "vs oracle relL2 " << err);
 }
 
-TEST(sage_fp16_v_packing_rounds_to_nearest_and_zero_pads) {
+TEST(sage_fp16_v_packing_pairs_keys_rounds_to_nearest_and_zero_pads) {
   if (!ff::cpu::sageFp16Runs()) return;  // needs AVX512-FP16
   const int64_t nk = 70, hd = 40, hdV = 64, kPad = 128, ldv = 43;
   const auto v = fftest::random_vector(nk * ldv, 960, 3.0f);
@@ -192,7 +192,7 @@ TEST(sage_fp16_v_packing_rounds_to_nearest_and_zero_pads) {
   ff::cpu::packVFp16(v.data(), ldv, nk, hd, hdV, kPad, got.data());
   for (int64_t j = 0; j < kPad; ++j)
     for (int64_t c = 0; c < hdV; ++c) {
-      const uint16_t bits = got[j * hdV + c];
+      const uint16_t bits = got[ff::cpu::vF16Index(j, c, hdV)];
       if (j >= nk || c >= hd) {
         CHECK_MSG(bits == 0, "padding at " << j << "," << c);
         continue;

@@ -34,7 +34,7 @@ struct SageHead {
   std::vector<float> v;         // [kBlocks*64, hdV] fp32 (Scalar, Avx2, Vnni without pvF16)
   std::vector<uint16_t> vBf16;  // Amx: bf16 B tiles, [keys/32][hdV/16][16 key pairs][16][2]
   bool pvF16 = false;           // Vnni with fp16 P.V (hdV a multiple of 64)
-  std::vector<uint16_t> vF16;   // pvF16: [kBlocks*64, hdV] fp16 bits, zero past the end
+  std::vector<uint16_t> vF16;   // pvF16: kBlocks*64 x hdV fp16 bits in key pairs (vF16Index), zero past the end
 };
 
 // Per-channel mean of head `head` of a.k over the kv_len tokens -> [head_dim] (double sums).
@@ -91,12 +91,18 @@ void packVBf16Amx(const float* v, int64_t ldv, int64_t nk, int64_t hd, int64_t h
 bool sageFp16Runs();
 bool sagePvFp16Enabled();
 bool setSagePvFp16(bool on);  // returns the previous setting
-// v: [nk, hd] (row stride ldv) -> dst: [kPad, hdV] fp16 bits (round to nearest even), zero past
-// hd and past nk; returns max |v|. Needs sageFp16Runs().
+// Where key j's column d lies in SageHead::vF16 (hdV columns): keys in pairs, each pair's hdV
+// columns in groups of 16, and in a group the two keys' values of a column side by side (the
+// even key first), so 32 fp16 lanes hold 16 columns of both keys.
+inline int64_t vF16Index(int64_t j, int64_t d, int64_t hdV) {
+  return (j / 2) * 2 * hdV + (d / 16) * 32 + (d % 16) * 2 + j % 2;
+}
+// v: [nk, hd] (row stride ldv) -> dst: kPad x hdV fp16 bits at vF16Index (round to nearest even),
+// zero past hd and past nk (kPad even); returns max |v|. Needs sageFp16Runs().
 float packVFp16(const float* v, int64_t ldv, int64_t nk, int64_t hd, int64_t hdV, int64_t kPad, uint16_t* dst);
-// The largest |v| the fp16 P.V takes: a 32-key partial sum of p v (p <= 1) stays within
-// 32 x 1024 = 32768, about half of fp16's 65504. A head with larger (or infinite) values runs its
-// P.V in fp32.
+// The largest |v| the fp16 P.V takes: a partial sum of 32 products p v (p <= 1; one lane over 64
+// keys) stays within 32 x 1024 = 32768, about half of fp16's 65504. A head with larger (or
+// infinite) values runs its P.V in fp32.
 constexpr float kSageFp16MaxV = 1024.0f;
 
 // Round-to-nearest-even fp32 -> bf16 bits.

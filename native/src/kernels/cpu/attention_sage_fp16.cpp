@@ -1,8 +1,13 @@
 // Sage attention on AVX-512 VNNI with AVX512-FP16: the query tiles of attention_sage_vnni_impl.h
 // (INT8 scores, fp32 online softmax) with P.V on fp16 FMAs, 32 lanes per vfmadd231ph, twice the
-// multiply-adds of fp32 FMAs per instruction. P is rounded to fp16, V is stored in fp16, and the
-// fp16 partial sums of every 32 keys are added into the fp32 row accumulators, so no fp16 sum runs
-// over more than 32 products (each p <= 1). SageAttention runs its P.V in fp16 on GPUs likewise.
+// multiply-adds of fp32 FMAs per instruction. P is rounded to fp16 and V is stored in fp16 with
+// the keys of a pair interleaved (vF16Index), so one 32-bit broadcast of two neighbouring p
+// values feeds every FMA of the pair: lane 2t takes the even key's product, lane 2t + 1 the odd
+// key's. (A 16-bit broadcast of each p costs a shuffle uop per key that competes with the FMAs
+// for the same ports; the 32-bit one is a plain load.) Every 64 keys the fp16 partial sums, each
+// over 32 products (p <= 1), go into fp32 accumulators kept in the same pair form, and the two
+// lanes of a column are added after each chunk. SageAttention runs its P.V in fp16 on GPUs
+// likewise.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -16,38 +21,56 @@ namespace ff::cpu {
 
 namespace {
 
-constexpr int64_t kFlushKeys = 32;  // keys per fp16 partial sum
+constexpr int64_t kFlushKeys = 64;  // keys per fp16 partial sum: 32 products per lane
 
-inline __m512h broadcastHalf(const uint16_t* p) { return _mm512_castsi512_ph(_mm512_set1_epi16(static_cast<short>(*p))); }
+inline __m512h broadcastPair(const uint16_t* p) {
+  int32_t bits;
+  std::memcpy(&bits, p, 4);
+  return _mm512_castsi512_ph(_mm512_set1_epi32(bits));
+}
 
-// o[i, c .. c + 64) += sum over the chunk's keys of p[i, j] v_j[c .. c + 64) for four rows i (p:
-// fp16 [4, kChunkKeys], row stride kChunkKeys; o rows of stride hdV, already rescaled).
-void pvRowsFp16(const SageHead& h, const uint16_t* p, const int32_t* blocks, int64_t nb, int64_t c, float* o) {
+// Pair-form o2[i, 2c .. 2c + 128) += the chunk's p[i, j] v_j[c .. c + 64) for four rows i (p: fp16
+// [4, kChunkKeys], row stride kChunkKeys; o2 rows of stride 2 hdV, already rescaled). Lane 2t of
+// each 32-float group holds the even keys' sum for its column, lane 2t + 1 the odd keys'.
+void pvRowsFp16(const SageHead& h, const uint16_t* p, const int32_t* blocks, int64_t nb, int64_t c, float* o2) {
+  const int64_t pairStride = 2 * h.hdV;  // fp16 values per key pair
   for (int64_t bi = 0; bi < nb; ++bi) {
-    const uint16_t* vb = h.vF16.data() + blocks[bi] * kSageBlock * h.hdV + c;
+    const uint16_t* vb = h.vF16.data() + blocks[bi] * kSageBlock * h.hdV + 2 * c;
+    const uint16_t* pb = p + bi * kSageBlock;
     for (int64_t j0 = 0; j0 < kSageBlock; j0 += kFlushKeys) {
-      __m512h a00 = _mm512_setzero_ph(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
-      for (int64_t j = j0; j < j0 + kFlushKeys; ++j) {
-        const __m512h v0 = _mm512_loadu_ph(vb + j * h.hdV), v1 = _mm512_loadu_ph(vb + j * h.hdV + 32);
-        const uint16_t* pj = p + bi * kSageBlock + j;
-        __m512h pv = broadcastHalf(pj);
-        a00 = _mm512_fmadd_ph(pv, v0, a00);
-        a01 = _mm512_fmadd_ph(pv, v1, a01);
-        pv = broadcastHalf(pj + kChunkKeys);
-        a10 = _mm512_fmadd_ph(pv, v0, a10);
-        a11 = _mm512_fmadd_ph(pv, v1, a11);
-        pv = broadcastHalf(pj + 2 * kChunkKeys);
-        a20 = _mm512_fmadd_ph(pv, v0, a20);
-        a21 = _mm512_fmadd_ph(pv, v1, a21);
-        pv = broadcastHalf(pj + 3 * kChunkKeys);
-        a30 = _mm512_fmadd_ph(pv, v0, a30);
-        a31 = _mm512_fmadd_ph(pv, v1, a31);
+      __m512h a00 = _mm512_setzero_ph(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00,
+              a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+      const uint16_t* vm = vb + (j0 / 2) * pairStride;
+      const uint16_t* pj = pb + j0;
+      for (int64_t pair = 0; pair < kFlushKeys / 2; ++pair, vm += pairStride, pj += 2) {
+        const __m512h v0 = _mm512_loadu_ph(vm), v1 = _mm512_loadu_ph(vm + 32), v2 = _mm512_loadu_ph(vm + 64),
+                      v3 = _mm512_loadu_ph(vm + 96);
+        __m512h pp = broadcastPair(pj);
+        a00 = _mm512_fmadd_ph(pp, v0, a00);
+        a01 = _mm512_fmadd_ph(pp, v1, a01);
+        a02 = _mm512_fmadd_ph(pp, v2, a02);
+        a03 = _mm512_fmadd_ph(pp, v3, a03);
+        pp = broadcastPair(pj + kChunkKeys);
+        a10 = _mm512_fmadd_ph(pp, v0, a10);
+        a11 = _mm512_fmadd_ph(pp, v1, a11);
+        a12 = _mm512_fmadd_ph(pp, v2, a12);
+        a13 = _mm512_fmadd_ph(pp, v3, a13);
+        pp = broadcastPair(pj + 2 * kChunkKeys);
+        a20 = _mm512_fmadd_ph(pp, v0, a20);
+        a21 = _mm512_fmadd_ph(pp, v1, a21);
+        a22 = _mm512_fmadd_ph(pp, v2, a22);
+        a23 = _mm512_fmadd_ph(pp, v3, a23);
+        pp = broadcastPair(pj + 3 * kChunkKeys);
+        a30 = _mm512_fmadd_ph(pp, v0, a30);
+        a31 = _mm512_fmadd_ph(pp, v1, a31);
+        a32 = _mm512_fmadd_ph(pp, v2, a32);
+        a33 = _mm512_fmadd_ph(pp, v3, a33);
       }
-      const __m512h acc[4][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}};
+      const __m512h acc[4][4] = {{a00, a01, a02, a03}, {a10, a11, a12, a13}, {a20, a21, a22, a23}, {a30, a31, a32, a33}};
       for (int i = 0; i < 4; ++i)
-        for (int half = 0; half < 2; ++half) {
-          const __m512i bits = _mm512_castph_si512(acc[i][half]);
-          float* dst = o + i * h.hdV + c + half * 32;
+        for (int g = 0; g < 4; ++g) {
+          const __m512i bits = _mm512_castph_si512(acc[i][g]);
+          float* dst = o2 + i * pairStride + 2 * c + g * 32;
           _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), _mm512_cvtph_ps(_mm512_castsi512_si256(bits))));
           _mm512_storeu_ps(dst + 16,
                            _mm512_add_ps(_mm512_loadu_ps(dst + 16), _mm512_cvtph_ps(_mm512_extracti64x4_epi64(bits, 1))));
@@ -62,14 +85,22 @@ bool sageFp16Runs() { return variant_score(Variant::Vnni) > 0 && cpu_features().
 
 float packVFp16(const float* v, int64_t ldv, int64_t nk, int64_t hd, int64_t hdV, int64_t kPad, uint16_t* dst) {
   const __m512 signMask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  // 16 columns of the even key in the low half, the odd key's in the high half -> interleaved.
+  alignas(64) static constexpr int16_t kInterleave[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
+                                                          8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const __m512i interleave = _mm512_load_si512(kInterleave);
   __m512 vmax = _mm512_setzero_ps();
-  for (int64_t j = 0; j < kPad; ++j) {
+  auto half = [&](int64_t j, int64_t c) {
+    const __mmask16 m = j < nk ? static_cast<__mmask16>((1u << std::clamp<int64_t>(hd - c, 0, 16)) - 1) : 0;
+    const __m512 x = _mm512_maskz_loadu_ps(m, v + j * ldv + c);
+    vmax = _mm512_max_ps(vmax, _mm512_and_ps(x, signMask));
+    return _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  };
+  for (int64_t j = 0; j < kPad; j += 2) {
     uint16_t* d = dst + j * hdV;
     for (int64_t c = 0; c < hdV; c += 16) {
-      const __mmask16 m = j < nk ? static_cast<__mmask16>((1u << std::clamp<int64_t>(hd - c, 0, 16)) - 1) : 0;
-      const __m512 x = _mm512_maskz_loadu_ps(m, v + j * ldv + c);
-      vmax = _mm512_max_ps(vmax, _mm512_and_ps(x, signMask));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + c), _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+      const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(half(j, c)), half(j + 1, c), 1);
+      _mm512_storeu_si512(d + 2 * c, _mm512_permutexvar_epi16(interleave, both));
     }
   }
   return _mm512_reduce_max_ps(vmax);
@@ -78,6 +109,11 @@ float packVFp16(const float* v, int64_t ldv, int64_t nk, int64_t hd, int64_t hdV
 void sageQueryBlockVnniFp16(const SageHead& h, int64_t qb, const int32_t* keyBlocks, int64_t count, float* out,
                             int64_t ldo) {
   alignas(64) uint16_t p[16 * kChunkKeys];
+  alignas(64) float o2[16 * 2 * kSageMaxHeadDim];  // pair-form running numerators, rows of 2 hdV
+  const int64_t pairStride = 2 * h.hdV;
+  alignas(64) static constexpr int32_t kEven[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+  alignas(64) static constexpr int32_t kOdd[16] = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+  const __m512i even = _mm512_load_si512(kEven), odd = _mm512_load_si512(kOdd);
   sageQueryTiles(h, qb, keyBlocks, count, out, ldo,
                  [&](float* s, int64_t cols, float* m, float* l, const int32_t* blocks, int64_t nb, float* o) {
     for (int64_t r = 0; r < 16; ++r) {
@@ -86,12 +122,22 @@ void sageQueryBlockVnniFp16(const SageHead& h, int64_t qb, const int32_t* keyBlo
       const float corr = onlineSoftmaxRowTo(s + r * kChunkKeys, cols, m[r], l[r], [&](int64_t c, __m512 v) {
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(pr + c), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
       });
+      // corr is 0 on a tile's first chunk: the pair-form rows start from zero.
+      float* row = o2 + r * pairStride;
       const __m512 vc = _mm512_set1_ps(corr);
-      for (int64_t c = 0; c < h.hdV; c += 16)
-        _mm512_storeu_ps(o + r * h.hdV + c, _mm512_mul_ps(_mm512_loadu_ps(o + r * h.hdV + c), vc));
+      for (int64_t c = 0; c < pairStride; c += 16)
+        _mm512_storeu_ps(row + c, corr == 0.0f ? _mm512_setzero_ps() : _mm512_mul_ps(_mm512_loadu_ps(row + c), vc));
     }
     for (int64_t rg = 0; rg < 16; rg += 4)
-      for (int64_t c = 0; c < h.hdV; c += 64) pvRowsFp16(h, p + rg * kChunkKeys, blocks, nb, c, o + rg * h.hdV);
+      for (int64_t c = 0; c < h.hdV; c += 64) pvRowsFp16(h, p + rg * kChunkKeys, blocks, nb, c, o2 + rg * pairStride);
+    // o[r, 16 g + t] = even lane + odd lane of o2[r, 32 g + 2 t ..].
+    for (int64_t r = 0; r < 16; ++r)
+      for (int64_t g = 0; g < h.hdV / 16; ++g) {
+        const float* src = o2 + r * pairStride + g * 32;
+        const __m512 lo = _mm512_loadu_ps(src), hi = _mm512_loadu_ps(src + 16);
+        _mm512_storeu_ps(o + r * h.hdV + g * 16,
+                         _mm512_add_ps(_mm512_permutex2var_ps(lo, even, hi), _mm512_permutex2var_ps(lo, odd, hi)));
+      }
   });
 }
 
