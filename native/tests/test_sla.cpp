@@ -1,7 +1,9 @@
 // Sparse-linear attention: the block-selection rule, the fast path against the fp32 oracle,
 // topK = 1 against Sage attention, and the oracle against dense attention.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <numeric>
 #include <vector>
 
 #include "core/error.h"
@@ -63,6 +65,20 @@ TEST(sla_breaks_score_ties_towards_lower_block_indices) {
   const auto mean = ff::cpu::keyChannelMean(x.args(out.data()), 0);
   const auto sel = ff::cpu::slaSelectBlocks(x.args(out.data()), 0, mean.data(), 2);
   for (int64_t b = 0; b < 5; ++b) CHECK(sel[b * 2] == 0 && sel[b * 2 + 1] == 1);
+
+  // A tie at the cut after a larger score arrives: pooled scores -1, -1, 2, -1 -> blocks 2 and 0.
+  Qkv y = makeQkv(256, 1, 16, 5);
+  std::fill(y.q.begin(), y.q.end(), 0.0f);
+  std::fill(y.k.begin(), y.k.end(), 0.0f);
+  const float level[4] = {1.0f, 1.0f, 4.0f, 1.0f};  // channel 0 per block; the mean is 1.75
+  for (int64_t i = 0; i < 256; ++i) {
+    y.q[i * 16] = 1.0f;
+    y.k[i * 16] = level[i / 64];
+  }
+  std::vector<float> out2(256 * 16);
+  const auto mean2 = ff::cpu::keyChannelMean(y.args(out2.data()), 0);
+  const auto sel2 = ff::cpu::slaSelectBlocks(y.args(out2.data()), 0, mean2.data(), 2);
+  for (int64_t b = 0; b < 4; ++b) CHECK_MSG(sel2[b * 2] == 0 && sel2[b * 2 + 1] == 2, "block " << b << ": " << sel2[b * 2] << ", " << sel2[b * 2 + 1]);
 }
 
 TEST(sla_reference_at_topk_1_equals_dense_attention) {
@@ -138,6 +154,52 @@ TEST(sla_at_topk_0_1_reports_its_error_against_dense) {
   std::printf("  sla topK 0.1 vs dense (N=1280, hd=64, 2 of 20 blocks): relL2 %.4f cosine %.4f\n", err, cos);
   // Local attention keeps most of its mass in the selected blocks: a loose floor catches breakage.
   CHECK_MSG(std::isfinite(err) && cos > 0.98, "cosine " << cos);
+}
+
+TEST(sla_block_selection_equals_a_stable_sort_of_the_pooled_scores) {
+  // Inputs on a coarse grid so that many pooled scores tie; ragged last block.
+  for (int64_t hd : {16, 64}) {
+    Qkv x = makeQkv(64 * 23 + 17, 2, hd, 40 + hd);
+    for (float& f : x.q) f = std::round(f * 2.0f) / 2.0f;
+    for (float& f : x.k) f = std::round(f);
+    const int64_t n = x.n, nb = (n + 63) / 64, w = x.heads * hd;
+    std::vector<float> out(n * w);
+    for (int64_t head = 0; head < x.heads; ++head) {
+      const auto mean = ff::cpu::keyChannelMean(x.args(out.data()), head);
+      // Pooled means in double per channel, minus the key mean for keys; scores in double.
+      auto pooled = [&](const std::vector<float>& t, int64_t b, bool key) {
+        std::vector<float> m(hd);
+        const int64_t r0 = b * 64, r1 = std::min(n, r0 + 64);
+        for (int64_t c = 0; c < hd; ++c) {
+          double sum = 0.0;
+          for (int64_t r = r0; r < r1; ++r) sum += t[r * w + head * hd + c];
+          m[c] = static_cast<float>(sum / static_cast<double>(r1 - r0) - (key ? mean[c] : 0.0f));
+        }
+        return m;
+      };
+      for (int64_t kc : {1, 4, 16, 17}) {
+        const auto sel = ff::cpu::slaSelectBlocks(x.args(out.data()), head, mean.data(), kc);
+        CHECK(static_cast<int64_t>(sel.size()) == nb * kc);
+        for (int64_t b = 0; b < nb; ++b) {
+          const auto qm = pooled(x.q, b, false);
+          std::vector<float> score(nb);
+          for (int64_t j = 0; j < nb; ++j) {
+            const auto km = pooled(x.k, j, true);
+            double s = 0.0;
+            for (int64_t c = 0; c < hd; ++c) s += double{qm[c]} * km[c];
+            score[j] = static_cast<float>(s);
+          }
+          std::vector<int32_t> order(nb);
+          std::iota(order.begin(), order.end(), 0);
+          std::stable_sort(order.begin(), order.end(), [&](int32_t p, int32_t q) { return score[p] > score[q]; });
+          std::vector<int32_t> want(order.begin(), order.begin() + kc);
+          std::sort(want.begin(), want.end());
+          for (int64_t i = 0; i < kc; ++i)
+            CHECK_MSG(sel[b * kc + i] == want[i], "hd " << hd << " head " << head << " kc " << kc << " block " << b);
+        }
+      }
+    }
+  }
 }
 
 TEST(sla_rejects_masks_cross_attention_and_bad_topk) {

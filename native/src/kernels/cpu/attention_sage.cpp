@@ -57,13 +57,20 @@ float quantizeBlockScalar(const float* x, int64_t ldx, int64_t rows, int64_t col
   return int8ScaleForAbsMax(absMax);
 }
 
+void addColumnsDoubleAvx512(const float* x, int64_t ld, int64_t rows, int64_t cols, double* sum);  // attention_sla_avx512.cpp
+
 std::vector<float> keyChannelMean(const AttentionArgs& a, int64_t head) {
   const int64_t hd = a.head_dim;
   const float* k = a.k + head * hd;
   std::vector<double> sum(static_cast<size_t>(hd), 0.0);
-  for (int64_t i = 0; i < a.kv_len; ++i) {
-    const float* row = k + i * a.k_stride;
-    for (int64_t c = 0; c < hd; ++c) sum[static_cast<size_t>(c)] += row[c];
+  static const bool wide = variant_score(Variant::Avx512) > 0;
+  if (wide) {
+    addColumnsDoubleAvx512(k, a.k_stride, a.kv_len, hd, sum.data());  // the same sums, in registers
+  } else {
+    for (int64_t i = 0; i < a.kv_len; ++i) {
+      const float* row = k + i * a.k_stride;
+      for (int64_t c = 0; c < hd; ++c) sum[static_cast<size_t>(c)] += row[c];
+    }
   }
   std::vector<float> mean(static_cast<size_t>(hd));
   for (int64_t c = 0; c < hd; ++c)

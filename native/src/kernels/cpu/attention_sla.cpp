@@ -50,7 +50,11 @@ int64_t slaSelectedCount(float topK, int64_t blocks) {
   return std::clamp<int64_t>(kc, 1, blocks);
 }
 
+std::vector<int32_t> slaSelectBlocksAvx512(const AttentionArgs& a, int64_t head, const float* kMean, int64_t kc);
+
 std::vector<int32_t> slaSelectBlocks(const AttentionArgs& a, int64_t head, const float* kMean, int64_t kc) {
+  // Every build selects the same blocks; the widest one the CPU runs is the fastest.
+  if (variant_score(Variant::Avx512) > 0) return slaSelectBlocksAvx512(a, head, kMean, kc);
   return sla_detail::selectBlocks(a, head, kMean, kc);
 }
 

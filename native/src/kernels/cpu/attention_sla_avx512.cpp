@@ -7,4 +7,12 @@ void slaAttentionAvx512(const AttentionArgs& a, const SlaOptions& options, Varia
   sla_detail::slaAttentionImpl(a, options, variant, linear);
 }
 
+std::vector<int32_t> slaSelectBlocksAvx512(const AttentionArgs& a, int64_t head, const float* kMean, int64_t kc) {
+  return sla_detail::selectBlocks(a, head, kMean, kc);
+}
+
+void addColumnsDoubleAvx512(const float* x, int64_t ld, int64_t rows, int64_t cols, double* sum) {
+  sla_detail::addColumnsDouble(x, ld, rows, cols, sum);
+}
+
 }  // namespace ff::cpu

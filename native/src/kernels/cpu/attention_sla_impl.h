@@ -13,6 +13,9 @@
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include <vector>
 
 #include "kernels/cpu/attention_sage.h"
@@ -37,10 +40,33 @@ constexpr int kVecW = 4;
 typedef float VecW __attribute__((vector_size(kVecW * 4), aligned(4)));
 constexpr int kRowVecs = 64 / kVecW;  // VecW per row of the family's head dim, 64
 
+// Horizontal max and sum of a native vector. AVX-512 reduces in a tree of shuffles (four
+// dependent steps instead of fifteen scalar ones); other builds combine the lanes in order.
+#if defined(__AVX512F__)
+inline __m512 asM512(VecW v) {
+  __m512 x;
+  std::memcpy(&x, &v, sizeof x);
+  return x;
+}
+inline float laneMax(VecW v) { return _mm512_reduce_max_ps(asM512(v)); }
+inline float laneSum(VecW v) { return _mm512_reduce_add_ps(asM512(v)); }
+#else
+inline float laneMax(VecW v) {
+  float m = v[0];
+  for (int l = 1; l < kVecW; ++l) m = v[l] > m ? v[l] : m;
+  return m;
+}
+inline float laneSum(VecW v) {
+  float sum = 0.0f;
+  for (int l = 0; l < kVecW; ++l) sum += v[l];
+  return sum;
+}
+#endif
+
 // phi(x) = softmax over the n channels of x - shift (shift may be null), exp_fast. The max and
 // the sum run in 16 independent lanes so they vectorise without reassociating flags. n = 64 (the
-// family's head dim) runs on native vectors held in registers; its sums are the same 16 lane sums
-// added in the same order as the general loop's, so both give the same bits.
+// family's head dim) runs on native vectors held in registers and reduces them with laneMax and
+// laneSum.
 inline void softmaxFast(const float* x, const float* shift, int64_t n, float* out) {
   constexpr int64_t L = 16;
   if constexpr (kVecW >= 8) {  // vmath.h's exp has 8- and 16-lane forms
@@ -57,16 +83,15 @@ inline void softmaxFast(const float* x, const float* shift, int64_t n, float* ou
       }
       VecW m = v[0];
       for (int i = 1; i < kRowVecs; ++i) m = m > v[i] ? m : v[i];
-      float mx = m[0];
-      for (int l = 1; l < kVecW; ++l) mx = m[l] > mx ? m[l] : mx;
+      const float mx = laneMax(m);
       VecW acc[G] = {};
       for (int i = 0; i < kRowVecs; ++i) {
         v[i] = exp_fast_t(v[i] - mx);
         acc[i % G] += v[i];
       }
-      float sum = 0.0f;
-      for (int64_t l = 0; l < L; ++l) sum += acc[l / kVecW][l % kVecW];
-      const float inv = 1.0f / sum;
+      VecW total = acc[0];
+      for (int g = 1; g < G; ++g) total += acc[g];
+      const float inv = 1.0f / laneSum(total);
       for (int i = 0; i < kRowVecs; ++i) {
         const VecW o = v[i] * inv;
         std::memcpy(out + i * kVecW, &o, sizeof(VecW));
@@ -156,11 +181,50 @@ inline void combineRows4x64(const float* x, int64_t xj, int64_t m, const float* 
   }
 }
 
+// sum[c] += x[r * ld + c] for rows [0, rows) and columns [0, cols): each column's double sum in
+// row order. With AVX-512 and 64 columns the 64 sums stay in eight registers across the rows (a
+// sum kept in memory waits for its own store on every row), the same additions in the same order.
+inline void addColumnsDouble(const float* x, int64_t ld, int64_t rows, int64_t cols, double* sum) {
+#if defined(__AVX512F__)
+  if (cols == 64) {
+    __m512d a0 = _mm512_loadu_pd(sum), a1 = _mm512_loadu_pd(sum + 8), a2 = _mm512_loadu_pd(sum + 16),
+            a3 = _mm512_loadu_pd(sum + 24), a4 = _mm512_loadu_pd(sum + 32), a5 = _mm512_loadu_pd(sum + 40),
+            a6 = _mm512_loadu_pd(sum + 48), a7 = _mm512_loadu_pd(sum + 56);
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* row = x + r * ld;
+      a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm256_loadu_ps(row)));
+      a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm256_loadu_ps(row + 8)));
+      a2 = _mm512_add_pd(a2, _mm512_cvtps_pd(_mm256_loadu_ps(row + 16)));
+      a3 = _mm512_add_pd(a3, _mm512_cvtps_pd(_mm256_loadu_ps(row + 24)));
+      a4 = _mm512_add_pd(a4, _mm512_cvtps_pd(_mm256_loadu_ps(row + 32)));
+      a5 = _mm512_add_pd(a5, _mm512_cvtps_pd(_mm256_loadu_ps(row + 40)));
+      a6 = _mm512_add_pd(a6, _mm512_cvtps_pd(_mm256_loadu_ps(row + 48)));
+      a7 = _mm512_add_pd(a7, _mm512_cvtps_pd(_mm256_loadu_ps(row + 56)));
+    }
+    _mm512_storeu_pd(sum, a0);
+    _mm512_storeu_pd(sum + 8, a1);
+    _mm512_storeu_pd(sum + 16, a2);
+    _mm512_storeu_pd(sum + 24, a3);
+    _mm512_storeu_pd(sum + 32, a4);
+    _mm512_storeu_pd(sum + 40, a5);
+    _mm512_storeu_pd(sum + 48, a6);
+    _mm512_storeu_pd(sum + 56, a7);
+    return;
+  }
+#endif
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * ld;
+    for (int64_t c = 0; c < cols; ++c) sum[c] += row[c];
+  }
+}
+
 // slaSelectBlocks (attention_sla.h), compiled once per instruction set with the same result in
 // each: the pooled means are double sums of floats in row order per channel (the loops run across
 // channels, so they vectorise), and each score sums over channels, in channel order, products of two
 // floats, which are exact in double, so fused and separate multiply-adds give the same bits. The
-// scores of one query block run across key blocks (the keys' pooled means stored transposed).
+// scores of one query block run across key blocks (the keys' pooled means stored transposed),
+// eight per register on AVX-512. For kc <= 16 the top kc are taken by insertion, which keeps the
+// order a stable descending sort gives (ties to the lower block index).
 inline std::vector<int32_t> selectBlocks(const AttentionArgs& a, int64_t head, const float* kMean, int64_t kc) {
   const int64_t hd = a.head_dim;
   const int64_t nbq = (a.q_len + kSlaBlock - 1) / kSlaBlock, nbk = (a.kv_len + kSlaBlock - 1) / kSlaBlock;
@@ -169,10 +233,7 @@ inline std::vector<int32_t> selectBlocks(const AttentionArgs& a, int64_t head, c
   auto pool = [&](const float* x, int64_t ld, int64_t n, int64_t b, const float* shift, float* out, int64_t outStride) {
     const int64_t r0 = b * kSlaBlock, r1 = std::min(n, r0 + kSlaBlock);
     std::fill(sum.begin(), sum.end(), 0.0);
-    for (int64_t r = r0; r < r1; ++r) {
-      const float* row = x + r * ld;
-      for (int64_t c = 0; c < hd; ++c) sum[static_cast<size_t>(c)] += row[c];
-    }
+    addColumnsDouble(x + r0 * ld, ld, r1 - r0, hd, sum.data());
     for (int64_t c = 0; c < hd; ++c)
       out[c * outStride] =
           static_cast<float>(sum[static_cast<size_t>(c)] / static_cast<double>(r1 - r0) - (shift ? shift[c] : 0.0f));
@@ -183,19 +244,44 @@ inline std::vector<int32_t> selectBlocks(const AttentionArgs& a, int64_t head, c
   std::vector<int32_t> selected(static_cast<size_t>(nbq * kc)), order(static_cast<size_t>(nbk));
   std::vector<float> rounded(static_cast<size_t>(nbk));
   for (int64_t b = 0; b < nbq; ++b) {
-    std::fill(score.begin(), score.end(), 0.0);
-    for (int64_t c = 0; c < hd; ++c) {
-      const double qc = qp[static_cast<size_t>(b * hd + c)];
+    const float* qb = qp.data() + b * hd;
+    int64_t j0 = 0;
+#if defined(__AVX512F__)
+    // Eight key blocks per pass with their sums in a register, channels in order.
+    for (; j0 < nbk; j0 += 8) {
+      const __mmask8 live = static_cast<__mmask8>((1u << std::min<int64_t>(8, nbk - j0)) - 1);
+      __m512d acc = _mm512_setzero_pd();
+      for (int64_t c = 0; c < hd; ++c)
+        acc = _mm512_fmadd_pd(_mm512_set1_pd(qb[c]), _mm512_cvtps_pd(_mm256_maskz_loadu_ps(live, kpT.data() + c * nbk + j0)), acc);
+      _mm512_mask_storeu_pd(score.data() + j0, live, acc);
+    }
+#endif
+    for (int64_t j = j0; j < nbk; ++j) score[static_cast<size_t>(j)] = 0.0;
+    for (int64_t c = 0; c < hd && j0 < nbk; ++c) {
+      const double qc = qb[c];
       const float* kRow = kpT.data() + c * nbk;
-      for (int64_t j = 0; j < nbk; ++j) score[static_cast<size_t>(j)] += qc * kRow[j];
+      for (int64_t j = j0; j < nbk; ++j) score[static_cast<size_t>(j)] += qc * kRow[j];
     }
     for (int64_t j = 0; j < nbk; ++j) rounded[static_cast<size_t>(j)] = static_cast<float>(score[static_cast<size_t>(j)]);
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](int32_t x, int32_t y) {
-      return rounded[static_cast<size_t>(x)] > rounded[static_cast<size_t>(y)];
-    });
     int32_t* row = selected.data() + b * kc;
-    std::copy(order.begin(), order.begin() + kc, row);
+    if (kc <= 16) {
+      // The first kc of a stable descending sort, by insertion: a block enters ahead of those it
+      // beats strictly, so ties keep the lower index first.
+      int64_t n = 0;
+      for (int64_t j = 0; j < nbk; ++j) {
+        const float x = rounded[static_cast<size_t>(j)];
+        if (n == kc && !(x > rounded[static_cast<size_t>(row[kc - 1])])) continue;
+        int64_t at = n < kc ? n++ : kc - 1;
+        for (; at > 0 && x > rounded[static_cast<size_t>(row[at - 1])]; --at) row[at] = row[at - 1];
+        row[at] = static_cast<int32_t>(j);
+      }
+    } else {
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(), [&](int32_t x, int32_t y) {
+        return rounded[static_cast<size_t>(x)] > rounded[static_cast<size_t>(y)];
+      });
+      std::copy(order.begin(), order.begin() + kc, row);
+    }
     std::sort(row, row + kc);
   }
   return selected;
@@ -308,13 +394,22 @@ void slaAttentionImpl(const AttentionArgs& a, const SlaOptions& options, Variant
       float* out = a.out + qb * kSlaBlock * a.out_stride + h * hd;
       sageQueryBlock(heads[static_cast<size_t>(h)], qb, sel, kc, out, a.out_stride);
       if (!linear) continue;
-      // G_R = G_all - sum of the selected blocks' G, one block at a time (each element's
-      // subtractions in selection order): gRest stays in L1 while each block streams past once.
-      std::copy_n(gAll.data() + h * hh, hh, gRest.begin());
-      for (int64_t s = 0; s < kc; ++s) {
-        const float* g = gBlk + (h * nb + sel[s]) * hh;
+      // G_R = G_all - sum of the selected blocks' G (each element's subtractions in selection
+      // order), up to four blocks per pass over gRest, which is written once per pass.
+      for (int64_t s0 = 0; s0 < kc; s0 += 4) {
+        const float* src = s0 == 0 ? gAll.data() + h * hh : gRest.data();
+        const float* g[4];
+        const int64_t n = std::min<int64_t>(4, kc - s0);
+        for (int64_t i = 0; i < 4; ++i) g[i] = gBlk + (h * nb + sel[s0 + std::min(i, n - 1)]) * hh;
         float* gr = gRest.data();
-        for (int64_t j = 0; j < hh; ++j) gr[j] -= g[j];
+        if (n == 4)
+          for (int64_t j = 0; j < hh; ++j) gr[j] = (((src[j] - g[0][j]) - g[1][j]) - g[2][j]) - g[3][j];
+        else
+          for (int64_t j = 0; j < hh; ++j) {
+            float x = src[j];
+            for (int64_t i = 0; i < n; ++i) x -= g[i][j];
+            gr[j] = x;
+          }
       }
       std::copy_n(zAll.data() + h * hd, hd, zRest.begin());
       for (int64_t s = 0; s < kc; ++s) {
@@ -334,8 +429,19 @@ void slaAttentionImpl(const AttentionArgs& a, const SlaOptions& options, Variant
         for (int64_t j = 0; j < group; ++j) {
           const float* pq = phiQ.data() + j * hd;
           float den = kLinearEps;
-          float lane[16] = {};
           int64_t c = 0;
+          if (hd == 64) {
+            VecW lane = {};
+            for (int v = 0; v < kRowVecs; ++v) {
+              VecW x, z;
+              std::memcpy(&x, pq + v * kVecW, sizeof x);
+              std::memcpy(&z, zRest.data() + v * kVecW, sizeof z);
+              lane += x * z;
+            }
+            den += laneSum(lane);
+            c = hd;
+          }
+          float lane[16] = {};
           for (; c + 16 <= hd; c += 16)
             for (int64_t l = 0; l < 16; ++l) lane[l] += pq[c + l] * zRest[static_cast<size_t>(c + l)];
           for (; c < hd; ++c) den += pq[c] * zRest[static_cast<size_t>(c)];
