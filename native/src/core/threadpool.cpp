@@ -41,15 +41,16 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::run_chunks() {
+  const int64_t share = 2 * static_cast<int64_t>(size());
   for (;;) {
-    int64_t begin;
+    int64_t begin, end;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (next_ >= n_) return;
       begin = next_;
-      next_ += chunk_;
+      next_ += std::max(grain_, (n_ - next_ + share - 1) / share);
+      end = std::min(n_, next_);
     }
-    int64_t end = std::min(n_, begin + chunk_);
     try {
       (*fn_)(begin, end);
     } catch (...) {
@@ -57,7 +58,8 @@ void ThreadPool::run_chunks() {
       if (!error_) error_ = std::current_exception();
     }
     std::lock_guard<std::mutex> lock(mu_);
-    if (--chunks_left_ == 0) cv_done_.notify_all();
+    items_left_ -= end - begin;
+    if (items_left_ == 0) cv_done_.notify_all();
   }
 }
 
@@ -83,15 +85,13 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     return;
   }
   std::lock_guard<std::mutex> submit(submit_mu_);
-  // About four chunks per thread balances uneven chunks without much locking.
-  int64_t chunk = std::max(grain, (n + size() * 4 - 1) / (size() * 4));
   {
     std::lock_guard<std::mutex> lock(mu_);
     fn_ = &fn;
     n_ = n;
-    chunk_ = chunk;
+    grain_ = grain;
     next_ = 0;
-    chunks_left_ = (n + chunk - 1) / chunk;
+    items_left_ = n;
     error_ = nullptr;
     ++generation_;
   }
@@ -102,7 +102,7 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   std::exception_ptr err;
   {
     std::unique_lock<std::mutex> lock(mu_);
-    cv_done_.wait(lock, [&] { return chunks_left_ == 0; });
+    cv_done_.wait(lock, [&] { return items_left_ == 0; });
     fn_ = nullptr;
     err = error_;
     error_ = nullptr;

@@ -23,7 +23,10 @@ class ThreadPool {
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
   // fn(begin, end) over chunks of at least `grain` items; returns when all are done. An exception
-  // thrown by a chunk is rethrown here (the first one).
+  // thrown by a chunk is rethrown here (the first one). Chunks shrink as the range runs out (each
+  // takes the remaining items over twice the threads), so the threads finish close together
+  // without many small chunks at the start; the boundaries depend only on n, grain and the
+  // thread count, never on which thread takes a chunk.
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain = 1);
 
  private:
@@ -35,7 +38,7 @@ class ThreadPool {
   std::mutex mu_;
   std::condition_variable cv_work_, cv_done_;
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
-  int64_t n_ = 0, chunk_ = 1, next_ = 0, chunks_left_ = 0;
+  int64_t n_ = 0, grain_ = 1, next_ = 0, items_left_ = 0;
   uint64_t generation_ = 0;
   bool stop_ = false;
   std::exception_ptr error_;
