@@ -1,7 +1,7 @@
 // Row kernels of ops.h compiled once per instruction set (ops.cpp for baseline x86-64,
 // ops_avx2.cpp 8 lanes wide, ops_avx512.cpp 16 lanes wide). Reductions run in 16 independent
-// lanes so they vectorise without reassociating flags; each row is one pass to reduce and one to
-// write.
+// lanes so they vectorise without reassociating flags, and the lanes meet in a fixed tree
+// (tree_sum); each row is one pass to reduce and one to write.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -14,6 +14,14 @@ namespace ff::ops_detail {
 namespace {
 
 constexpr int64_t kLanes = 16;
+
+// The 16 lane sums added pairwise (lane l + lane l + 8, then + 4, + 2, + 1): four dependent steps
+// where adding them in order is fifteen, and the same bits in every build.
+inline float tree_sum(float (&a)[kLanes]) {
+  for (int64_t w = kLanes / 2; w >= 1; w /= 2)
+    for (int64_t l = 0; l < w; ++l) a[l] += a[l + w];
+  return a[0];
+}
 
 // sum of x[i] and of x[i]^2 over n values
 inline void sums(const float* x, int64_t n, float& s1, float& s2) {
@@ -30,10 +38,8 @@ inline void sums(const float* x, int64_t n, float& s1, float& s2) {
     s1 += x[i];
     s2 += x[i] * x[i];
   }
-  for (int64_t l = 0; l < kLanes; ++l) {
-    s1 += a[l];
-    s2 += b[l];
-  }
+  s1 += tree_sum(a);
+  s2 += tree_sum(b);
 }
 
 // sum of (x[i] - mean)^2
@@ -44,8 +50,7 @@ inline float centered_squares(const float* x, int64_t n, float mean) {
     for (int64_t l = 0; l < kLanes; ++l) a[l] += (x[i + l] - mean) * (x[i + l] - mean);
   float s = 0.f;
   for (; i < n; ++i) s += (x[i] - mean) * (x[i] - mean);
-  for (int64_t l = 0; l < kLanes; ++l) s += a[l];
-  return s;
+  return s + tree_sum(a);
 }
 
 // y = ((x - mean) / sqrt(var + eps) * w + b) * (1 + scale) + shift; each of w, b, shift/scale
