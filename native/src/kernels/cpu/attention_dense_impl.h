@@ -8,6 +8,9 @@
 #include <cmath>
 #include <cstring>
 #include <vector>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "core/tensor.h"
 #include "core/threadpool.h"
@@ -128,6 +131,49 @@ inline void attention_rows(const float* __restrict q, int64_t hd, const float* _
     }
 }
 
+#if defined(__AVX512F__)
+// All keys in one block of at most 16 (cross-attention to the text): for kRows queries the scores,
+// the softmax and P.V stay in registers, and the rows are written finished (p normalised before
+// P.V). q: kRows scaled rows ([kRows, hd], zero past the block), kt: [hd, 16] transposed keys
+// (zero past nk), live: the keys attended; rows with none get zeros. hd a multiple of 16.
+inline void attention_rows_short(const float* __restrict q, int64_t hd, const float* __restrict kt, int64_t nk,
+                                 __mmask16 live, const float* v, int64_t v_stride, float* out, int64_t out_stride,
+                                 int64_t rows) {
+  Vec16f s[kRows] = {};
+  for (int64_t d = 0; d < hd; ++d) {
+    Vec16f k;
+    std::memcpy(&k, kt + d * 16, sizeof k);
+    for (int r = 0; r < kRows; ++r) s[r] += q[r * hd + d] * k;
+  }
+  alignas(64) float p[kRows][16];
+  for (int r = 0; r < kRows; ++r) {
+    __m512 x;
+    std::memcpy(&x, &s[r], sizeof x);
+    if (live == 0) {
+      _mm512_store_ps(p[r], _mm512_setzero_ps());
+      continue;
+    }
+    const float m = _mm512_mask_reduce_max_ps(live, x);
+    Vec16f shifted;
+    std::memcpy(&shifted, &x, sizeof x);
+    const Vec16f e = exp_fast_t(shifted - m);
+    __m512 ev;
+    std::memcpy(&ev, &e, sizeof ev);
+    ev = _mm512_maskz_mov_ps(live, ev);
+    _mm512_store_ps(p[r], _mm512_mul_ps(ev, _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(ev))));
+  }
+  for (int64_t d0 = 0; d0 < hd; d0 += 16) {
+    __m512 acc[kRows];
+    for (int r = 0; r < kRows; ++r) acc[r] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < nk; ++j) {
+      const __m512 vj = _mm512_loadu_ps(v + j * v_stride + d0);
+      for (int r = 0; r < kRows; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(p[r][j]), vj, acc[r]);
+    }
+    for (int64_t r = 0; r < rows; ++r) _mm512_storeu_ps(out + r * out_stride + d0, acc[r]);
+  }
+}
+#endif
+
 template <int64_t kKeyBlock>
 void attention_dense_blocks(const AttentionArgs& a) {
   const int64_t hd = a.head_dim, q_blocks = (a.q_len + kQueryBlock - 1) / kQueryBlock;
@@ -141,6 +187,13 @@ void attention_dense_blocks(const AttentionArgs& a) {
       for (int64_t j = 0; j < kv_pad; ++j) dst[j] = j < a.kv_len ? a.k[j * a.k_stride + h * hd + d] : 0.f;
     }
   }, 8);
+#if defined(__AVX512F__)
+  // One block of at most 16 keys and whole vectors of head dims: the register kernel.
+  const bool short_keys = kKeyBlock == 16 && a.kv_len <= 16 && hd % 16 == 0;
+  __mmask16 live = 0;
+  for (int64_t j = 0; j < std::min<int64_t>(a.kv_len, 16); ++j)
+    if (!a.key_mask || a.key_mask[j]) live = static_cast<__mmask16>(live | (1u << j));
+#endif
   ThreadPool::global().parallel_for(a.heads * q_blocks, [&](int64_t t0, int64_t t1) {
     AlignedBuffer qs = aligned_floats(size_t(kQueryBlock * hd));  // scaled queries, zero-padded
     AlignedBuffer acc = aligned_floats(size_t(kQueryBlock * hd));
@@ -154,6 +207,15 @@ void attention_dense_blocks(const AttentionArgs& a) {
         for (int64_t d = 0; d < hd; ++d) dst[d] = src[d] * a.scale;
       }
       std::fill(qs.get() + nq * hd, qs.get() + kQueryBlock * hd, 0.f);
+#if defined(__AVX512F__)
+      if (short_keys) {
+        const float* v_head = a.v + h * hd;
+        for (int64_t i = 0; i < nq; i += kRows)
+          attention_rows_short(qs.get() + i * hd, hd, kt.get() + h * hd * kv_pad, a.kv_len, live, v_head, a.v_stride,
+                               a.out + (i0 + i) * a.out_stride + h * hd, a.out_stride, std::min(kRows, nq - i));
+        continue;
+      }
+#endif
       std::fill(acc.get(), acc.get() + kQueryBlock * hd, 0.f);
       std::fill(row_max, row_max + kQueryBlock, -INFINITY);
       std::fill(row_sum, row_sum + kQueryBlock, 0.f);
