@@ -169,20 +169,37 @@ void rope3d_impl(float* x, int64_t stride, int64_t heads, int64_t head_dim, Rope
                  int64_t n0, int64_t n1) {
   auto parts = rope_parts(head_dim);
   // cos/sin per (axis position, pair), shared by every token and head: one table per axis
-  // [positions][pairs of that part], built once per call.
+  // [positions][pairs of that part]. Each thread keeps the tables of the last grid it saw (a
+  // forward calls this per row chunk, layer and step with the same grid; building them takes
+  // hundreds of pow, cos and sin calls).
   const int64_t extent[3] = {grid.frames, grid.rows, grid.cols};
-  std::vector<Real> cos_t[3], sin_t[3];
-  for (const RopePart& p : parts) {
-    const int64_t pairs = p.size / 2;
-    cos_t[p.axis].resize(extent[p.axis] * pairs);
-    sin_t[p.axis].resize(extent[p.axis] * pairs);
-    for (int64_t pos = 0; pos < extent[p.axis]; ++pos)
-      for (int64_t j = 0; j < pairs; ++j) {
-        Real angle = Real(pos) * Real(std::pow(theta, -2.0 * double(j) / double(p.size)));
-        cos_t[p.axis][pos * pairs + j] = std::cos(angle);
-        sin_t[p.axis][pos * pairs + j] = std::sin(angle);
-      }
+  struct Tables {
+    int64_t frames = -1, rows = -1, cols = -1, head_dim = -1;
+    double theta = 0;
+    std::vector<Real> cos_t[3], sin_t[3];
+  };
+  thread_local Tables tables;
+  if (tables.frames != grid.frames || tables.rows != grid.rows || tables.cols != grid.cols ||
+      tables.head_dim != head_dim || tables.theta != theta) {
+    for (const RopePart& p : parts) {
+      const int64_t pairs = p.size / 2;
+      tables.cos_t[p.axis].assign(extent[p.axis] * pairs, Real(0));
+      tables.sin_t[p.axis].assign(extent[p.axis] * pairs, Real(0));
+      for (int64_t pos = 0; pos < extent[p.axis]; ++pos)
+        for (int64_t j = 0; j < pairs; ++j) {
+          Real angle = Real(pos) * Real(std::pow(theta, -2.0 * double(j) / double(p.size)));
+          tables.cos_t[p.axis][pos * pairs + j] = std::cos(angle);
+          tables.sin_t[p.axis][pos * pairs + j] = std::sin(angle);
+        }
+    }
+    tables.frames = grid.frames;
+    tables.rows = grid.rows;
+    tables.cols = grid.cols;
+    tables.head_dim = head_dim;
+    tables.theta = theta;
   }
+  const std::vector<Real>(&cos_t)[3] = tables.cos_t;
+  const std::vector<Real>(&sin_t)[3] = tables.sin_t;
   auto body = [&](int64_t t0, int64_t t1) {
     std::vector<Real> cs(head_dim / 2), sn(head_dim / 2);
     for (int64_t n = t0; n < t1; ++n) {
