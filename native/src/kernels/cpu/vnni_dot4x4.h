@@ -8,6 +8,12 @@
 namespace ff::cpu {
 namespace {  // internal linkage: each including file (all VNNI builds) has its own copy
 
+// acc += dot4(u8 lanes of w, s8 lanes of b) per int32 lane, accumulating in acc's register. GCC
+// compiles _mm512_dpbusd_epi32 in a loop with a register copy into a fresh destination and back
+// (or a stack spill) around each instruction, as many copies as multiply-adds; the asm names the
+// accumulator as the destination.
+inline void dpbusd(__m512i& acc, __m512i w, __m512i b) { asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(w), "v"(b)); }
+
 // out[i][t] = sum over k4 < k4Count of dot4(a[i * lda + 4 * k4, +4), column group of tile t):
 // a holds four rows of u8 values, tile t of the signed operand starts at b + t * tileStride and
 // takes one 64-byte row (16 int32 lanes x 4 bytes) per k4. Each tile load feeds four rows and
@@ -22,10 +28,10 @@ inline void dotBlock4x4(const uint8_t* a, int64_t lda, const int8_t* b, int64_t 
     int32_t word;                                      \
     __builtin_memcpy(&word, a + (i) * lda + k4 * 4, 4); \
     const __m512i w = _mm512_set1_epi32(word);         \
-    x0 = _mm512_dpbusd_epi32(x0, w, b0);               \
-    x1 = _mm512_dpbusd_epi32(x1, w, b1);               \
-    x2 = _mm512_dpbusd_epi32(x2, w, b2);               \
-    x3 = _mm512_dpbusd_epi32(x3, w, b3);               \
+    dpbusd(x0, w, b0);                                 \
+    dpbusd(x1, w, b1);                                 \
+    dpbusd(x2, w, b2);                                 \
+    dpbusd(x3, w, b3);                                 \
   }
   for (int64_t k4 = 0; k4 < k4Count; ++k4) {
     const __m512i b0 = _mm512_loadu_si512(b + k4 * 64);
