@@ -6,6 +6,9 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "kernels/cpu/vmath.h"
 
@@ -23,8 +26,42 @@ inline float tree_sum(float (&a)[kLanes]) {
   return a[0];
 }
 
+#if defined(__AVX512F__)
+// AVX-512 rows of whole vectors: four vector accumulators per sum (one chain of adds per
+// accumulator, so four in flight instead of one), met pairwise at the end.
+inline float reduce4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+#endif
+
 // sum of x[i] and of x[i]^2 over n values
 inline void sums(const float* x, int64_t n, float& s1, float& s2) {
+#if defined(__AVX512F__)
+  if (n % 16 == 0) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+      const __m512 v0 = _mm512_loadu_ps(x + i), v1 = _mm512_loadu_ps(x + i + 16), v2 = _mm512_loadu_ps(x + i + 32),
+                   v3 = _mm512_loadu_ps(x + i + 48);
+      a0 = _mm512_add_ps(a0, v0);
+      a1 = _mm512_add_ps(a1, v1);
+      a2 = _mm512_add_ps(a2, v2);
+      a3 = _mm512_add_ps(a3, v3);
+      b0 = _mm512_fmadd_ps(v0, v0, b0);
+      b1 = _mm512_fmadd_ps(v1, v1, b1);
+      b2 = _mm512_fmadd_ps(v2, v2, b2);
+      b3 = _mm512_fmadd_ps(v3, v3, b3);
+    }
+    for (; i < n; i += 16) {
+      const __m512 v = _mm512_loadu_ps(x + i);
+      a0 = _mm512_add_ps(a0, v);
+      b0 = _mm512_fmadd_ps(v, v, b0);
+    }
+    s1 = reduce4(a0, a1, a2, a3);
+    s2 = reduce4(b0, b1, b2, b3);
+    return;
+  }
+#endif
   float a[kLanes] = {}, b[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
@@ -44,6 +81,26 @@ inline void sums(const float* x, int64_t n, float& s1, float& s2) {
 
 // sum of (x[i] - mean)^2
 inline float centered_squares(const float* x, int64_t n, float mean) {
+#if defined(__AVX512F__)
+  if (n % 16 == 0) {
+    const __m512 m = _mm512_set1_ps(mean);
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+      const __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(x + i), m), d1 = _mm512_sub_ps(_mm512_loadu_ps(x + i + 16), m),
+                   d2 = _mm512_sub_ps(_mm512_loadu_ps(x + i + 32), m), d3 = _mm512_sub_ps(_mm512_loadu_ps(x + i + 48), m);
+      a0 = _mm512_fmadd_ps(d0, d0, a0);
+      a1 = _mm512_fmadd_ps(d1, d1, a1);
+      a2 = _mm512_fmadd_ps(d2, d2, a2);
+      a3 = _mm512_fmadd_ps(d3, d3, a3);
+    }
+    for (; i < n; i += 16) {
+      const __m512 d = _mm512_sub_ps(_mm512_loadu_ps(x + i), m);
+      a0 = _mm512_fmadd_ps(d, d, a0);
+    }
+    return reduce4(a0, a1, a2, a3);
+  }
+#endif
   float a[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
