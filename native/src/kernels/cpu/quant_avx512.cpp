@@ -13,11 +13,20 @@ void quantizeRowsAvx512(const float* x, int64_t rows, int64_t cols, int64_t ldx,
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * ldx;
     int8_t* qr = q + r * ldq;
-    __m512 vmax = _mm512_setzero_ps();
+    // Four running maxima (max is exact, so any grouping gives the same bits) keep four
+    // vmaxps chains in flight.
+    __m512 m0 = _mm512_setzero_ps(), m1 = m0, m2 = m0, m3 = m0;
     int64_t c = 0;
-    for (; c + 16 <= cols; c += 16) {
-      vmax = _mm512_max_ps(vmax, _mm512_and_ps(_mm512_loadu_ps(xr + c), signMask));
+    for (; c + 64 <= cols; c += 64) {
+      m0 = _mm512_max_ps(m0, _mm512_and_ps(_mm512_loadu_ps(xr + c), signMask));
+      m1 = _mm512_max_ps(m1, _mm512_and_ps(_mm512_loadu_ps(xr + c + 16), signMask));
+      m2 = _mm512_max_ps(m2, _mm512_and_ps(_mm512_loadu_ps(xr + c + 32), signMask));
+      m3 = _mm512_max_ps(m3, _mm512_and_ps(_mm512_loadu_ps(xr + c + 48), signMask));
     }
+    for (; c + 16 <= cols; c += 16) {
+      m0 = _mm512_max_ps(m0, _mm512_and_ps(_mm512_loadu_ps(xr + c), signMask));
+    }
+    __m512 vmax = _mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3));
     if (c < cols) {
       const __mmask16 m = static_cast<__mmask16>((1u << (cols - c)) - 1);
       vmax = _mm512_max_ps(vmax, _mm512_and_ps(_mm512_maskz_loadu_ps(m, xr + c), signMask));
@@ -48,13 +57,25 @@ float quantizeBlockAvx512(const float* x, int64_t ldx, int64_t rows, int64_t col
     const __m512 v = _mm512_maskz_loadu_ps(m, x + r * ldx + c);
     return shift ? _mm512_sub_ps(v, _mm512_maskz_loadu_ps(m, shift + c)) : v;
   };
-  __m512 vmax = _mm512_setzero_ps();
-  for (int64_t r = 0; r < rows; ++r)
+  // One running maximum per row of four (max is exact, so the grouping changes no bit): four
+  // vmaxps chains in flight.
+  __m512 vmax[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4)
     for (int64_t c = 0; c < cols; c += 16) {
       const __mmask16 m = cols - c >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (cols - c)) - 1);
-      vmax = _mm512_max_ps(vmax, _mm512_and_ps(load(r, c, m), signMask));
+      vmax[0] = _mm512_max_ps(vmax[0], _mm512_and_ps(load(r, c, m), signMask));
+      vmax[1] = _mm512_max_ps(vmax[1], _mm512_and_ps(load(r + 1, c, m), signMask));
+      vmax[2] = _mm512_max_ps(vmax[2], _mm512_and_ps(load(r + 2, c, m), signMask));
+      vmax[3] = _mm512_max_ps(vmax[3], _mm512_and_ps(load(r + 3, c, m), signMask));
     }
-  const float absMax = _mm512_reduce_max_ps(vmax);
+  for (; r < rows; ++r)
+    for (int64_t c = 0; c < cols; c += 16) {
+      const __mmask16 m = cols - c >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (cols - c)) - 1);
+      vmax[0] = _mm512_max_ps(vmax[0], _mm512_and_ps(load(r, c, m), signMask));
+    }
+  const float absMax =
+      _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(vmax[0], vmax[1]), _mm512_max_ps(vmax[2], vmax[3])));
   const __m512 inv = _mm512_set1_ps(int8InverseScaleForAbsMax(absMax));
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; c += 16) {
