@@ -21,6 +21,9 @@
 #include "kernels/cpu/attention_sage.h"
 #include "kernels/cpu/attention_sla.h"
 #include "kernels/cpu/vmath.h"
+#if defined(__AVX512F__)
+#include "kernels/cpu/sage_softmax_avx512.h"
+#endif
 
 // Internal linkage on purpose (see gemm_driver.h): each file compiles its own copy.
 namespace ff::cpu::sla_detail {
@@ -63,6 +66,21 @@ inline float laneSum(VecW v) {
 }
 #endif
 
+// e^x for x <= 0 (a softmax's shifted logits). AVX-512 takes Sage's exp2 (range reduction with
+// vroundscaleps, a degree-6 polynomial, vscalefps: about ten instructions where exp_fast's clamps,
+// shifter and bit tricks take eighteen); other builds exp_fast.
+template <class V>  // V = VecW; a template so the 4-lane baseline build, which never calls it, does not instantiate it
+inline V expNonPositive(V x) {
+#if defined(__AVX512F__)
+  const __m512 e = exp2Avx512(_mm512_mul_ps(asM512(x), _mm512_set1_ps(1.4426950408889634f)));
+  V out;
+  std::memcpy(&out, &e, sizeof out);
+  return out;
+#else
+  return exp_fast_t(x);
+#endif
+}
+
 // phi(x) = softmax over the n channels of x - shift (shift may be null), exp_fast. The max and
 // the sum run in 16 independent lanes so they vectorise without reassociating flags. n = 64 (the
 // family's head dim) runs on native vectors held in registers and reduces them with laneMax and
@@ -86,7 +104,7 @@ inline void softmaxFast(const float* x, const float* shift, int64_t n, float* ou
       const float mx = laneMax(m);
       VecW acc[G] = {};
       for (int i = 0; i < kRowVecs; ++i) {
-        v[i] = exp_fast_t(v[i] - mx);
+        v[i] = expNonPositive(v[i] - mx);
         acc[i % G] += v[i];
       }
       VecW total = acc[0];
