@@ -119,8 +119,9 @@ TEST(sla_fast_path_matches_the_fp32_oracle_with_the_linear_branch) {
 }
 
 TEST(sla_linear_branch_matches_the_oracle_in_each_build) {
-  // The linear branch alone (with proj_l minus without) is fp32 in every build: the baseline
-  // build (Scalar, Avx2 requests) and the AVX-512 one (Vnni, Amx) must both track the oracle.
+  // The linear branch alone (with proj_l minus without): the baseline build (Scalar, Avx2
+  // requests) and the AVX-512 one (Vnni, Amx) in fp32 must both track the oracle to 1e-4; with
+  // the fp16 products (AVX512-FP16 CPUs, head dim 64) to 2e-3, fp16's rounding of both factors.
   // Head dim 64 takes the register-blocked path, 32 the generic loops; 301 tokens leave a
   // ragged last block and query group.
   for (int64_t hd : {64, 32}) {
@@ -134,14 +135,56 @@ TEST(sla_linear_branch_matches_the_oracle_in_each_build) {
     for (size_t i = 0; i < size; ++i) want[i] = oracle[i] - oracleSparse[i];
     for (ff::Variant v : {ff::Variant::Scalar, ff::Variant::Avx2, ff::Variant::Vnni, ff::Variant::Amx}) {
       if (ff::variant_score(v) == 0) continue;
-      std::vector<float> fast(size), sparse(size), got(size);
-      ff::cpu::slaAttention(x.args(fast.data()), {0.2f, p.data()}, v);
-      ff::cpu::slaAttention(x.args(sparse.data()), {0.2f, nullptr}, v);
-      for (size_t i = 0; i < size; ++i) got[i] = fast[i] - sparse[i];
-      const double err = fftest::rel_l2(got.data(), want.data(), size);
-      CHECK_MSG(err < 1e-4, ff::variant_name(v) << " hd " << hd << ": linear branch relL2 " << err);
+      for (bool fp16 : {false, true}) {
+        const bool before = ff::cpu::setSlaLinearFp16(fp16);
+        const bool active = fp16 && ff::cpu::slaLinearFp16Enabled() && hd == 64 &&
+                            (v == ff::Variant::Vnni || v == ff::Variant::Amx);
+        std::vector<float> fast(size), sparse(size), got(size);
+        ff::cpu::slaAttention(x.args(fast.data()), {0.2f, p.data()}, v);
+        ff::cpu::slaAttention(x.args(sparse.data()), {0.2f, nullptr}, v);
+        ff::cpu::setSlaLinearFp16(before);
+        for (size_t i = 0; i < size; ++i) got[i] = fast[i] - sparse[i];
+        const double err = fftest::rel_l2(got.data(), want.data(), size);
+        CHECK_MSG(err < (active ? 2e-3 : 1e-4),
+                  ff::variant_name(v) << " hd " << hd << (active ? " fp16" : "") << ": linear branch relL2 " << err);
+      }
     }
   }
+}
+
+TEST(sla_fp16_linear_products_fall_back_to_fp32_out_of_range) {
+  if (!ff::cpu::slaLinearFp16Enabled()) return;  // needs AVX512-FP16
+  // Rows whose partial sums could leave fp16's range: the fp16 product declines and writes
+  // nothing; in range it matches the fp32 sum closely.
+  std::vector<float> rows(64 * 64), x(4 * 64), out(4 * 64, 7.0f);
+  for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<float>((i * 37) % 101) / 50.0f - 1.0f;
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 13) % 29) / 29.0f;
+  std::vector<uint16_t> packed(64 * 64);
+  const float maxRows = ff::cpu::slaPackPairsFp16(rows.data(), packed.data());
+  CHECK(maxRows == 1.0f);
+  CHECK(ff::cpu::slaCombine4x64Fp16(x.data(), 64, packed.data(), maxRows, out.data(), 64));
+  double err = 0, norm = 0;
+  for (int j = 0; j < 4; ++j)
+    for (int d = 0; d < 64; ++d) {
+      double want = 0;
+      for (int i = 0; i < 64; ++i) want += double{x[j * 64 + i]} * rows[i * 64 + d];
+      err += (out[j * 64 + d] - want) * (out[j * 64 + d] - want);
+      norm += want * want;
+    }
+  CHECK_MSG(std::sqrt(err / norm) < 2e-3, "relL2 " << std::sqrt(err / norm));
+  for (float& v : x) v *= 2000.0f;  // 32 x 2000 x 1 > 32768
+  std::fill(out.begin(), out.end(), 7.0f);
+  CHECK(!ff::cpu::slaCombine4x64Fp16(x.data(), 64, packed.data(), maxRows, out.data(), 64));
+  for (float v : out) CHECK(v == 7.0f);
+  // The whole attention with such values still matches the oracle (the fp32 products ran).
+  Qkv big = makeQkv(200, 1, 64, 61);
+  for (float& v : big.v) v *= 3000.0f;
+  const auto p = projection(64, 62);
+  std::vector<float> fast(200 * 64), oracle(200 * 64);
+  ff::cpu::slaAttention(big.args(fast.data()), {0.25f, p.data()}, ff::Variant::Vnni);
+  ff::cpu::slaAttentionReference(big.args(oracle.data()), {0.25f, p.data()});
+  for (float v : fast) CHECK(std::isfinite(v));
+  CHECK_MSG(fftest::rel_l2(fast.data(), oracle.data(), fast.size()) < 3e-2, "relL2 " << fftest::rel_l2(fast.data(), oracle.data(), fast.size()));
 }
 
 TEST(sla_at_topk_0_1_reports_its_error_against_dense) {

@@ -101,10 +101,7 @@ void prepareSageHeadMeta(const AttentionArgs& a, int64_t head, Variant variant, 
 
 namespace {
 std::atomic<int>& sagePvFp16Flag() {
-  static std::atomic<int> on{[] {
-    const char* v = std::getenv("FRAMEFLEET_CPU_SAGE_PV");
-    return v && std::strcmp(v, "fp32") == 0 ? 0 : 1;
-  }()};
+  static std::atomic<int> on{fp16SwitchFromEnv("FRAMEFLEET_CPU_SAGE_PV")};
   return on;
 }
 }  // namespace

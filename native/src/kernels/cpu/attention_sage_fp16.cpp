@@ -16,18 +16,13 @@
 
 #include "attention_sage.h"
 #include "attention_sage_vnni_impl.h"
+#include "fp16_pairs.h"
 
 namespace ff::cpu {
 
 namespace {
 
 constexpr int64_t kFlushKeys = 64;  // keys per fp16 partial sum: 32 products per lane
-
-inline __m512h broadcastPair(const uint16_t* p) {
-  int32_t bits;
-  std::memcpy(&bits, p, 4);
-  return _mm512_castsi512_ph(_mm512_set1_epi32(bits));
-}
 
 // Pair-form o2[i, 2c .. 2c + 128) += the chunk's p[i, j] v_j[c .. c + 64) for four rows i (p: fp16
 // [4, kChunkKeys], row stride kChunkKeys; o2 rows of stride 2 hdV, already rescaled). Lane 2t of
@@ -38,35 +33,9 @@ void pvRowsFp16(const SageHead& h, const uint16_t* p, const int32_t* blocks, int
     const uint16_t* vb = h.vF16.data() + blocks[bi] * kSageBlock * h.hdV + 2 * c;
     const uint16_t* pb = p + bi * kSageBlock;
     for (int64_t j0 = 0; j0 < kSageBlock; j0 += kFlushKeys) {
-      __m512h a00 = _mm512_setzero_ph(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00,
-              a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
-      const uint16_t* vm = vb + (j0 / 2) * pairStride;
-      const uint16_t* pj = pb + j0;
-      for (int64_t pair = 0; pair < kFlushKeys / 2; ++pair, vm += pairStride, pj += 2) {
-        const __m512h v0 = _mm512_loadu_ph(vm), v1 = _mm512_loadu_ph(vm + 32), v2 = _mm512_loadu_ph(vm + 64),
-                      v3 = _mm512_loadu_ph(vm + 96);
-        __m512h pp = broadcastPair(pj);
-        a00 = _mm512_fmadd_ph(pp, v0, a00);
-        a01 = _mm512_fmadd_ph(pp, v1, a01);
-        a02 = _mm512_fmadd_ph(pp, v2, a02);
-        a03 = _mm512_fmadd_ph(pp, v3, a03);
-        pp = broadcastPair(pj + kChunkKeys);
-        a10 = _mm512_fmadd_ph(pp, v0, a10);
-        a11 = _mm512_fmadd_ph(pp, v1, a11);
-        a12 = _mm512_fmadd_ph(pp, v2, a12);
-        a13 = _mm512_fmadd_ph(pp, v3, a13);
-        pp = broadcastPair(pj + 2 * kChunkKeys);
-        a20 = _mm512_fmadd_ph(pp, v0, a20);
-        a21 = _mm512_fmadd_ph(pp, v1, a21);
-        a22 = _mm512_fmadd_ph(pp, v2, a22);
-        a23 = _mm512_fmadd_ph(pp, v3, a23);
-        pp = broadcastPair(pj + 3 * kChunkKeys);
-        a30 = _mm512_fmadd_ph(pp, v0, a30);
-        a31 = _mm512_fmadd_ph(pp, v1, a31);
-        a32 = _mm512_fmadd_ph(pp, v2, a32);
-        a33 = _mm512_fmadd_ph(pp, v3, a33);
-      }
-      const __m512h acc[4][4] = {{a00, a01, a02, a03}, {a10, a11, a12, a13}, {a20, a21, a22, a23}, {a30, a31, a32, a33}};
+      __m512h acc[4][4];
+      fp16PairBlock4x4(pb + j0, pb + kChunkKeys + j0, pb + 2 * kChunkKeys + j0, pb + 3 * kChunkKeys + j0,
+                       vb + (j0 / 2) * pairStride, pairStride, kFlushKeys / 2, acc);
       for (int i = 0; i < 4; ++i)
         for (int g = 0; g < 4; ++g) {
           const __m512i bits = _mm512_castph_si512(acc[i][g]);

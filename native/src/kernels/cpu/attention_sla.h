@@ -26,7 +26,22 @@ int64_t slaSelectedCount(float topK, int64_t blocks);
 // [qBlocks, kc]; ties in the pooled score go to the lower block index.
 std::vector<int32_t> slaSelectBlocks(const AttentionArgs& a, int64_t head, const float* kMean, int64_t kc);
 
-// The fast path: Sage INT8 sparse branch on `variant` plus the fp32 linear branch.
+// The linear branch's two [4, 64] x [64, 64] products (v proj_l^T and phi(q) G_R) on fp16 FMAs
+// (attention_sla_fp16.cpp): where the CPU has AVX512-FP16 and the Vnni variant, unless
+// FRAMEFLEET_CPU_SLA_LINEAR=fp32 or setSlaLinearFp16(false) (tests compare the two).
+bool slaLinearFp16Enabled();
+bool setSlaLinearFp16(bool on);  // returns the previous setting
+// rows: [64, 64] fp32 -> dst: 64 x 64 fp16 with the rows in pairs (row 2i's column 16 g + t at
+// i * 128 + 32 g + 2 t, row 2i + 1's next to it); returns max |rows|. Needs slaLinearFp16Enabled().
+float slaPackPairsFp16(const float* rows, uint16_t* dst);
+// out[j * oj + d] = sum_i x[j * xj + i] rows[i][d] for j < 4, d < 64, i < 64, from the packed
+// rows (maxRows their max |value|). fp16 products and per-lane fp16 sums of 32 products, fp32 at
+// the end. Returns false, writing nothing, when 32 max|x| maxRows exceeds 32768 (a partial sum
+// could leave fp16's range); the caller then runs the fp32 product.
+bool slaCombine4x64Fp16(const float* x, int64_t xj, const uint16_t* packed, float maxRows, float* out, int64_t oj);
+
+// The fast path: Sage INT8 sparse branch on `variant` plus the linear branch (fp32, or the two
+// products above on fp16 FMAs where slaLinearFp16Enabled()).
 void slaAttention(const AttentionArgs& a, const SlaOptions& options, Variant variant);
 // The fp32 oracle (exact softmax over the selected blocks, double accumulation), the function
 // train/model.py's sla_attention computes.

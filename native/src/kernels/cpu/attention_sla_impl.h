@@ -332,12 +332,21 @@ void slaAttentionImpl(const AttentionArgs& a, const SlaOptions& options, Variant
   float* gBlk = nullptr;  // [heads, nb, hd, hd]
   float* zBlk = nullptr;  // [heads, nb, hd]
   std::vector<float> gAll, zAll, projT;
+  // The fp16 products of the linear branch (AVX-512 builds on CPUs with AVX512-FP16, head dim 64).
+#if defined(__AVX512F__)
+  const bool fp16 = linear && hd == 64 && slaLinearFp16Enabled();
+  alignas(64) uint16_t projPacked[64 * 64];
+  float projMax = 0.0f;
+#endif
   if (linear) {
     gBlk = scratch(0, static_cast<size_t>(a.heads * nb * hh)).data();
     zBlk = scratch(1, static_cast<size_t>(a.heads * nb * hd)).data();
     projT.resize(static_cast<size_t>(hh));  // projT[f, d] = proj_l[d, f]
     for (int64_t d = 0; d < hd; ++d)
       for (int64_t f = 0; f < hd; ++f) projT[static_cast<size_t>(f * hd + d)] = options.projL[d * hd + f];
+#if defined(__AVX512F__)
+    if (fp16) projMax = slaPackPairsFp16(projT.data(), projPacked);
+#endif
   }
   // Linear-branch state of key block t (of heads x nb): phi [rows, hd] = phi(k~), vp [rows, hd]
   // = v proj_l^T, then G = phi^T vp row by row and z = column sums of phi.
@@ -353,8 +362,13 @@ void slaAttentionImpl(const AttentionArgs& a, const SlaOptions& options, Variant
     const float* v0 = a.v + blk * kSlaBlock * a.v_stride + h * hd;
     if (hd == 64) {
       int64_t r = 0;
-      for (; r + 4 <= rows; r += 4)
+      for (; r + 4 <= rows; r += 4) {
+#if defined(__AVX512F__)
+        if (fp16 && slaCombine4x64Fp16(v0 + r * a.v_stride, a.v_stride, projPacked, projMax, vp.data() + r * hd, hd))
+          continue;
+#endif
         combineRows4x64(v0 + r * a.v_stride, a.v_stride, hd, projT.data(), 1, vp.data() + r * hd, hd);
+      }
       for (; r < rows; ++r) combineRows<64>(v0 + r * a.v_stride, hd, projT.data(), hd, 1, vp.data() + r * hd);
       for (int64_t c = 0; c < hd; c += 4) combineRows4x64(phi.data() + c, 1, rows, vp.data(), hd, g + c * hd, hd);
     } else {
@@ -406,6 +420,10 @@ void slaAttentionImpl(const AttentionArgs& a, const SlaOptions& options, Variant
   parallelChunks(a.heads * nb, [&](int64_t b, int64_t e) {
     std::vector<float> gRest(static_cast<size_t>(hh)), zRest(static_cast<size_t>(hd));
     std::vector<float> phiQ(static_cast<size_t>(4 * hd)), num(static_cast<size_t>(4 * hd));
+#if defined(__AVX512F__)
+    alignas(64) uint16_t gRestPacked[64 * 64];
+    float gRestMax = 0.0f;
+#endif
     for (int64_t t = b; t < e; ++t) {
       const int64_t h = t / nb, qb = t % nb;
       const int32_t* sel = selected[static_cast<size_t>(h)].data() + qb * kc;
@@ -441,6 +459,11 @@ void slaAttentionImpl(const AttentionArgs& a, const SlaOptions& options, Variant
         const int64_t group = hd == 64 && r0 + 4 <= rows ? 4 : 1;
         for (int64_t j = 0; j < group; ++j)
           softmaxFast(a.q + (qb * kSlaBlock + r0 + j) * a.q_stride + h * hd, nullptr, hd, phiQ.data() + j * hd);
+#if defined(__AVX512F__)
+        if (group == 4 && fp16 && r0 == 0) gRestMax = slaPackPairsFp16(gRest.data(), gRestPacked);
+        if (group == 4 && fp16 && slaCombine4x64Fp16(phiQ.data(), hd, gRestPacked, gRestMax, num.data(), hd)) {
+        } else
+#endif
         if (group == 4) combineRows4x64(phiQ.data(), hd, hd, gRest.data(), 1, num.data(), hd);
         else if (hd == 64) combineRows<64>(phiQ.data(), hd, gRest.data(), hd, 1, num.data());
         else combineRows<0>(phiQ.data(), hd, gRest.data(), hd, 1, num.data());

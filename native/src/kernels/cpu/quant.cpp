@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -28,6 +29,11 @@ void requireInt8Variant(Variant v, const char* what) {
 
 Variant bestInt8Variant() {
   return best_variant({Variant::Scalar, Variant::Avx2, Variant::Vnni, Variant::Amx});
+}
+
+int fp16SwitchFromEnv(const char* name) {
+  const char* v = std::getenv(name);
+  return v && std::strcmp(v, "fp32") == 0 ? 0 : 1;
 }
 
 void parallelChunks(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {

@@ -12,6 +12,9 @@ namespace ff::cpu {
 // The INT8 kernels come in Variant::Scalar, Avx2, Vnni (AVX-512 VNNI) and Amx builds; a CPU with
 // AVX-512 but no VNNI runs the Avx2 build. FRAMEFLEET_CPU_MAX_VARIANT caps the choice.
 Variant bestInt8Variant();
+// 0 when the environment variable `name` is "fp32" (a switch that turns an fp16 path off), else 1:
+// the initial value of such a switch.
+int fp16SwitchFromEnv(const char* name);
 bool int8VariantRuns(Variant v);
 // Throws Error(Internal) naming `what` unless v runs here; also makes sure detection (and with it
 // the AMX permission request) happened before any tile instruction.
