@@ -160,7 +160,7 @@ TEST(sla_fp16_linear_products_fall_back_to_fp32_out_of_range) {
   for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<float>((i * 37) % 101) / 50.0f - 1.0f;
   for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 13) % 29) / 29.0f;
   std::vector<uint16_t> packed(64 * 64);
-  const float maxRows = ff::cpu::slaPackPairsFp16(rows.data(), packed.data());
+  const float maxRows = ff::cpu::packVFp16(rows.data(), 64, 64, 64, 64, 64, packed.data());
   CHECK(maxRows == 1.0f);
   CHECK(ff::cpu::slaCombine4x64Fp16(x.data(), 64, packed.data(), maxRows, out.data(), 64));
   double err = 0, norm = 0;

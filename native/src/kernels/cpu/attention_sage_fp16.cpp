@@ -38,11 +38,11 @@ void pvRowsFp16(const SageHead& h, const uint16_t* p, const int32_t* blocks, int
                        vb + (j0 / 2) * pairStride, pairStride, kFlushKeys / 2, acc);
       for (int i = 0; i < 4; ++i)
         for (int g = 0; g < 4; ++g) {
-          const __m512i bits = _mm512_castph_si512(acc[i][g]);
+          __m512 lo, hi;
+          pairLanesToFp32(acc[i][g], lo, hi);
           float* dst = o2 + i * pairStride + 2 * c + g * 32;
-          _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), _mm512_cvtph_ps(_mm512_castsi512_si256(bits))));
-          _mm512_storeu_ps(dst + 16,
-                           _mm512_add_ps(_mm512_loadu_ps(dst + 16), _mm512_cvtph_ps(_mm512_extracti64x4_epi64(bits, 1))));
+          _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), lo));
+          _mm512_storeu_ps(dst + 16, _mm512_add_ps(_mm512_loadu_ps(dst + 16), hi));
         }
     }
   }
@@ -80,9 +80,6 @@ void sageQueryBlockVnniFp16(const SageHead& h, int64_t qb, const int32_t* keyBlo
   alignas(64) uint16_t p[16 * kChunkKeys];
   alignas(64) float o2[16 * 2 * kSageMaxHeadDim];  // pair-form running numerators, rows of 2 hdV
   const int64_t pairStride = 2 * h.hdV;
-  alignas(64) static constexpr int32_t kEven[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
-  alignas(64) static constexpr int32_t kOdd[16] = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
-  const __m512i even = _mm512_load_si512(kEven), odd = _mm512_load_si512(kOdd);
   sageQueryTiles(h, qb, keyBlocks, count, out, ldo,
                  [&](float* s, int64_t cols, float* m, float* l, const int32_t* blocks, int64_t nb, float* o) {
     for (int64_t r = 0; r < 16; ++r) {
@@ -103,9 +100,7 @@ void sageQueryBlockVnniFp16(const SageHead& h, int64_t qb, const int32_t* keyBlo
     for (int64_t r = 0; r < 16; ++r)
       for (int64_t g = 0; g < h.hdV / 16; ++g) {
         const float* src = o2 + r * pairStride + g * 32;
-        const __m512 lo = _mm512_loadu_ps(src), hi = _mm512_loadu_ps(src + 16);
-        _mm512_storeu_ps(o + r * h.hdV + g * 16,
-                         _mm512_add_ps(_mm512_permutex2var_ps(lo, even, hi), _mm512_permutex2var_ps(lo, odd, hi)));
+        _mm512_storeu_ps(o + r * h.hdV + g * 16, addPairLanes(_mm512_loadu_ps(src), _mm512_loadu_ps(src + 16)));
       }
   });
 }

@@ -31,11 +31,9 @@ std::vector<int32_t> slaSelectBlocks(const AttentionArgs& a, int64_t head, const
 // FRAMEFLEET_CPU_SLA_LINEAR=fp32 or setSlaLinearFp16(false) (tests compare the two).
 bool slaLinearFp16Enabled();
 bool setSlaLinearFp16(bool on);  // returns the previous setting
-// rows: [64, 64] fp32 -> dst: 64 x 64 fp16 with the rows in pairs (row 2i's column 16 g + t at
-// i * 128 + 32 g + 2 t, row 2i + 1's next to it); returns max |rows|. Needs slaLinearFp16Enabled().
-float slaPackPairsFp16(const float* rows, uint16_t* dst);
-// out[j * oj + d] = sum_i x[j * xj + i] rows[i][d] for j < 4, d < 64, i < 64, from the packed
-// rows (maxRows their max |value|). fp16 products and per-lane fp16 sums of 32 products, fp32 at
+// out[j * oj + d] = sum_i x[j * xj + i] rows[i][d] for j < 4, d < 64, i < 64, from the rows
+// packed in pairs by packVFp16(rows, 64, 64, 64, 64, 64, packed) (attention_sage.h; maxRows is
+// the max |value| it returns). fp16 products and per-lane fp16 sums of 32 products, fp32 at
 // the end. Returns false, writing nothing, when 32 max|x| maxRows exceeds 32768 (a partial sum
 // could leave fp16's range); the caller then runs the fp32 product.
 bool slaCombine4x64Fp16(const float* x, int64_t xj, const uint16_t* packed, float maxRows, float* out, int64_t oj);

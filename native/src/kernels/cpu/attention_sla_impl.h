@@ -345,7 +345,7 @@ void slaAttentionImpl(const AttentionArgs& a, const SlaOptions& options, Variant
     for (int64_t d = 0; d < hd; ++d)
       for (int64_t f = 0; f < hd; ++f) projT[static_cast<size_t>(f * hd + d)] = options.projL[d * hd + f];
 #if defined(__AVX512F__)
-    if (fp16) projMax = slaPackPairsFp16(projT.data(), projPacked);
+    if (fp16) projMax = packVFp16(projT.data(), 64, 64, 64, 64, 64, projPacked);
 #endif
   }
   // Linear-branch state of key block t (of heads x nb): phi [rows, hd] = phi(k~), vp [rows, hd]
@@ -459,14 +459,18 @@ void slaAttentionImpl(const AttentionArgs& a, const SlaOptions& options, Variant
         const int64_t group = hd == 64 && r0 + 4 <= rows ? 4 : 1;
         for (int64_t j = 0; j < group; ++j)
           softmaxFast(a.q + (qb * kSlaBlock + r0 + j) * a.q_stride + h * hd, nullptr, hd, phiQ.data() + j * hd);
+        bool done = false;  // the numerators made on fp16 FMAs
 #if defined(__AVX512F__)
-        if (group == 4 && fp16 && r0 == 0) gRestMax = slaPackPairsFp16(gRest.data(), gRestPacked);
-        if (group == 4 && fp16 && slaCombine4x64Fp16(phiQ.data(), hd, gRestPacked, gRestMax, num.data(), hd)) {
-        } else
+        if (group == 4 && fp16) {
+          if (r0 == 0) gRestMax = packVFp16(gRest.data(), 64, 64, 64, 64, 64, gRestPacked);
+          done = slaCombine4x64Fp16(phiQ.data(), hd, gRestPacked, gRestMax, num.data(), hd);
+        }
 #endif
-        if (group == 4) combineRows4x64(phiQ.data(), hd, hd, gRest.data(), 1, num.data(), hd);
-        else if (hd == 64) combineRows<64>(phiQ.data(), hd, gRest.data(), hd, 1, num.data());
-        else combineRows<0>(phiQ.data(), hd, gRest.data(), hd, 1, num.data());
+        if (!done) {
+          if (group == 4) combineRows4x64(phiQ.data(), hd, hd, gRest.data(), 1, num.data(), hd);
+          else if (hd == 64) combineRows<64>(phiQ.data(), hd, gRest.data(), hd, 1, num.data());
+          else combineRows<0>(phiQ.data(), hd, gRest.data(), hd, 1, num.data());
+        }
         for (int64_t j = 0; j < group; ++j) {
           const float* pq = phiQ.data() + j * hd;
           float den = kLinearEps;

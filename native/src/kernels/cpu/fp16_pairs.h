@@ -17,6 +17,21 @@ inline __m512h broadcastPair(const uint16_t* p) {
   return _mm512_castsi512_ph(_mm512_set1_epi32(bits));
 }
 
+// The 32 fp16 lanes of a pair-form accumulator as fp32: lanes 0..15 in lo, 16..31 in hi.
+inline void pairLanesToFp32(__m512h acc, __m512& lo, __m512& hi) {
+  const __m512i bits = _mm512_castph_si512(acc);
+  lo = _mm512_cvtph_ps(_mm512_castsi512_si256(bits));
+  hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(bits, 1));
+}
+
+// The 16 column sums of a pair-form group held as fp32 in lo (lanes 0..15) and hi (16..31):
+// column t = lane 2t + lane 2t + 1.
+inline __m512 addPairLanes(__m512 lo, __m512 hi) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  return _mm512_add_ps(_mm512_permutex2var_ps(lo, even, hi), _mm512_permutex2var_ps(lo, odd, hi));
+}
+
 // out[j][g] = sum over pairs i < pairs of x_j[2i, 2i + 1] (broadcast) times the 32 lanes of group
 // g of pair i (rows + i * rowStride + 32 g): four left-hand rows x0..x3, four 16-column groups.
 // Each lane sums `pairs` products in fp16. The 16 accumulators are named variables (an array of
