@@ -1,6 +1,7 @@
 # The CUDA worker: the same engine with its CUDA kernels built for sm_90 (H100) and sm_120
 # (RTX 5090); the worker picks CUDA when a GPU is visible and reports the backend in every result.
 # Build from the repository root:  docker build -f docker/worker-cuda.Dockerfile -t framefleet/worker-cuda:0.1.0 .
+# bench/gpu/check_cuda12.sh checks, on a machine without this toolkit, that the CUDA sources build for it.
 ARG CUDA_VERSION=12.9.1
 FROM nvidia/cuda:${CUDA_VERSION}-devel-ubuntu24.04 AS build
 RUN apt-get update && apt-get install -y --no-install-recommends cmake ninja-build g++ curl ca-certificates \
