@@ -13,6 +13,8 @@ namespace ff::cpu {
 
 namespace {
 
+constexpr int64_t kVnniRowBlockBytes = 24 * 1024;
+
 template <int R, int P>
 void vnniBlock(const Int8Linear& layer, const uint8_t* xu, int64_t lda, const float* xs,
                int64_t nb, float* y, int64_t ldy) {
@@ -57,13 +59,26 @@ void vnniBlock(const Int8Linear& layer, const uint8_t* xu, int64_t lda, const fl
   }
 }
 
-template <int R>
-void vnniRows(const Int8Linear& layer, const uint8_t* xu, int64_t lda, const float* xs, float* y,
-              int64_t ldy) {
-  const int64_t panels = roundUp(layer.out, 16) / 16;
-  int64_t nb = 0;
-  for (; nb + 4 <= panels; nb += 4) vnniBlock<R, 4>(layer, xu, lda, xs, nb, y, ldy);
-  for (; nb < panels; ++nb) vnniBlock<R, 1>(layer, xu, lda, xs, nb, y, ldy);
+// Every row block of panels [nb, nb + P): the panels' weights (P * 16 columns over the whole k) are
+// read from L1 for all the rows instead of being streamed again for each block of four rows.
+template <int P>
+void vnniPanels(const Int8Linear& layer, const uint8_t* xu, int64_t lda, const float* xs, int64_t rows,
+                int64_t nb, float* y, int64_t ldy) {
+  int64_t m = 0;
+  for (; m + 4 <= rows; m += 4) vnniBlock<4, P>(layer, xu + m * lda, lda, xs + m, nb, y + m * ldy, ldy);
+  switch (rows - m) {
+    case 3:
+      vnniBlock<3, P>(layer, xu + m * lda, lda, xs + m, nb, y + m * ldy, ldy);
+      break;
+    case 2:
+      vnniBlock<2, P>(layer, xu + m * lda, lda, xs + m, nb, y + m * ldy, ldy);
+      break;
+    case 1:
+      vnniBlock<1, P>(layer, xu + m * lda, lda, xs + m, nb, y + m * ldy, ldy);
+      break;
+    default:
+      break;
+  }
 }
 
 }  // namespace
@@ -71,29 +86,24 @@ void vnniRows(const Int8Linear& layer, const uint8_t* xu, int64_t lda, const flo
 void gemmInt8RowsVnni(const Int8Linear& layer, const int8_t* xq, const float* xs, int64_t rows,
                       float* y, int64_t ldy) {
   const int64_t lda = layer.inPadded;
-  std::vector<uint8_t> xu(static_cast<size_t>(4 * lda));
-  int64_t m = 0;
-  for (; m < rows; m += 4) {
-    const int64_t r = std::min<int64_t>(4, rows - m);
-    for (int64_t i = 0; i < r * lda; ++i) {
-      xu[static_cast<size_t>(i)] = static_cast<uint8_t>(xq[m * lda + i] ^ 0x80);
+  // Row blocks of about 24 KB of activations, kept in L1 while every group of panels walks them
+  // (a group's weights, up to 64 columns over the whole k, are read once per row block instead of
+  // once per four rows). The activations go in as q + 128.
+  const int64_t block = std::max<int64_t>(4, std::min<int64_t>(rows, kVnniRowBlockBytes / lda) / 4 * 4);
+  thread_local std::vector<uint8_t> xu;
+  if (xu.size() < static_cast<size_t>(block * lda)) xu.resize(static_cast<size_t>(block * lda));
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  const int64_t panels = roundUp(layer.out, 16) / 16;
+  for (int64_t m0 = 0; m0 < rows; m0 += block) {
+    const int64_t n = std::min(block, rows - m0);
+    const int8_t* src = xq + m0 * lda;
+    for (int64_t i = 0; i < n * lda; i += 64) {  // lda is a multiple of 64
+      _mm512_storeu_si512(xu.data() + i, _mm512_xor_si512(_mm512_loadu_si512(src + i), flip));
     }
-    const float* s = xs + m;
-    float* ym = y + m * ldy;
-    switch (r) {
-      case 4:
-        vnniRows<4>(layer, xu.data(), lda, s, ym, ldy);
-        break;
-      case 3:
-        vnniRows<3>(layer, xu.data(), lda, s, ym, ldy);
-        break;
-      case 2:
-        vnniRows<2>(layer, xu.data(), lda, s, ym, ldy);
-        break;
-      default:
-        vnniRows<1>(layer, xu.data(), lda, s, ym, ldy);
-        break;
-    }
+    float* ym = y + m0 * ldy;
+    int64_t nb = 0;
+    for (; nb + 4 <= panels; nb += 4) vnniPanels<4>(layer, xu.data(), lda, xs + m0, n, nb, ym, ldy);
+    for (; nb < panels; ++nb) vnniPanels<1>(layer, xu.data(), lda, xs + m0, n, nb, ym, ldy);
   }
 }
 
