@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/vmath.h"
 #include "quant.h"
 
 namespace ff::cpu {
@@ -68,11 +69,6 @@ void sageQueryBlockAmx(const SageHead& head, int64_t qb, const int32_t* keyBlock
 void sageAttention(const AttentionArgs& args, Variant variant);
 // The scalar oracle: the same quantization, exact exp2, fp32 P.V, plain loops.
 void sageAttentionReference(const AttentionArgs& args);
-
-// 2^f on |f| <= 0.5, highest power first (relative error below 3e-8): the exp2 polynomial of
-// every vector sage build.
-constexpr float kExp2Poly[7] = {1.5353362e-4f, 1.3398874e-3f, 9.6180540e-3f, 5.5503406e-2f,
-                                2.4022650e-1f, 6.9314718e-1f, 1.0f};
 
 // The end of a sage query tile: out[r] = o[r] / l[r] for the first `live` rows, headDim columns
 // (o: [16, hdV] running numerators, l: [16] denominators).

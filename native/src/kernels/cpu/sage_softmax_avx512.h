@@ -1,7 +1,6 @@
 #pragma once
 // The online-softmax step shared by the AMX and VNNI sage kernels (include only from files built
-// with AVX-512). exp2 by range reduction: 2^x = 2^n * 2^f, |f| <= 0.5, kExp2Poly, scaled with
-// vscalefps.
+// with AVX-512), on vmath.h's exp2Avx512.
 #include <immintrin.h>
 
 #include <cmath>
@@ -10,15 +9,6 @@
 #include "attention_sage.h"
 
 namespace ff::cpu {
-
-inline __m512 exp2Avx512(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-126.0f));
-  const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512 f = _mm512_sub_ps(x, n);
-  __m512 p = _mm512_set1_ps(kExp2Poly[0]);
-  for (int i = 1; i < 7; ++i) p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(kExp2Poly[i]));
-  return _mm512_scalef_ps(p, n);
-}
 
 // One query row's step of the online softmax over a chunk of keys.
 // s: [cols] logits in base 2 (cols a multiple of 16, masked keys hold -inf); m, l: the running
