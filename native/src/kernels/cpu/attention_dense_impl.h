@@ -169,7 +169,10 @@ inline void attention_rows_short(const float* __restrict q, int64_t hd, const fl
       const __m512 vj = _mm512_loadu_ps(v + j * v_stride + d0);
       for (int r = 0; r < kRows; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(p[r][j]), vj, acc[r]);
     }
-    for (int64_t r = 0; r < rows; ++r) _mm512_storeu_ps(out + r * out_stride + d0, acc[r]);
+    // Constant indices only, so the accumulators stay in registers across the keys (indexed by
+    // the run-time row count, GCC kept them in memory and stored them on every key).
+    for (int r = 0; r < kRows; ++r)
+      if (r < rows) _mm512_storeu_ps(out + r * out_stride + d0, acc[r]);
   }
 }
 #endif
@@ -180,6 +183,22 @@ void attention_dense_blocks(const AttentionArgs& a) {
   // Keys transposed once per call: kt[h][d][j], j padded with zero keys to whole key blocks.
   const int64_t kv_pad = (a.kv_len + kKeyBlock - 1) / kKeyBlock * kKeyBlock;
   AlignedBuffer kt = aligned_floats(size_t(a.heads * hd * kv_pad));
+#if defined(__AVX512F__)
+  // One block of at most 16 keys and whole vectors of head dims: the register kernel.
+  const bool short_keys = kKeyBlock == 16 && a.kv_len <= 16 && hd % 16 == 0;
+  __mmask16 live = 0;
+  for (int64_t j = 0; j < std::min<int64_t>(a.kv_len, 16); ++j)
+    if (!a.key_mask || a.key_mask[j]) live = static_cast<__mmask16>(live | (1u << j));
+  if (short_keys && a.kv_len > 0 && (a.kv_len - 1) * a.k_stride <= INT32_MAX) {
+    // Each transposed row (one head channel over the 16 key slots) is one masked gather.
+    const __mmask16 present = static_cast<__mmask16>((1u << a.kv_len) - 1);
+    const __m512i index = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                             _mm512_set1_epi32(static_cast<int32_t>(a.k_stride)));
+    for (int64_t r = 0; r < a.heads * hd; ++r)
+      _mm512_store_ps(kt.get() + r * 16,
+                      _mm512_mask_i32gather_ps(_mm512_setzero_ps(), present, index, a.k + r, 4));
+  } else
+#endif
   ThreadPool::global().parallel_for(a.heads * hd, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t h = r / hd, d = r % hd;
@@ -187,13 +206,6 @@ void attention_dense_blocks(const AttentionArgs& a) {
       for (int64_t j = 0; j < kv_pad; ++j) dst[j] = j < a.kv_len ? a.k[j * a.k_stride + h * hd + d] : 0.f;
     }
   }, 8);
-#if defined(__AVX512F__)
-  // One block of at most 16 keys and whole vectors of head dims: the register kernel.
-  const bool short_keys = kKeyBlock == 16 && a.kv_len <= 16 && hd % 16 == 0;
-  __mmask16 live = 0;
-  for (int64_t j = 0; j < std::min<int64_t>(a.kv_len, 16); ++j)
-    if (!a.key_mask || a.key_mask[j]) live = static_cast<__mmask16>(live | (1u << j));
-#endif
   ThreadPool::global().parallel_for(a.heads * q_blocks, [&](int64_t t0, int64_t t1) {
     AlignedBuffer qs = aligned_floats(size_t(kQueryBlock * hd));  // scaled queries, zero-padded
     AlignedBuffer acc = aligned_floats(size_t(kQueryBlock * hd));
