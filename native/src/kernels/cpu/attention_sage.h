@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "kernels/cpu/attention.h"
-#include "kernels/cpu/vmath.h"
 #include "quant.h"
 
 namespace ff::cpu {

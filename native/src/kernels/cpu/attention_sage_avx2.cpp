@@ -8,6 +8,7 @@
 #include "attention_sage.h"
 #include "avx2_lanes.h"
 #include "int8_panel_avx2.h"
+#include "kernels/cpu/vmath.h"
 
 namespace ff::cpu {
 

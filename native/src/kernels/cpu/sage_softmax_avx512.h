@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "attention_sage.h"
+#include "kernels/cpu/vmath.h"
 
 namespace ff::cpu {
 
