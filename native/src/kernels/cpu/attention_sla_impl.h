@@ -438,14 +438,18 @@ void slaAttentionImpl(const AttentionArgs& a, const SlaOptions& options, Variant
         const int64_t n = std::min<int64_t>(4, kc - s0);
         for (int64_t i = 0; i < 4; ++i) g[i] = gBlk + (h * nb + sel[s0 + std::min(i, n - 1)]) * hh;
         float* gr = gRest.data();
-        if (n == 4)
-          for (int64_t j = 0; j < hh; ++j) gr[j] = (((src[j] - g[0][j]) - g[1][j]) - g[2][j]) - g[3][j];
-        else
+        if (n == 4) {
+          // The four blocks as plain locals: read through the array, GCC reloaded each pointer
+          // from the stack on every element.
+          const float *g0 = g[0], *g1 = g[1], *g2 = g[2], *g3 = g[3];
+          for (int64_t j = 0; j < hh; ++j) gr[j] = (((src[j] - g0[j]) - g1[j]) - g2[j]) - g3[j];
+        } else {
           for (int64_t j = 0; j < hh; ++j) {
             float x = src[j];
             for (int64_t i = 0; i < n; ++i) x -= g[i][j];
             gr[j] = x;
           }
+        }
       }
       std::copy_n(zAll.data() + h * hd, hd, zRest.begin());
       for (int64_t s = 0; s < kc; ++s) {
