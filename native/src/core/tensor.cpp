@@ -34,6 +34,14 @@ Tensor::Tensor(Shape shape) : shape_(std::move(shape)), numel_(shape_numel(shape
   std::memset(buf_.get(), 0, static_cast<size_t>(numel_) * sizeof(float));
 }
 
+Tensor Tensor::uninitialized(Shape shape) {
+  Tensor t;
+  t.shape_ = std::move(shape);
+  t.numel_ = shape_numel(t.shape_);
+  t.buf_ = aligned_floats(static_cast<size_t>(t.numel_));
+  return t;
+}
+
 void Tensor::reshape(Shape shape) {
   if (shape_numel(shape) != numel_) fail(ErrorCode::Internal, "reshape " + shape_str(shape_) + " to " + shape_str(shape));
   shape_ = std::move(shape);

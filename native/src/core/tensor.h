@@ -34,6 +34,9 @@ class Tensor {
   Tensor() = default;
   explicit Tensor(Shape shape);  // zero-filled
   Tensor(std::initializer_list<int64_t> shape) : Tensor(Shape(shape)) {}
+  // Storage left unwritten, for outputs that a kernel then writes in full (the VAE decoder's
+  // activations: zeroing tens of megabytes that are overwritten at once cost a pass over memory).
+  static Tensor uninitialized(Shape shape);
 
   float* data() { return buf_.get(); }
   const float* data() const { return buf_.get(); }

@@ -32,7 +32,7 @@ void add_res_block(std::vector<ParamSpec>& p, const std::string& name, int64_t a
 // x: [C, T, H, W] -> silu(channel_rms_norm(x) * w)
 Tensor norm_silu(const Tensor& x, const float* w) {
   FF_PROFILE("vae norm+silu");
-  Tensor y(x.shape());
+  Tensor y = Tensor::uninitialized(x.shape());
   const int64_t c = x.dim(0), positions = x.numel() / c;
   channel_rms_norm(x.data(), y.data(), c, positions, w, kVaeEps);
   silu_inplace(y.data(), y.numel());
@@ -68,7 +68,7 @@ std::vector<ParamSpec> vae_params(const VaeConfig& c) {
 Tensor VaeDecoder::conv(const std::string& name, const Tensor& x, int64_t out_channels, int kt, int kh, int kw) const {
   FF_PROFILE(profile_name(name));
   Conv3dShape s{x.dim(0), out_channels, x.dim(1), x.dim(2), x.dim(3), kt, kh, kw};
-  Tensor y({out_channels, x.dim(1), x.dim(2), x.dim(3)});
+  Tensor y = Tensor::uninitialized({out_channels, x.dim(1), x.dim(2), x.dim(3)});
   conv3d(s, x.data(), w_.f32(name + ".weight"), w_.f32(name + ".bias"), y.data());
   return y;
 }
@@ -87,7 +87,7 @@ Tensor VaeDecoder::res_block(const std::string& name, const Tensor& x, int64_t b
 }
 
 Tensor VaeDecoder::decode(const float* latents, const LatentShape& s) const {
-  Tensor z({s.channels, s.frames, s.height, s.width});
+  Tensor z = Tensor::uninitialized({s.channels, s.frames, s.height, s.width});
   for (int64_t i = 0; i < z.numel(); ++i) z.data()[i] = float(latents[i] * c_.std + c_.mean);
   const auto& ch = c_.channels;
   Tensor x = conv("vae.conv_in", z, ch[0], 3, 3, 3);
@@ -100,7 +100,7 @@ Tensor VaeDecoder::decode(const float* latents, const LatentShape& s) const {
       // y = time(x): [2c, T, h, w]; frame 2t = y[:c, t], 2t+1 = y[c:, t]; frame 0 dropped -> 2T - 1
       Tensor y = conv(up + ".time", x, 2 * c, 1, 1, 1);
       const int64_t T = x.dim(1), hw = x.dim(2) * x.dim(3), T2 = 2 * T - 1;
-      Tensor t2({c, T2, x.dim(2), x.dim(3)});
+      Tensor t2 = Tensor::uninitialized({c, T2, x.dim(2), x.dim(3)});
       for (int64_t ci = 0; ci < c; ++ci)
         for (int64_t f = 0; f < T2; ++f) {
           int64_t idx = f + 1, t = idx / 2, half = idx % 2;
@@ -110,7 +110,7 @@ Tensor VaeDecoder::decode(const float* latents, const LatentShape& s) const {
     }
     // nearest 2x spatial upsampling, then the 1x3x3 conv
     const int64_t T = x.dim(1), H = x.dim(2), W = x.dim(3);
-    Tensor u({c, T, 2 * H, 2 * W});
+    Tensor u = Tensor::uninitialized({c, T, 2 * H, 2 * W});
     {
       FF_PROFILE("vae upsample");
       ThreadPool::global().parallel_for(c * T, [&](int64_t p0, int64_t p1) {
