@@ -604,6 +604,54 @@ __global__ void __launch_bounds__(kSelectWarps * 32) slaSelectKernel(const float
   }
 }
 
+// slaSelectKernel with each lane's keys in registers (KPL per lane, nbk <= 32 * KPL): key j is
+// lane j % 32's key[j / 32], as the shared-memory kernel walks them, so the same blocks come out in
+// the same order; the bit search reads registers instead of shared memory 32 times.
+template <int KPL>
+__global__ void __launch_bounds__(kSelectWarps * 32) slaSelectRegKernel(const float* scores, int rows, int nbk, int kc,
+                                                                         int32_t* out, bf16* mask, int maskLd) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int row = blockIdx.x * kSelectWarps + warp;
+  if (row >= rows) return;
+  const float* src = scores + static_cast<int64_t>(row) * nbk;
+  uint32_t key[KPL];
+#pragma unroll
+  for (int i = 0; i < KPL; ++i) {
+    const int j = i * 32 + lane;
+    key[i] = j < nbk ? orderedKey(src[j]) : 0u;  // 0 past nbk: below every candidate (>= 1) and every t tested
+  }
+  uint32_t t = 0;
+  for (int bit = 31; bit >= 0; --bit) {
+    const uint32_t cand = t | (1u << bit);
+    int cnt = 0;
+#pragma unroll
+    for (int i = 0; i < KPL; ++i) cnt += key[i] >= cand;
+    if (__reduce_add_sync(0xffffffffu, cnt) >= kc) t = cand;
+  }
+  int above = 0;
+#pragma unroll
+  for (int i = 0; i < KPL; ++i) above += i * 32 + lane < nbk && key[i] > t;
+  const int equalWanted = kc - __reduce_add_sync(0xffffffffu, above);
+  const unsigned below = (1u << lane) - 1u;
+  int32_t* sel = out + static_cast<int64_t>(row) * kc;
+  bf16* maskRow = mask ? mask + static_cast<int64_t>(row) * maskLd : nullptr;
+  int count = 0, equalSeen = 0;
+#pragma unroll
+  for (int i = 0; i < KPL; ++i) {
+    if (i * 32 >= nbk) break;
+    const int j = i * 32 + lane;
+    const uint32_t kj = key[i];
+    const bool eq = j < nbk && kj == t;
+    const unsigned eqMask = __ballot_sync(0xffffffffu, eq);
+    const bool chosen = (j < nbk && kj > t) || (eq && equalSeen + __popc(eqMask & below) < equalWanted);
+    equalSeen += __popc(eqMask);
+    const unsigned m = __ballot_sync(0xffffffffu, chosen);
+    if (chosen) sel[count + __popc(m & below)] = j;
+    count += __popc(m);
+    if (maskRow && j < nbk) maskRow[j] = __float2bfloat16(chosen ? 0.0f : 1.0f);
+  }
+}
+
 // SLA's linear branch for one (query block, head) of a chunk of heads: out[rows] (+)= (phi(q) H_R /
 // (phi(q) . z_R + eps)) proj_l^T, added to the sparse output when accumulate, else written for the
 // wgmma sparse kernel to add to, with H_R = hR[head, block] (bf16 [HD, HD], the sum of the block
@@ -933,13 +981,21 @@ void prepareSage(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, c
   constexpr int kSumRows = 256;
   const dim3 sumGrid((s.kvLen + kSumRows - 1) / kSumRows, H);
   const auto* kd = static_cast<const bf16*>(k.data);
-  if (hd == 64) channelReduceKernel<64, false><<<sumGrid, 256, 0, stream>>>(kd, k.headStride, k.tokenStride, s.kvLen, kSumRows, w.ksum);
-  else channelReduceKernel<128, false><<<sumGrid, 256, 0, stream>>>(kd, k.headStride, k.tokenStride, s.kvLen, kSumRows, w.ksum);
-  FF_CUDA_LAUNCHED("channelReduceKernel (key sums)");
-  if (v && vt) {
+  if (v && vt) {  // the key sums and max|v| in one launch
     const auto* vd = static_cast<const bf16*>(v->data);
-    if (hd == 64) channelAbsMax<64>(vd, v->headStride, v->tokenStride, s.kvLen, H, w.vAmax, stream);
-    else channelAbsMax<128>(vd, v->headStride, v->tokenStride, s.kvLen, H, w.vAmax, stream);
+    FF_CUDA(cudaMemsetAsync(w.vAmax, 0, sizeof(int) * H * hd, stream));
+    const dim3 grid(sumGrid.x, H, 2);
+    if (hd == 64)
+      keySumValueMaxKernel<64><<<grid, 256, 0, stream>>>(kd, k.headStride, k.tokenStride, vd, v->headStride, v->tokenStride,
+                                                         s.kvLen, kSumRows, w.ksum, w.vAmax);
+    else
+      keySumValueMaxKernel<128><<<grid, 256, 0, stream>>>(kd, k.headStride, k.tokenStride, vd, v->headStride, v->tokenStride,
+                                                          s.kvLen, kSumRows, w.ksum, w.vAmax);
+    FF_CUDA_LAUNCHED("keySumValueMaxKernel");
+  } else {
+    if (hd == 64) channelReduceKernel<64, false><<<sumGrid, 256, 0, stream>>>(kd, k.headStride, k.tokenStride, s.kvLen, kSumRows, w.ksum);
+    else channelReduceKernel<128, false><<<sumGrid, 256, 0, stream>>>(kd, k.headStride, k.tokenStride, s.kvLen, kSumRows, w.ksum);
+    FF_CUDA_LAUNCHED("channelReduceKernel (key sums)");
   }
   const QuantParams qp{static_cast<const bf16*>(q.data), q.headStride, q.tokenStride, s.qLen, nbq, nullptr, w.qi8, w.qScale,
                        softmaxScale(s) * kLog2e, pools ? w.qPool : nullptr, nullptr, 0, 0, nullptr, nullptr, nullptr,
@@ -1156,10 +1212,18 @@ void slaAttention(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, 
                                        &zero, w.scores, CUDA_R_32F, nb, static_cast<int64_t>(nb) * nb, H, CUBLAS_COMPUTE_32F,
                                        CUBLAS_GEMM_DEFAULT));
   int32_t* blocks = o.selectedOut ? o.selectedOut : w.blocks;
-  const size_t selSmem = sizeof(uint32_t) * kSelectWarps * nb;
-  if (selSmem > 48 * 1024) FF_CUDA(cudaFuncSetAttribute(slaSelectKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(selSmem)));
-  slaSelectKernel<<<(H * nb + kSelectWarps - 1) / kSelectWarps, kSelectWarps * 32, selSmem, stream>>>(
-      w.scores, H * nb, nb, kc, blocks, linear ? w.mask : nullptr, w.maskLd);
+  const int selCtas = (H * nb + kSelectWarps - 1) / kSelectWarps;
+  bf16* selMask = linear ? w.mask : nullptr;
+  // Up to 1024 key blocks (65536 tokens) the keys stay in registers; beyond, in shared memory.
+  if (nb <= 128) slaSelectRegKernel<4><<<selCtas, kSelectWarps * 32, 0, stream>>>(w.scores, H * nb, nb, kc, blocks, selMask, w.maskLd);
+  else if (nb <= 256) slaSelectRegKernel<8><<<selCtas, kSelectWarps * 32, 0, stream>>>(w.scores, H * nb, nb, kc, blocks, selMask, w.maskLd);
+  else if (nb <= 512) slaSelectRegKernel<16><<<selCtas, kSelectWarps * 32, 0, stream>>>(w.scores, H * nb, nb, kc, blocks, selMask, w.maskLd);
+  else if (nb <= 1024) slaSelectRegKernel<32><<<selCtas, kSelectWarps * 32, 0, stream>>>(w.scores, H * nb, nb, kc, blocks, selMask, w.maskLd);
+  else {
+    const size_t selSmem = sizeof(uint32_t) * kSelectWarps * nb;
+    if (selSmem > 48 * 1024) FF_CUDA(cudaFuncSetAttribute(slaSelectKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(selSmem)));
+    slaSelectKernel<<<selCtas, kSelectWarps * 32, selSmem, stream>>>(w.scores, H * nb, nb, kc, blocks, selMask, w.maskLd);
+  }
   FF_CUDA_LAUNCHED("slaSelectKernel");
   stage(1);
 

@@ -79,16 +79,16 @@ namespace {  // without relocatable device code each translation unit keeps its 
 // with 16-byte loads and folds its [HD] partials into the zeroed out [heads, HD] with one atomic
 // per channel (ABSMAX: atomicMax on the float bits, which order as the non-negative floats do).
 template <int HD, bool ABSMAX>
-__global__ void __launch_bounds__(256) channelReduceKernel(const __nv_bfloat16* x, int64_t head, int64_t tok, int n,
-                                                           int rowsPerCta, float* out) {
+__device__ __forceinline__ void channelReduceCta(const __nv_bfloat16* x, int64_t head, int64_t tok, int n, int rowsPerCta,
+                                                 float* out, int h, int chunk) {
   constexpr int kCh = HD / 8, kRows = 256 / kCh;  // 16-byte chunks per row; rows per pass
   __shared__ float part[kRows][HD + 1];
-  const int h = blockIdx.y, tid = threadIdx.x, c = tid % kCh, r = tid / kCh;
-  const int t1 = min(n, (blockIdx.x + 1) * rowsPerCta);
+  const int tid = threadIdx.x, c = tid % kCh, r = tid / kCh;
+  const int t1 = min(n, (chunk + 1) * rowsPerCta);
   const __nv_bfloat16* base = x + h * head + c * 8;
   float acc[8] = {};
 #pragma unroll 4
-  for (int t = blockIdx.x * rowsPerCta + r; t < t1; t += kRows) {
+  for (int t = chunk * rowsPerCta + r; t < t1; t += kRows) {
     const uint4 u = *reinterpret_cast<const uint4*>(base + t * tok);
     const uint32_t w[4] = {u.x, u.y, u.z, u.w};
 #pragma unroll
@@ -108,6 +108,22 @@ __global__ void __launch_bounds__(256) channelReduceKernel(const __nv_bfloat16* 
     if constexpr (ABSMAX) atomicMax(reinterpret_cast<int*>(out) + h * HD + d, __float_as_int(s));
     else atomicAdd(out + h * HD + d, s);
   }
+}
+
+template <int HD, bool ABSMAX>
+__global__ void __launch_bounds__(256) channelReduceKernel(const __nv_bfloat16* x, int64_t head, int64_t tok, int n,
+                                                           int rowsPerCta, float* out) {
+  channelReduceCta<HD, ABSMAX>(x, head, tok, n, rowsPerCta, out, blockIdx.y, blockIdx.x);
+}
+
+// The key sums (blockIdx.z 0) and v's max|v| (blockIdx.z 1, into the float bits amaxBits) in one
+// launch: channelReduceKernel's two passes over k and v without a launch between them.
+template <int HD>
+__global__ void __launch_bounds__(256) keySumValueMaxKernel(const __nv_bfloat16* k, int64_t kHead, int64_t kTok,
+                                                            const __nv_bfloat16* v, int64_t vHead, int64_t vTok, int n,
+                                                            int rowsPerCta, float* ksum, int* amaxBits) {
+  if (blockIdx.z == 0) channelReduceCta<HD, false>(k, kHead, kTok, n, rowsPerCta, ksum, blockIdx.y, blockIdx.x);
+  else channelReduceCta<HD, true>(v, vHead, vTok, n, rowsPerCta, reinterpret_cast<float*>(amaxBits), blockIdx.y, blockIdx.x);
 }
 
 // Per-head, per-channel max|v| over v's n tokens into amaxBits [heads, HD] (float bits), zeroed
