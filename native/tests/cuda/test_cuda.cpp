@@ -238,37 +238,38 @@ void testDenseAndSage(const AttnCase& c) {
   report(caseName("sage int8", c), L.fromDevice(downloadBf16(out, ref.size()), c.heads, c.nq, c.hd), ref, sageRelTol(), 0.999);
 }
 
-void testSla(const AttnCase& c, float topK, bool withProj, cublasHandle_t cublas) {
-  const AttnData a = randomAttn(c);
+// SLA on the GPU over the case's data: the output and the selected key blocks ([heads, nb, kc]),
+// both poisoned first. proj: the linear branch's proj_l (bf16 values), or null for the sparse part alone.
+struct SlaRun {
+  DeviceBuffer out, sel;
+};
+SlaRun slaOnGpu(const AttnCase& c, const AttnData& a, float topK, const std::vector<float>* proj, cublasHandle_t cublas) {
   const Layout L{c.bhnd};
-  std::vector<float> ref;
-  const ff::AttentionArgs args = cpuArgs(c, a, ref);
-  std::vector<float> proj = randomBf16(static_cast<size_t>(c.hd) * c.hd, 0.3f);
-  ff::cpu::SlaOptions cpuOpt;
-  cpuOpt.topK = topK;
-  cpuOpt.projL = withProj ? proj.data() : nullptr;
-  ff::cpu::slaAttentionReference(args, cpuOpt);
-
   const int nb = (c.nq + 63) / 64, kc = ff::cuda::slaSelectedCount(topK, nb);
   DeviceBuffer q = uploadBf16(L.toDevice(a.q, c.heads, c.nq, c.hd)), k = uploadBf16(L.toDevice(a.k, c.heads, c.nk, c.hd)),
-               v = uploadBf16(L.toDevice(a.v, c.heads, c.nk, c.hd)), out(ref.size() * 2), dproj = uploadBf16(proj),
-               sel(static_cast<size_t>(c.heads) * nb * kc * 4);
+               v = uploadBf16(L.toDevice(a.v, c.heads, c.nk, c.hd)), dproj = uploadBf16(proj ? *proj : std::vector<float>(1));
+  SlaRun r{DeviceBuffer(static_cast<size_t>(c.nq) * c.heads * c.hd * 2), DeviceBuffer(static_cast<size_t>(c.heads) * nb * kc * 4)};
   const ff::cuda::AttnShape s{c.heads, c.nq, c.nk, c.hd, 0.0f};
   const size_t wsBytes = ff::cuda::attentionWorkspaceBytes(s);
   DeviceBuffer ws(wsBytes);
   ws.poison();
-  out.poison();
-  sel.poison();
+  r.out.poison();
+  r.sel.poison();
   ff::cuda::SlaOptions o;
   o.topK = topK;
-  o.projL = withProj ? dproj.p : nullptr;
-  o.selectedOut = static_cast<int32_t*>(sel.p);
+  o.projL = proj ? dproj.p : nullptr;
+  o.selectedOut = static_cast<int32_t*>(r.sel.p);
   ff::cuda::slaAttention(s, L.tensor(q.p, c.heads, c.nq, c.hd), L.tensor(k.p, c.heads, c.nk, c.hd),
-                         L.tensor(v.p, c.heads, c.nk, c.hd), L.tensor(out.p, c.heads, c.nq, c.hd), o, ws.p, wsBytes, cublas,
+                         L.tensor(v.p, c.heads, c.nk, c.hd), L.tensor(r.out.p, c.heads, c.nq, c.hd), o, ws.p, wsBytes, cublas,
                          nullptr);
   FF_CUDA(cudaDeviceSynchronize());
+  return r;
+}
 
-  // The block map must be exactly the CPU engine's.
+// The block map must be exactly the CPU engine's: counts and reports the query blocks whose
+// selection differs.
+void checkBlockMap(const AttnCase& c, const ff::AttentionArgs& args, const DeviceBuffer& sel, float topK) {
+  const int nb = (c.nq + 63) / 64, kc = ff::cuda::slaSelectedCount(topK, nb);
   const std::vector<int32_t> gotSel = download<int32_t>(sel, static_cast<size_t>(c.heads) * nb * kc);
   size_t rowsDiffer = 0;
   for (int h = 0; h < c.heads; ++h) {
@@ -282,10 +283,39 @@ void testSla(const AttnCase& c, float topK, bool withProj, cublasHandle_t cublas
   char name[200];
   std::snprintf(name, sizeof name, "sla block map topK %.2f (kc %d of %d)", topK, kc, nb);
   std::printf("%-58s query blocks differing from the CPU map: %zu  %s\n", (caseName(name, c)).c_str(), rowsDiffer, selOk ? "PASS" : "FAIL");
+}
+
+void testSla(const AttnCase& c, float topK, bool withProj, cublasHandle_t cublas) {
+  const AttnData a = randomAttn(c);
+  const Layout L{c.bhnd};
+  std::vector<float> ref;
+  const ff::AttentionArgs args = cpuArgs(c, a, ref);
+  std::vector<float> proj = randomBf16(static_cast<size_t>(c.hd) * c.hd, 0.3f);
+  ff::cpu::SlaOptions cpuOpt;
+  cpuOpt.topK = topK;
+  cpuOpt.projL = withProj ? proj.data() : nullptr;
+  ff::cpu::slaAttentionReference(args, cpuOpt);
+  const SlaRun run = slaOnGpu(c, a, topK, withProj ? &proj : nullptr, cublas);
+  checkBlockMap(c, args, run.sel, topK);
+  char name[200];
   const char* chunk = std::getenv("FF_CUDA_SLA_CHUNK_HEADS");
   std::snprintf(name, sizeof name, "sla topK %.2f %s%s%s", topK, withProj ? "+linear" : "sparse only",
                 chunk ? " chunk " : "", chunk ? chunk : "");
-  report(caseName(name, c), L.fromDevice(downloadBf16(out, ref.size()), c.heads, c.nq, c.hd), ref, sageRelTol(), 0.999);
+  report(caseName(name, c), L.fromDevice(downloadBf16(run.out, ref.size()), c.heads, c.nq, c.hd), ref, sageRelTol(), 0.999);
+}
+
+// The block map alone (no CPU attention: the sequences are long) at key-block counts the other
+// checks do not reach: 250 (keys in 16 registers per lane, most lanes' last ones past the end) and
+// 625 and 1094 (the shared-memory selection).
+void testSlaBlockMaps(cublasHandle_t cublas) {
+  for (int n : {16000, 40000, 70000}) {
+    const AttnCase c{1, n, n, 64, false};
+    const AttnData a = randomAttn(c);
+    std::vector<float> unused;
+    const ff::AttentionArgs args = cpuArgs(c, a, unused);
+    const SlaRun run = slaOnGpu(c, a, 0.05f, nullptr, cublas);
+    checkBlockMap(c, args, run.sel, 0.05f);
+  }
 }
 
 #ifdef FF_CUDA_HAVE_SM90A
@@ -659,6 +689,7 @@ static void testMmaAndEngine(cublasHandle_t cublas) {
   testSla({3, 2304, 2304, 64, false}, 0.1f, true, cublas);
   testSla({2, 1000, 1000, 128, true}, 0.25f, true, cublas);
   unsetenv("FF_CUDA_ATTN_ORDER");
+  testSlaBlockMaps(cublas);
   testGemm(cublas);
   testOps();
   g_failures += w8a8Checks(report, randomBf16, cublas);

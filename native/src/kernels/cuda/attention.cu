@@ -1214,11 +1214,10 @@ void slaAttention(const AttnShape& s, const AttnTensor& q, const AttnTensor& k, 
   int32_t* blocks = o.selectedOut ? o.selectedOut : w.blocks;
   const int selCtas = (H * nb + kSelectWarps - 1) / kSelectWarps;
   bf16* selMask = linear ? w.mask : nullptr;
-  // Up to 1024 key blocks (65536 tokens) the keys stay in registers; beyond, in shared memory.
+  // Up to 512 key blocks (32768 tokens) the keys stay in registers (the two forms that have run
+  // on a GPU: 4 and 16 per lane); beyond, in shared memory.
   if (nb <= 128) slaSelectRegKernel<4><<<selCtas, kSelectWarps * 32, 0, stream>>>(w.scores, H * nb, nb, kc, blocks, selMask, w.maskLd);
-  else if (nb <= 256) slaSelectRegKernel<8><<<selCtas, kSelectWarps * 32, 0, stream>>>(w.scores, H * nb, nb, kc, blocks, selMask, w.maskLd);
   else if (nb <= 512) slaSelectRegKernel<16><<<selCtas, kSelectWarps * 32, 0, stream>>>(w.scores, H * nb, nb, kc, blocks, selMask, w.maskLd);
-  else if (nb <= 1024) slaSelectRegKernel<32><<<selCtas, kSelectWarps * 32, 0, stream>>>(w.scores, H * nb, nb, kc, blocks, selMask, w.maskLd);
   else {
     const size_t selSmem = sizeof(uint32_t) * kSelectWarps * nb;
     if (selSmem > 48 * 1024) FF_CUDA(cudaFuncSetAttribute(slaSelectKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(selSmem)));
